@@ -1,0 +1,36 @@
+"""kqlmagic_plus: KQL and Spark hunting magics for Jupyter.
+
+``%load_ext kqlmagic_plus`` registers ``%kql``/``%%kql`` and ``%sparkhunt``/``%%sparkhunt``. Loading
+imports nothing heavy: pandas, duckdb, pyspark, plotly and the Azure clients load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import kql  # the callable module: kqlmagic_plus.kql(query, ...) runs a query
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .results import Result
+
+__all__ = ["__version__", "hunt", "kql", "load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(ip: Any) -> None:
+    from .magics import load
+
+    load(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    from .connections import connections
+
+    connections().close_all()
+
+
+def hunt(name: str, **kwargs: Any) -> Result:
+    """Run a built-in hunt (``beacon``, ``spray``, ``masquerade``); see :mod:`kqlmagic_plus.hunts`."""
+    from .hunts import run_hunt
+
+    return run_hunt(name, **kwargs)

@@ -1,0 +1,313 @@
+"""Connection strings, aliases, and the current connection.
+
+Accepted forms (Kqlmagic-compatible, plus new schemes)::
+
+    local://                                   the embedded engine (default)
+    local://db='path/to.duckdb'                a DuckDB database file
+    local://lake='DIR'      lake://DIR         an exported Log Analytics lake
+    loganalytics://workspace='<id>';tenant='<t>';code
+    loganalytics://workspace('<id>').tenant('<t>').clientid('<app>').clientsecret('$SECRET')
+    azuredataexplorer://cluster='c';database='db'    (aliases adx://, kusto://)
+    adx://db@cluster
+
+Values are literal text, or ``$NAME`` for an environment variable; nothing is ever evaluated.
+Secret-bearing keys are redacted wherever a connection is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import ConnectionStringError
+
+if TYPE_CHECKING:
+    from .engines.base import Engine
+
+#: Scheme spellings -> canonical scheme.
+SCHEMES = {
+    "local": "local",
+    "duckdb": "local",
+    "lake": "local",
+    "loganalytics": "loganalytics",
+    "la": "loganalytics",
+    "azuremonitor": "loganalytics",
+    "sentinel": "loganalytics",
+    "azuredataexplorer": "adx",
+    "adx": "adx",
+    "kusto": "adx",
+}
+
+#: Keys whose values are secrets: never shown, never part of a cache key.
+SECRET_KEYS = frozenset({
+    "clientsecret", "client_secret", "password", "appkey", "token", "accesstoken", "access_token",
+    "certificatepassword", "certificate_password", "key", "accountkey", "sas", "secret",
+})
+
+#: Bare words that select an authentication method (Kqlmagic spells them as flags).
+AUTH_FLAGS = frozenset({"code", "devicecode", "azcli", "azcli_login", "msi", "anonymous", "default",
+                        "interactive", "managedidentity"})
+
+#: Kqlmagic spellings of keys -> ours.
+KEY_ALIASES = {
+    "workspaceid": "workspace",
+    "workspace_id": "workspace",
+    "tenantid": "tenant",
+    "tenant_id": "tenant",
+    "appid": "clientid",
+    "client_id": "clientid",
+    "cluster_url": "cluster",
+    "db": "db",
+    "certificate_pem_file": "certificate",
+    "certificatefile": "certificate",
+}
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """A parsed connection string."""
+
+    scheme: str
+    props: dict[str, str] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+    alias: str | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.props.get(key, default)
+
+    def redacted(self) -> str:
+        """The connection as text, safe to show: secret values replaced by ***."""
+        parts = [f"{k}='{REDACTED if k in SECRET_KEYS else v}'" for k, v in self.props.items()]
+        parts += sorted(self.flags)
+        if self.alias:
+            parts.append(f"alias='{self.alias}'")
+        return f"{self.scheme}://" + ";".join(parts)
+
+    def identity(self) -> str:
+        """What the connection points at, with no credential material (cache key, registry key)."""
+        safe = {k: v for k, v in self.props.items() if k not in SECRET_KEYS and k != "alias"}
+        return f"{self.scheme}://" + ";".join(f"{k}={v}" for k, v in sorted(safe.items()))
+
+    def __repr__(self) -> str:
+        return f"ConnectionSpec({self.redacted()!r})"
+
+    __str__ = redacted
+
+
+def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
+    """Parse a connection string. Raises ConnectionStringError saying what and where."""
+    env = os.environ if env is None else env
+    raw = text.strip()
+    scheme_raw, sep, body = raw.partition("://")
+    if not sep:
+        raise ConnectionStringError(f"not a connection string: {_safe_preview(raw)!r} "
+                                    "(expected scheme://..., e.g. local:// or loganalytics://workspace='...')")
+    scheme = SCHEMES.get(scheme_raw.strip().lower())
+    if scheme is None:
+        raise ConnectionStringError(f"unknown scheme {scheme_raw!r}; known: "
+                                    + ", ".join(sorted(set(SCHEMES))))
+    props: dict[str, str] = {}
+    flags: set[str] = set()
+    body = body.strip()
+    if scheme_raw.lower() == "lake" and body and not _looks_like_pairs(body):
+        props["lake"] = _resolve(_unquote(body), env, "lake")
+        return ConnectionSpec("local", props)
+    if "@" in body and "=" not in body and "(" not in body and scheme == "adx":
+        db, _, cluster = body.partition("@")
+        props.update({"database": db.strip(), "cluster": cluster.strip()})
+        return ConnectionSpec(scheme, props)
+    for pos, key, value in _pairs(body):
+        k = KEY_ALIASES.get(key.lower(), key.lower())
+        if value is None:
+            if k in AUTH_FLAGS:
+                flags.add(k)
+                continue
+            raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string needs a value "
+                                        f"({key}='...'), or is not a known flag ({', '.join(sorted(AUTH_FLAGS))})")
+        props[k] = _resolve(value, env, k)
+    alias = props.pop("alias", None)
+    return ConnectionSpec(scheme, props, frozenset(flags), alias)
+
+
+def _looks_like_pairs(body: str) -> bool:
+    return "=" in body.split("/")[0] or body.split("(")[0].isidentifier() and "(" in body
+
+
+def _safe_preview(raw: str) -> str:
+    # Never echo something that might be a secret in full.
+    return raw if len(raw) <= 24 else raw[:24] + "..."
+
+
+def _unquote(v: str) -> str:
+    v = v.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        return v[1:-1]
+    return v
+
+
+def _resolve(value: str, env, key: str) -> str:
+    if value.startswith("$") and len(value) > 1 and value[1:].replace("_", "a").isalnum():
+        name = value[1:]
+        if name not in env:
+            raise ConnectionStringError(f"{key} refers to environment variable ${name}, which is not set")
+        return env[name]
+    return value
+
+
+def _pairs(body: str):
+    """Yield (position, key, value-or-None) from ``k='v';k2=v2;flag`` or ``k('v').k2('v').flag()``."""
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] in " ;.\t\n":
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and (body[i].isalnum() or body[i] in "_-"):
+            i += 1
+        key = body[start:i]
+        if not key:
+            raise ConnectionStringError(f"unexpected {body[i]!r} at position {i + 1} of the connection string")
+        while i < n and body[i] == " ":
+            i += 1
+        if i < n and body[i] == "=":
+            i += 1
+            value, i = _value(body, i, ";")
+            yield start, key, value
+        elif i < n and body[i] == "(":
+            i += 1
+            while i < n and body[i] == " ":
+                i += 1
+            if i < n and body[i] == ")":
+                i += 1
+                yield start, key, None
+                continue
+            value, i = _value(body, i, ")")
+            while i < n and body[i] == " ":
+                i += 1
+            if i >= n or body[i] != ")":
+                raise ConnectionStringError(f"missing ')' after the value of {key!r} at position {start + 1}")
+            i += 1
+            yield start, key, value
+        else:
+            yield start, key, None
+
+
+def _value(body: str, i: int, stop: str) -> tuple[str, int]:
+    n = len(body)
+    while i < n and body[i] == " ":
+        i += 1
+    if i < n and body[i] in "'\"":
+        q = body[i]
+        j = i + 1
+        out = []
+        while j < n:
+            if body[j] == q:
+                if j + 1 < n and body[j + 1] == q:  # doubled quote inside
+                    out.append(q)
+                    j += 2
+                    continue
+                return "".join(out), j + 1
+            out.append(body[j])
+            j += 1
+        raise ConnectionStringError(f"unterminated quote starting at position {i + 1} of the connection string")
+    j = i
+    while j < n and body[j] != stop and not (stop == ")" and body[j] == ")"):
+        j += 1
+    return body[i:j].strip(), j
+
+
+# -- engines -------------------------------------------------------------------------------------------
+
+#: scheme -> factory(spec) -> Engine. Imported lazily so a scheme costs nothing until used.
+_FACTORIES: dict[str, Callable[[ConnectionSpec], Engine]] = {}
+
+
+def register_scheme(scheme: str, factory: Callable[[ConnectionSpec], Engine]) -> None:
+    _FACTORIES[scheme] = factory
+
+
+def _default_factory(spec: ConnectionSpec) -> Engine:
+    if spec.scheme == "local":
+        from .engines.local import LocalEngine
+
+        return LocalEngine.from_spec(spec)
+    if spec.scheme == "loganalytics":
+        from .engines.loganalytics import LogAnalyticsEngine
+
+        return LogAnalyticsEngine.from_spec(spec)
+    if spec.scheme == "adx":
+        from .engines.adx import AdxEngine
+
+        return AdxEngine.from_spec(spec)
+    raise ConnectionStringError(f"no engine for scheme {spec.scheme!r}")
+
+
+class Connections:
+    """Named connections and the current one. One engine per distinct target, reused."""
+
+    def __init__(self, default: str = "local://"):
+        self._lock = threading.RLock()
+        self._engines: dict[str, Engine] = {}
+        self._specs: dict[str, ConnectionSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self.default = default
+        self.current: str | None = None
+
+    def resolve(self, conn: str | None = None) -> tuple[str, Engine]:
+        """The engine for a connection string, alias or name (None: the current, else the default)."""
+        with self._lock:
+            text = conn if conn is not None else (self.current or self.default)
+            key = self._aliases.get(text, text)
+            if key not in self._engines:
+                if "://" not in key:
+                    raise ConnectionStringError(
+                        f"no connection named {text!r}. Known: {', '.join(self.names()) or 'none'}")
+                spec = parse(key)
+                key = spec.identity() + (";" + ",".join(sorted(spec.flags)) if spec.flags else "")
+                if key not in self._engines:
+                    factory = _FACTORIES.get(spec.scheme, _default_factory)
+                    self._engines[key] = factory(spec)
+                    self._specs[key] = spec
+                if spec.alias:
+                    self._aliases[spec.alias] = key
+            self.current = key
+            return key, self._engines[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._aliases) + [k for k in self._engines if k not in self._aliases.values()]
+
+    def listing(self) -> list[tuple[str, str, bool]]:
+        """(alias or '', redacted connection, is current) for every open connection."""
+        with self._lock:
+            back = {v: k for k, v in self._aliases.items()}
+            return [(back.get(key, ""), self._specs[key].redacted(), key == self.current)
+                    for key in self._engines]
+
+    def close_all(self) -> None:
+        with self._lock:
+            for eng in self._engines.values():
+                try:
+                    eng.close()
+                except Exception:  # closing is best effort at shutdown
+                    pass
+            self._engines.clear()
+            self._specs.clear()
+            self._aliases.clear()
+            self.current = None
+
+
+_connections: Connections | None = None
+
+
+def connections() -> Connections:
+    """The process-wide registry (shared by the magics and the Python API)."""
+    global _connections
+    if _connections is None:
+        _connections = Connections()
+    return _connections

@@ -1,0 +1,492 @@
+"""The embedded engine: KQL on DuckDB through duckdb-kql.
+
+Tables a query can read: DataFrames (and Arrow tables, and earlier Results) in the caller's
+namespace by variable name; files mounted by name (Parquet, CSV, JSON lines; globs); tables of a
+DuckDB database file; and an exported Log Analytics lake (see :mod:`kqlmagic_plus.lake`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    KqlMagicPlusError,
+    OptionError,
+    QueryCancelledError,
+    QueryError,
+    QuerySyntaxError,
+    TableNotFoundError,
+    UnsupportedQueryError,
+)
+from ..kql.aliases import Rewritten, referenced_names, rewrite_deprecated
+from .base import Engine
+
+if TYPE_CHECKING:
+    from ..connections import ConnectionSpec
+    from ..request import Request
+    from ..results import Result
+
+#: Engines that run KQL a local refusal can be sent to instead.
+_REMOTE_ENGINES = ("Log Analytics / Sentinel", "Azure Data Explorer")
+
+_FILE_READERS = {
+    ".parquet": "read_parquet",
+    ".pq": "read_parquet",
+    ".csv": "read_csv_auto",
+    ".tsv": "read_csv_auto",
+    ".json": "read_json_auto",
+    ".jsonl": "read_json_auto",
+    ".ndjson": "read_json_auto",
+}
+
+
+class LocalEngine(Engine):
+    name = "local"
+
+    def __init__(self, db: str | None = None, lake: str | None = None, read_only: bool = False):
+        self._db = db
+        self._lake_root = lake
+        self._read_only = read_only
+        self._con: Any = None
+        self._lock = threading.RLock()
+        self._mounts: dict[str, str] = {}
+        self._registered: set[str] = set()
+        self._lake: Any = None
+        self._cancelled = False
+        self._namespace_tables: list[str] = []
+
+    @classmethod
+    def from_spec(cls, spec: ConnectionSpec) -> LocalEngine:
+        unknown = set(spec.props) - {"db", "database", "lake", "readonly", "read_only"}
+        if unknown:
+            raise OptionError(f"local:// does not take {', '.join(sorted(unknown))}; "
+                              "it takes db='path.duckdb', lake='DIR' and readonly='true'")
+        db = spec.get("db") or spec.get("database")
+        ro = (spec.get("readonly") or spec.get("read_only") or "").lower() in ("1", "true", "yes")
+        return cls(db=db, lake=spec.get("lake"), read_only=ro)
+
+    @property
+    def target(self) -> str:
+        parts = []
+        if self._db:
+            parts.append(f"db={os.path.abspath(self._db)}")
+        if self._lake_root:
+            parts.append(f"lake={os.path.abspath(self._lake_root)}")
+        return "local://" + ";".join(parts)
+
+    # -- session -----------------------------------------------------------------------------------
+
+    @property
+    def con(self) -> Any:
+        if self._con is None:
+            import duckdb
+            import duckdb_kql
+
+            if self._db and not os.path.exists(self._db) and self._read_only:
+                raise OptionError(f"DuckDB database file {self._db!r} does not exist")
+            try:
+                self._con = duckdb_kql.connect(self._db or ":memory:", read_only=self._read_only)
+            except duckdb.Error as exc:
+                raise QueryError(f"cannot open DuckDB database {self._db!r}: {_first_line(exc)}") from None
+        return self._con
+
+    def mount(self, name: str, path: str) -> None:
+        """Make the files at *path* (a file, a folder of one format, or a glob) readable as table *name*."""
+        if not name.isidentifier():
+            raise OptionError(f"--mount {name}=...: {name!r} is not a valid table name")
+        source = _reader_sql(path)
+        with self._lock:
+            try:
+                self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM {source}')
+            except Exception as exc:
+                raise OptionError(f"--mount {name}={path}: {_first_line(exc)}") from None
+            self._mounts[name] = path
+
+    @property
+    def lake(self) -> Any:
+        if self._lake is None and self._lake_root:
+            from .. import lake as lake_mod
+
+            self._lake = lake_mod.Lake(self._lake_root)
+        return self._lake
+
+    def tables(self) -> list[str]:
+        names = set(self._mounts)
+        with self._lock:
+            rows = self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN "
+                "('information_schema', 'pg_catalog')").fetchall()
+        names.update(r[0] for r in rows)
+        if self.lake is not None:
+            names.update(self.lake.table_names())
+        return sorted(names - {"__kqlmp_dummy"})
+
+    def schema(self) -> dict[str, list[str]]:
+        import duckdb_kql.engine as dk
+
+        return dk.schema(self.con)
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._con is not None:
+            self._con.interrupt()
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, request: Request) -> Result:
+        from .. import kqltypes
+        from ..results import Result
+
+        started = time.perf_counter()
+        with self._lock:
+            self._cancelled = False
+            query, spec = _split_render(request.query)
+            rewritten = rewrite_deprecated(query)
+            warnings: list[str] = []
+            stats: dict[str, Any] = {}
+            self._register_namespace(rewritten.text, request.namespace)
+            if self.lake is not None:
+                report = self.lake.register_duckdb(self.con, window=_window_for(request, rewritten.text))
+                stats["lake"] = report.summary()
+                warnings.extend(report.warnings)
+            sql = self._translate(rewritten, request)
+            if request.dry_run:
+                import pyarrow as pa
+
+                return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
+                              engine=self.name, executed=str(sql), parameters=dict(sql.parameters),
+                              render=spec, elapsed=time.perf_counter() - started,
+                              stats={**stats, "dry_run": True}, warnings=warnings)
+            rel_types, table = self._execute(sql, request.timeout)
+            kql_types = [kqltypes.kql_type_of_duckdb(t) for t in rel_types]
+            return Result(
+                table=kqltypes.canonical_table(table, kql_types), kql_types=kql_types, query=request.query,
+                connection=self.target, engine=self.name, elapsed=time.perf_counter() - started,
+                executed=str(sql), parameters={k: v for k, v in sql.parameters.items()}, render=spec,
+                warnings=warnings, stats=stats)
+
+    def _register_namespace(self, query: str, namespace: Mapping[str, Any] | None) -> None:
+        """Expose the DataFrames the query names as views; drop those an earlier query left behind."""
+        wanted: dict[str, Any] = {}
+        if namespace:
+            existing = self._real_tables()
+            for name in referenced_names(query):
+                if name in existing or name not in namespace:
+                    continue
+                value = _as_table(namespace[name])
+                if value is not None:
+                    wanted[name] = value
+        for name in self._registered - set(wanted):
+            self.con.unregister(name)
+        for name, value in wanted.items():
+            self.con.register(name, value)
+        self._registered = set(wanted)
+        self._namespace_tables = sorted(
+            k for k, v in (namespace or {}).items() if not k.startswith("_") and _as_table(v) is not None)
+
+    def _real_tables(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN "
+            "('information_schema', 'pg_catalog')").fetchall()
+        return {r[0] for r in rows} - self._registered
+
+    def _translate(self, rewritten: Rewritten, request: Request) -> Any:
+        import duckdb_kql
+        from duckdb_kql import KqlSchemaError, KqlSyntaxError, KqlUnsupportedError
+
+        text = rewritten.text
+        _refuse_known_gaps(rewritten)
+        try:
+            schema = self.schema()
+            return duckdb_kql.to_sql(text, schema=schema, parameters=dict(request.params) or None,
+                                     query_now=request.now)
+        except KqlSyntaxError as exc:
+            if exc.diagnostics:
+                d = exc.diagnostics[0]
+                line, col = rewritten.original_position(d.span.line, d.span.column)
+                op = _operator_at(rewritten.original, line, col)
+                if op is not None:
+                    # duckdb-kql's grammar lacks some real operators; a "syntax error" there would
+                    # tell the user their valid query is wrong.
+                    raise UnsupportedQueryError(op.text, "local", line=line, column=col_of(op, rewritten),
+                                                query=rewritten.original, runs_on=_REMOTE_ENGINES) from None
+                bad = _operator_after_pipe(rewritten.original, line, col)
+                if bad is not None:
+                    # ANTLR blames the pipe for any error inside the operator after it; name the operator.
+                    raise QuerySyntaxError(f"cannot parse this '{bad.text}' operator", rewritten.original,
+                                           line, col_of(bad, rewritten)) from None
+                raise QuerySyntaxError(_clean_syntax(d.message), rewritten.original, line, col) from None
+            raise QuerySyntaxError(_first_line(exc), rewritten.original, 1, 0) from None
+        except KqlUnsupportedError as exc:
+            line = col = None
+            if exc.span is not None:
+                line, col = rewritten.original_position(exc.span.line, exc.span.column)
+            construct = exc.construct.split(":", 1)[-1]
+            reason = exc.hint if exc.hint and "wave" not in exc.hint else None
+            raise UnsupportedQueryError(construct, "local", line=line, column=col, query=rewritten.original,
+                                        runs_on=_REMOTE_ENGINES, reason=reason) from None
+        except KqlSchemaError as exc:
+            if exc.hint and "table" in exc.hint.lower() and "not" in exc.hint.lower():
+                raise TableNotFoundError(exc.name, self.tables() + self._namespace_tables) from None
+            raise QueryError(f"{exc.name}: {exc.hint or 'schema error'}") from None
+        except KqlMagicPlusError:
+            raise
+        except duckdb_kql.KqlError as exc:
+            raise QueryError(_first_line(exc)) from None
+
+    def _execute(self, sql: Any, timeout: float | None) -> tuple[list[str], Any]:
+        import duckdb
+
+        timer = None
+        timed_out = threading.Event()
+        if timeout:
+            def _stop() -> None:
+                timed_out.set()
+                self.con.interrupt()
+
+            timer = threading.Timer(timeout, _stop)
+            timer.daemon = True
+            timer.start()
+        try:
+            params = dict(sql.parameters) or None
+            rel = self.con.sql(str(sql), params=params) if params else self.con.sql(str(sql))
+            if rel is None:  # a statement with no rows (a control command that writes)
+                import pyarrow as pa
+
+                return [], pa.table({})
+            types = [str(t) for t in rel.dtypes]
+            return types, rel.to_arrow_table()
+        except duckdb.InterruptException:
+            if timed_out.is_set():
+                from ..errors import QueryTimeoutError
+
+                raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
+                                        "(raise --timeout to allow more)") from None
+            raise QueryCancelledError("the query was cancelled") from None
+        except duckdb.CatalogException as exc:
+            name = _missing_table(str(exc))
+            if name is not None:
+                raise TableNotFoundError(name, self.tables() + self._namespace_tables) from None
+            raise QueryError(_first_line(exc)) from None
+        except duckdb.Error as exc:
+            raise QueryError(_duckdb_message(exc)) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+#: KQL tabular operators (KQL reference), to tell an unknown operator from a typo.
+KQL_OPERATORS = frozenset({
+    "as", "consume", "count", "datatable", "distinct", "evaluate", "extend", "externaldata", "facet", "find",
+    "fork", "getschema", "invoke", "join", "limit", "lookup", "make-series", "mv-apply", "mv-expand", "order",
+    "parse", "parse-where", "parse-kv", "partition", "print", "project", "project-away", "project-keep",
+    "project-rename", "project-reorder", "range", "reduce", "render", "sample", "sample-distinct", "scan",
+    "search", "serialize", "sort", "summarize", "take", "top", "top-hitters", "top-nested", "union", "where",
+    "filter", "macro-expand", "make-graph", "graph-match", "graph-to-table", "extend-project",
+})
+
+
+def _operator_after_pipe(text: str, line: int, col: int) -> Any:
+    from ..kql.lexer import offset_of, significant, tokenize
+
+    off = offset_of(text, line, col)
+    toks = significant(tokenize(text))
+    for i, t in enumerate(toks[:-1]):
+        if t.start == off and t.text == "|" and toks[i + 1].kind == "ident":
+            return toks[i + 1]
+    return None
+
+
+def _operator_at(text: str, line: int, col: int) -> Any:
+    """The operator after a ``|`` the parser stopped at, if it is a real KQL operator.
+
+    duckdb-kql's grammar ends the query before a ``|`` whose operator it does not know; the
+    grammar, not the user, fell short there, and "unsupported" is the honest message."""
+    from ..kql.lexer import offset_of, significant, tokenize
+
+    off = offset_of(text, line, col)
+    toks = significant(tokenize(text))
+    for i, t in enumerate(toks):
+        if t.end <= off:
+            continue
+        if t.text == "|" and i + 1 < len(toks):
+            nxt = toks[i + 1]
+            if nxt.kind == "ident" and nxt.text in KQL_OPERATORS and not _grammar_accepts(nxt.text):
+                return nxt
+        return None
+    return None
+
+
+#: Aggregates whose size-limit argument duckdb-kql 1.1 drops silently (it would return every value).
+#: name -> number of arguments it honours.
+_SIZE_LIMITED = {"make_list": 1, "make_set": 1, "make_list_if": 2, "make_set_if": 2, "make_bag": 1,
+                 "make_bag_if": 2, "make_list_with_nulls": 1}
+
+
+def _refuse_known_gaps(rewritten: Rewritten) -> None:
+    """Refuse what duckdb-kql would answer wrongly instead of refusing itself."""
+    from ..kql.lexer import line_col, significant, tokenize
+
+    toks = significant(tokenize(rewritten.text))
+    for i, t in enumerate(toks[:-1]):
+        if t.kind != "ident" or t.text not in _SIZE_LIMITED or toks[i + 1].text != "(":
+            continue
+        depth, args = 0, 1
+        for u in toks[i + 1:]:
+            if u.text in "([{":
+                depth += 1
+            elif u.text in ")]}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif u.text == "," and depth == 1:
+                args += 1
+        if args > _SIZE_LIMITED[t.text]:
+            line, col = rewritten.original_position(*line_col(rewritten.text, t.start))
+            raise UnsupportedQueryError(f"{t.text} with a size limit", "local", line=line, column=col,
+                                        query=rewritten.original, runs_on=_REMOTE_ENGINES,
+                                        reason="the local engine would ignore the limit")
+
+
+#: The smallest valid use of each operator: parsing it tells whether duckdb-kql's grammar has it.
+_OPERATOR_PROBES = {
+    "serialize": "T | serialize", "where": "T | where x", "filter": "T | filter x", "extend": "T | extend y = 1",
+    "project": "T | project x", "project-away": "T | project-away x", "project-keep": "T | project-keep x",
+    "project-rename": "T | project-rename y = x", "project-reorder": "T | project-reorder x",
+    "summarize": "T | summarize count()", "take": "T | take 1", "limit": "T | limit 1", "top": "T | top 1 by x",
+    "sort": "T | sort by x", "order": "T | order by x", "count": "T | count", "distinct": "T | distinct x",
+    "join": "T | join (U) on x", "lookup": "T | lookup (U) on x", "union": "T | union U",
+    "mv-expand": "T | mv-expand x", "mv-apply": "T | mv-apply x on (take 1)", "parse": 'T | parse x with "a" y',
+    "parse-where": 'T | parse-where x with "a" y', "parse-kv": "T | parse-kv x as (a:string)",
+    "make-series": "T | make-series c = count() on t step 1h", "render": "T | render table",
+    "sample": "T | sample 1", "sample-distinct": "T | sample-distinct 1 of x", "evaluate": "T | evaluate bag_unpack(x)",
+    "top-nested": "T | top-nested 1 of x by count()", "search": 'T | search "x"', "as": "T | as U",
+    "getschema": "T | getschema", "facet": "T | facet by x", "invoke": "T | invoke f()",
+    "partition": "T | partition by x (take 1)", "scan": "T | scan with (step s: true;)",
+    "top-hitters": "T | top-hitters 1 of x", "reduce": "T | reduce by x", "consume": "T | consume",
+    "fork": "T | fork (take 1)", "find": 'T | find "x"', "print": "print 1", "range": "range i from 1 to 2 step 1",
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar_accepts(operator: str) -> bool:
+    """Whether duckdb-kql's parser takes the smallest valid use of *operator* (see _OPERATOR_PROBES)."""
+    import duckdb_kql
+
+    probe = _OPERATOR_PROBES.get(operator)
+    if probe is None:
+        return True  # unknown to us: leave it a syntax error rather than guess
+    try:
+        duckdb_kql.parse(probe)
+    except duckdb_kql.KqlSyntaxError:
+        return False
+    return True
+
+
+def col_of(tok, rewritten: Rewritten) -> int:
+    from ..kql.lexer import line_col
+
+    return line_col(rewritten.original, tok.start)[1]
+
+
+def _split_render(query: str) -> tuple[str, Any]:
+    try:
+        from ..kql.render import split_render
+    except ImportError:  # TEMP until kql/render.py lands
+        return query, None
+
+    return split_render(query)
+
+
+def _window_for(request: Request, query: str) -> Any:
+    """The query window: options first, else the query's own leading TimeGenerated filter."""
+    if request.window is not None:
+        return request.window
+    from .. import lake as lake_mod
+
+    return lake_mod.window_from_query(query)
+
+
+def _as_table(value: Any) -> Any:
+    """A namespace value usable as a table (DataFrame, Arrow table, Result), else None."""
+    cls = type(value)
+    mod = cls.__module__
+    if cls.__name__ == "DataFrame" and mod.startswith(("pandas", "polars")):
+        return value
+    if cls.__name__ in ("Table", "RecordBatch") and mod.startswith("pyarrow"):
+        return value
+    if cls.__name__ == "Result" and mod.startswith("kqlmagic_plus"):
+        return value.table
+    return None
+
+
+def _reader_sql(path: str) -> str:
+    """A DuckDB table function reading *path* by its extension (the first match of a glob)."""
+    import glob
+
+    expanded = os.path.expanduser(path)
+    probe = expanded
+    if os.path.isdir(expanded):
+        for ext in _FILE_READERS:
+            if glob.glob(os.path.join(expanded, "**", "*" + ext), recursive=True):
+                probe = os.path.join(expanded, "**", "*" + ext)
+                break
+        else:
+            raise OptionError(f"no Parquet, CSV or JSON files under {path!r}")
+        expanded = probe
+    matches = glob.glob(expanded, recursive=True)
+    if not matches:
+        raise OptionError(f"no file matches {path!r}")
+    ext = os.path.splitext(matches[0])[1].lower()
+    reader = _FILE_READERS.get(ext)
+    if reader is None:
+        raise OptionError(f"cannot read {matches[0]!r}: use Parquet, CSV or JSON (lines) files")
+    lit = "'" + expanded.replace("'", "''") + "'"
+    extra = ", union_by_name=true" if reader != "read_json_auto" else ", format='auto', union_by_name=true"
+    return f"{reader}({lit}{extra})"
+
+
+def _missing_table(message: str) -> str | None:
+    marker = "Table with name "
+    if marker in message:
+        rest = message.split(marker, 1)[1]
+        return rest.split(" does not exist", 1)[0].strip().strip('"')
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _duckdb_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = text.splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    if "Referenced column" in first:
+        col = first.split('"')[1] if '"' in first else "?"
+        candidates = next((ln for ln in lines[1:] if ln.startswith("Candidate bindings")), "")
+        hint = f" ({candidates.strip()})" if candidates else ""
+        return f"column {col!r} does not exist{hint}"
+    for prefix in ("Binder Error: ", "Conversion Error: ", "Invalid Input Error: ", "Out of Range Error: "):
+        if first.startswith(prefix):
+            return first[len(prefix):]
+    return first
+
+
+def _clean_syntax(message: str) -> str:
+    # ANTLR lists every token it could have accepted; a person needs the first half of the sentence.
+    if " expecting " in message:
+        head, _, tail = message.partition(" expecting ")
+        if len(tail) > 60:
+            return head
+    return message

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real IPython shell with the extension loaded, and a clean connection registry."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def ip():
+    """A real InteractiveShell with ``%load_ext kqlmagic_plus``; the namespace is cleared per test."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from kqlmagic_plus import config, errors
+    from kqlmagic_plus.connections import connections
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kqlmagic_plus")
+    if "kql" not in shell.magics_manager.magics["line"]:
+        shell.run_line_magic("reload_ext", "kqlmagic_plus")
+    connections().close_all()
+    user_keys = set(shell.user_ns) - set(shell.user_ns_hidden)
+    yield shell
+    for key in set(shell.user_ns) - set(shell.user_ns_hidden) - user_keys:
+        shell.user_ns.pop(key, None)
+    connections().close_all()
+    connections().default = "local://"
+    errors.DEBUG = False
+    cfg = config.settings()
+    for name, trait in cfg.traits(config=True).items():
+        if name != "cache_dir":
+            setattr(cfg, name, trait.default())
+
+
+@pytest.fixture
+def run_cell(ip):
+    """Run a cell; return (value, error, stdout+stderr text) as a user would see them."""
+    import contextlib
+    import io
+
+    def _run(source: str):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            res = ip.run_cell(source)
+        err = res.error_in_exec or res.error_before_exec
+        return res.result, err, out.getvalue()
+
+    return _run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connections():
+    from kqlmagic_plus.connections import connections
+
+    yield
+    connections().close_all()
+    connections().default = "local://"
