@@ -45,13 +45,25 @@ def kql(
     """
     cfg = settings()
     _, engine = connections().resolve(conn)
-    for name, path in (mounts or {}).items():
-        _mount(engine, name, path)
+    from . import cache
+
+    if cache.replay_folder(options) is None:  # in replay no query reaches an engine, not even a mount
+        for name, path in (mounts or {}).items():
+            _mount(engine, name, path)
+    if namespace is not None:
+        from .params import merge_params, resolve_python_lets
+
+        # Kqlmagic's `let x = pyvar;`: the value is bound as parameter x, never spliced as text.
+        query, from_lets = resolve_python_lets(query, namespace)
+        params = merge_params(from_lets, params)
+    window = make_window(timespan, start, end)
     request = Request(
         query=query,
         params=dict(params or {}),
         namespace=namespace,
-        window=make_window(timespan, start, end),
+        window=window,
+        # A --timespan window ends at "now": ago()/now() in the query must resolve to that same instant.
+        now=window.end if timespan and window is not None else None,
         timeout=timeout if timeout is not None else (cfg.timeout or None),
         dry_run=dry_run,
         options={k: v for k, v in options.items() if v is not None},
@@ -67,15 +79,20 @@ def run(engine: Engine, request: Request) -> Result:
 
     A Ctrl-C while the engine works cancels the engine's query and leaves the session usable.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return engine.run(request)
-    try:
-        return engine.run(request)
-    except KeyboardInterrupt:
-        engine.cancel()
-        from .errors import QueryCancelledError
+    from . import cache
 
-        raise QueryCancelledError("cancelled (Ctrl-C); the connection is still usable") from None
+    def compute(req: Request) -> Result:
+        if threading.current_thread() is not threading.main_thread():
+            return engine.run(req)
+        try:
+            return engine.run(req)
+        except KeyboardInterrupt:
+            engine.cancel()
+            from .errors import QueryCancelledError
+
+            raise QueryCancelledError("cancelled (Ctrl-C); the connection is still usable") from None
+
+    return cache.run(engine, request, compute)
 
 
 def _mount(engine: Engine, name: str, path: str) -> None:

@@ -16,6 +16,7 @@ Secret-bearing keys are redacted wherever a connection is shown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -135,7 +136,7 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
 
 
 def _looks_like_pairs(body: str) -> bool:
-    return "=" in body.split("/")[0] or body.split("(")[0].isidentifier() and "(" in body
+    return "=" in body.split("/")[0] or (body.split("(")[0].isidentifier() and "(" in body)
 
 
 def _safe_preview(raw: str) -> str:
@@ -292,10 +293,8 @@ class Connections:
     def close_all(self) -> None:
         with self._lock:
             for eng in self._engines.values():
-                try:
+                with contextlib.suppress(Exception):  # closing is best effort at shutdown
                     eng.close()
-                except Exception:  # closing is best effort at shutdown
-                    pass
             self._engines.clear()
             self._specs.clear()
             self._aliases.clear()

@@ -116,7 +116,7 @@ class KqlMagics(Magics):
             pname, expr = parse_name_value(item, "--param")
             try:
                 # The one place a value is evaluated: the user wrote a Python expression on purpose.
-                params[pname] = eval(expr, self.shell.user_ns)  # noqa: S307
+                params[pname] = eval(expr, self.shell.user_ns)
             except Exception as exc:
                 raise OptionError(f"--param {pname}={expr}: {type(exc).__name__}: {exc}") from None
         return params

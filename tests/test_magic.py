@@ -233,8 +233,8 @@ def test_syntax_error_position_survives_deprecated_rename(run_cell, events):
     first = out.splitlines()[0]
     # Two renames on the line each add a character; the caret must still point at the user's text.
     assert first == "KQL syntax error: cannot parse this 'where' operator at line 2, column 53", first
-    caret_line = [ln for ln in out.splitlines() if ln.strip() == "^"][0]
-    src_line = [ln for ln in out.splitlines() if ln.startswith("2 | ")][0]
+    caret_line = next(ln for ln in out.splitlines() if ln.strip() == "^")
+    src_line = next(ln for ln in out.splitlines() if ln.startswith("2 | "))
     assert src_line[caret_line.index("^"):].startswith("where")
 
 

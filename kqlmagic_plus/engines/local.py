@@ -55,7 +55,11 @@ class LocalEngine(Engine):
         self._con: Any = None
         self._lock = threading.RLock()
         self._mounts: dict[str, str] = {}
-        self._registered: set[str] = set()
+        #: Python objects exposed as views (DataFrames named by the query, DataFrame parameters).
+        self._registered: dict[str, Any] = {}
+        #: Columns of the database's own tables and views; None = read it again. Reading
+        #: information_schema costs ~5 ms a query, so it is kept until something changes it.
+        self._catalog: dict[str, list[str]] | None = None
         self._lake: Any = None
         self._cancelled = False
         self._namespace_tables: list[str] = []
@@ -103,6 +107,7 @@ class LocalEngine(Engine):
         with self._lock:
             try:
                 self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM {source}')
+                self._catalog = None
             except Exception as exc:
                 raise OptionError(f"--mount {name}={path}: {_first_line(exc)}") from None
             self._mounts[name] = path
@@ -127,9 +132,15 @@ class LocalEngine(Engine):
         return sorted(names - {"__kqlmp_dummy"})
 
     def schema(self) -> dict[str, list[str]]:
-        import duckdb_kql.engine as dk
+        """Table -> columns, as duckdb-kql needs it for joins and column order."""
+        if self._catalog is None:
+            import duckdb_kql.engine as dk
 
-        return dk.schema(self.con)
+            self._catalog = {t: c for t, c in dk.schema(self.con).items() if t not in self._registered}
+        out = dict(self._catalog)
+        for name, obj in self._registered.items():
+            out[name] = _columns_of(obj)
+        return out
 
     def close(self) -> None:
         if self._con is not None:
@@ -157,6 +168,7 @@ class LocalEngine(Engine):
             self._register_namespace(rewritten.text, request.namespace)
             if self.lake is not None:
                 report = self.lake.register_duckdb(self.con, window=_window_for(request, rewritten.text))
+                self._catalog = None
                 stats["lake"] = report.summary()
                 warnings.extend(report.warnings)
             sql = self._translate(rewritten, request)
@@ -164,15 +176,23 @@ class LocalEngine(Engine):
                 import pyarrow as pa
 
                 return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
-                              engine=self.name, executed=str(sql), parameters=dict(sql.parameters),
-                              render=spec, elapsed=time.perf_counter() - started,
-                              stats={**stats, "dry_run": True}, warnings=warnings)
-            rel_types, table = self._execute(sql, request.timeout)
+                              engine=self.name, executed=self._bound.executed(str(sql)),
+                              parameters=self._bound.sent(), render=spec,
+                              elapsed=time.perf_counter() - started, stats={**stats, "dry_run": True},
+                              warnings=warnings)
+            from .sqlopt import optimize
+
+            executed = optimize(str(sql))
+            try:
+                rel_types, table = self._execute(executed, dict(sql.parameters), request.timeout)
+            finally:
+                if rewritten.text.lstrip().startswith("."):
+                    self._catalog = None  # a control command may have created or changed tables
             kql_types = [kqltypes.kql_type_of_duckdb(t) for t in rel_types]
             return Result(
                 table=kqltypes.canonical_table(table, kql_types), kql_types=kql_types, query=request.query,
                 connection=self.target, engine=self.name, elapsed=time.perf_counter() - started,
-                executed=str(sql), parameters={k: v for k, v in sql.parameters.items()}, render=spec,
+                executed=self._bound.executed(executed), parameters=self._bound.sent(), render=spec,
                 warnings=warnings, stats=stats)
 
     def _register_namespace(self, query: str, namespace: Mapping[str, Any] | None) -> None:
@@ -186,19 +206,18 @@ class LocalEngine(Engine):
                 value = _as_table(namespace[name])
                 if value is not None:
                     wanted[name] = value
-        for name in self._registered - set(wanted):
+        for name in set(self._registered) - set(wanted):
             self.con.unregister(name)
         for name, value in wanted.items():
             self.con.register(name, value)
-        self._registered = set(wanted)
+        self._registered = dict(wanted)
         self._namespace_tables = sorted(
             k for k, v in (namespace or {}).items() if not k.startswith("_") and _as_table(v) is not None)
 
     def _real_tables(self) -> set[str]:
-        rows = self.con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN "
-            "('information_schema', 'pg_catalog')").fetchall()
-        return {r[0] for r in rows} - self._registered
+        if self._catalog is None:
+            self.schema()
+        return set(self._catalog or {})
 
     def _translate(self, rewritten: Rewritten, request: Request) -> Any:
         import duckdb_kql
@@ -207,9 +226,22 @@ class LocalEngine(Engine):
         text = rewritten.text
         _refuse_known_gaps(rewritten)
         try:
+            from .. import params
+
+            # Values travel beside the text (prepared-statement parameters), DataFrames as tables.
+            bound = params.bind(text, request.params, "declare")
+            rewritten = bound.rebase(rewritten)
+            self._bound = bound
+            for name, df in bound.tables.items():
+                self.con.register(name, df)
+                self._registered[name] = df
             schema = self.schema()
-            return duckdb_kql.to_sql(text, schema=schema, parameters=dict(request.params) or None,
-                                     query_now=request.now)
+            if bound.values:
+                return duckdb_kql.to_sql(bound.query, schema=schema, parameters=bound.values,
+                                         query_now=request.now)
+            # Re-running a cell is the common case: the ANTLR parse (~30 ms) is paid once per text.
+            frozen = tuple(sorted((t, tuple(c)) for t, c in schema.items()))
+            return _to_sql_cached(bound.query, frozen, request.now)
         except KqlSyntaxError as exc:
             if exc.diagnostics:
                 d = exc.diagnostics[0]
@@ -244,7 +276,7 @@ class LocalEngine(Engine):
         except duckdb_kql.KqlError as exc:
             raise QueryError(_first_line(exc)) from None
 
-    def _execute(self, sql: Any, timeout: float | None) -> tuple[list[str], Any]:
+    def _execute(self, sql: str, params: dict[str, Any], timeout: float | None) -> tuple[list[str], Any]:
         import duckdb
 
         timer = None
@@ -258,8 +290,7 @@ class LocalEngine(Engine):
             timer.daemon = True
             timer.start()
         try:
-            params = dict(sql.parameters) or None
-            rel = self.con.sql(str(sql), params=params) if params else self.con.sql(str(sql))
+            rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
             if rel is None:  # a statement with no rows (a control command that writes)
                 import pyarrow as pa
 
@@ -378,6 +409,13 @@ _OPERATOR_PROBES = {
 }
 
 
+@functools.lru_cache(maxsize=256)
+def _to_sql_cached(query: str, schema: tuple[tuple[str, tuple[str, ...]], ...], now: Any) -> Any:
+    import duckdb_kql
+
+    return duckdb_kql.to_sql(query, schema={t: list(c) for t, c in schema}, query_now=now)
+
+
 @functools.lru_cache(maxsize=64)
 def _grammar_accepts(operator: str) -> bool:
     """Whether duckdb-kql's parser takes the smallest valid use of *operator* (see _OPERATOR_PROBES)."""
@@ -428,6 +466,12 @@ def _as_table(value: Any) -> Any:
     if cls.__name__ == "Result" and mod.startswith("kqlmagic_plus"):
         return value.table
     return None
+
+
+def _columns_of(obj: Any) -> list[str]:
+    if hasattr(obj, "column_names"):
+        return [str(c) for c in obj.column_names]
+    return [str(c) for c in obj.columns]
 
 
 def _reader_sql(path: str) -> str:

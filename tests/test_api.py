@@ -1,0 +1,192 @@
+"""The Python API (no IPython) and the Result type."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+import kqlmagic_plus as kp
+from kqlmagic_plus.errors import (
+    OptionError,
+    QueryCancelledError,
+    QuerySyntaxError,
+    TableNotFoundError,
+    UnsupportedQueryError,
+)
+
+
+def test_api_needs_no_ipython():
+    import subprocess
+
+    code = ("import sys, kqlmagic_plus as kp\n"
+            "r = kp.kql('print a = 1, b = \"x\"')\n"
+            "assert r.df.iloc[0].tolist() == [1, 'x']\n"
+            "assert 'IPython' not in sys.modules, sorted(m for m in sys.modules if 'IPython' in m)[:3]\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_kql_type_converts_as_documented():
+    r = kp.kql(
+        'print b = true, i = toint(7), l = 9007199254740993, r = 1.5, s = "text", '
+        "t = datetime(2024-05-01 12:30:00.123456), ts = 1d + 2h + 3.5s, "
+        'd = dynamic({"a": [1, 2, {"b": null}]}), g = toguid("0f8fad5b-d9cb-469f-a165-70867728950e"), '
+        "nl = tolong(int(null))")
+    df = r.df
+    assert r.kql_types == ["bool", "int", "long", "real", "string", "datetime", "timespan", "dynamic", "guid",
+                           "long"]
+    assert str(df["b"].dtype) == "boolean"
+    assert str(df["i"].dtype) == "Int32"
+    assert str(df["l"].dtype) == "Int64" and df["l"][0] == 9007199254740993  # exact, no float rounding
+    assert df["r"].dtype == "float64"
+    assert df["s"][0] == "text"
+    assert str(df["t"].dtype) == "datetime64[us, UTC]"
+    assert df["t"][0] == pd.Timestamp("2024-05-01 12:30:00.123456", tz="UTC")
+    assert df["ts"][0] == pd.Timedelta(days=1, hours=2, seconds=3.5)
+    assert df["d"][0] == {"a": [1, 2, {"b": None}]}
+    assert df["g"][0] == "0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert df["nl"][0] is pd.NA
+
+
+def test_naive_dataframe_datetimes_are_utc():
+    df = pd.DataFrame({"t": pd.to_datetime(["2024-01-01 10:00"])})
+    r = kp.kql("df | where t > datetime(2024-01-01 09:59)", namespace={"df": df})
+    assert r.row_count == 1
+    assert r.df["t"][0] == pd.Timestamp("2024-01-01 10:00", tz="UTC")
+
+
+def test_result_metadata_and_html():
+    df = pd.DataFrame({"x": range(250)})
+    r = kp.kql("df | where x >= 0", namespace={"df": df}, display_limit=10)
+    assert r.row_count == 250 and len(r) == 250
+    assert r.query == "df | where x >= 0"
+    assert r.connection == "local://" and r.engine == "local"
+    assert r.elapsed > 0 and not r.truncated and not r.from_cache
+    html = r._repr_html_()
+    assert "250 rows" in html and "Showing the first 10 of 250 rows" in html
+    bundle = r._repr_mimebundle_()
+    assert "text/html" in bundle and "text/plain" in bundle
+    assert "240 more rows" in repr(r)
+
+
+def test_truncated_result_is_announced():
+    import pyarrow as pa
+
+    from kqlmagic_plus.results import result_from_arrow
+
+    r = result_from_arrow(pa.table({"x": [1, 2]}), ["long"], truncated=True, total_rows=500_000)
+    assert "TRUNCATED" in r.summary() and "500,000" in r.summary()
+    assert "truncated this result" in r._repr_html_()
+
+
+def test_connection_repr_redacts_secrets():
+    from kqlmagic_plus.connections import parse
+
+    spec = parse("loganalytics://workspace='w1';tenant='t1';clientid='app';clientsecret='Sup3r$ecret'")
+    for text in (repr(spec), str(spec), spec.redacted(), spec.identity()):
+        assert "Sup3r$ecret" not in text
+    assert spec.get("clientsecret") == "Sup3r$ecret"
+
+
+def test_connection_env_values(monkeypatch):
+    from kqlmagic_plus.connections import parse
+    from kqlmagic_plus.errors import ConnectionStringError
+
+    monkeypatch.setenv("MY_WS", "abc-123")
+    assert parse("loganalytics://workspace=$MY_WS;code").get("workspace") == "abc-123"
+    with pytest.raises(ConnectionStringError, match=r"\$NOPE_NOT_SET"):
+        parse("loganalytics://workspace=$NOPE_NOT_SET")
+    with pytest.raises(ConnectionStringError, match="unknown scheme 'postgres'"):
+        parse("postgres://x")
+    with pytest.raises(ConnectionStringError, match="unterminated quote"):
+        parse("adx://cluster='abc")
+
+
+def test_mount_errors_are_clear(tmp_path):
+    with pytest.raises(OptionError, match="no file matches"):
+        kp.kql("X | take 1", mounts={"X": str(tmp_path / "missing*.parquet")})
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(OptionError, match="use Parquet, CSV or JSON"):
+        kp.kql("X | take 1", mounts={"X": str(tmp_path / "notes.txt")})
+    with pytest.raises(OptionError, match="not a valid table name"):
+        kp.kql("X | take 1", mounts={"bad name": str(tmp_path / "notes.txt")})
+
+
+def test_mount_folder_of_parquet(tmp_path):
+    for day in range(3):
+        sub = tmp_path / f"d={day}"
+        sub.mkdir()
+        pd.DataFrame({"day": [day] * 4}).to_parquet(sub / "part.parquet")
+    r = kp.kql("Days | summarize n = count() by day | order by day asc", mounts={"Days": str(tmp_path)})
+    assert r.df["n"].tolist() == [4, 4, 4]
+
+
+def test_schema_follows_dataframe_changes():
+    # duckdb-kql needs columns to keep `extend` in place; a cached schema must not go stale.
+    ns = {"df": pd.DataFrame({"a": [1], "b": [2]})}
+    assert kp.kql("df | extend a = a * 10", namespace=ns).columns == ["a", "b"]
+    ns["df"] = pd.DataFrame({"b": [2], "a": [1], "c": [3]})
+    r = kp.kql("df | extend a = a * 10", namespace=ns)
+    assert r.columns == ["b", "a", "c"] and r.df["a"][0] == 10
+
+
+def test_tables_created_by_commands_are_seen(tmp_path):
+    conn = f"local://db='{tmp_path / 'w.duckdb'}'"
+    kp.kql(".set-or-replace Seen <| datatable(x: long)[1, 2, 3]", conn=conn)
+    assert kp.kql("Seen | extend x = x + 1 | summarize s = sum(x)", conn=conn).df["s"][0] == 9
+
+
+def test_dry_run_returns_sql_without_rows():
+    r = kp.kql("print x = 1", dry_run=True)
+    assert r.row_count == 0 and "SELECT" in r.executed
+
+
+def test_window_options_validate():
+    with pytest.raises(OptionError, match="either --timespan or --start/--end"):
+        kp.kql("print 1", timespan="1d", start="2024-01-01")
+    with pytest.raises(OptionError, match="must be before --end"):
+        kp.kql("print 1", start="2024-01-02", end="2024-01-01")
+    with pytest.raises(OptionError, match="not a duration"):
+        kp.kql("print 1", timespan="yesterday")
+    with pytest.raises(OptionError, match="not an ISO-8601"):
+        kp.kql("print 1", start="May 1st")
+
+
+def test_error_classes():
+    ns = {"df": pd.DataFrame({"x": [1]})}
+    with pytest.raises(QuerySyntaxError) as e:
+        kp.kql("df | where x ==", namespace=ns)
+    assert (e.value.line, e.value.column) == (1, 15)
+    with pytest.raises(TableNotFoundError) as t:
+        kp.kql("dg | take 1", namespace=ns)
+    assert t.value.available[0] == "df"
+    with pytest.raises(UnsupportedQueryError) as u:
+        kp.kql("df | serialize", namespace=ns)
+    assert u.value.construct == "serialize" and "Azure Data Explorer" in u.value.runs_on
+
+
+def test_cancel_from_another_thread_keeps_engine_usable():
+    from kqlmagic_plus.connections import connections
+
+    _, engine = connections().resolve("local://")
+    slow = ("range i from 1 to 40000 step 1 | extend k = 1 | join kind=inner "
+            "(range j from 1 to 40000 step 1 | extend k = 1) on k | summarize count()")
+    threading.Timer(0.4, engine.cancel).start()
+    started = time.perf_counter()
+    with pytest.raises(QueryCancelledError):
+        kp.kql(slow, conn="local://")
+    assert time.perf_counter() - started < 5
+    assert kp.kql("print ok = 1").df["ok"][0] == 1
+
+
+def test_decimal_and_date_columns_from_dataframes():
+    df = pd.DataFrame({"d": [dt.date(2024, 1, 2)], "m": [decimal.Decimal("1.25")]})
+    r = kp.kql("df", namespace={"df": df})
+    assert r.kql_types[0] == "datetime"
+    assert r.df["d"][0] == pd.Timestamp("2024-01-02", tz="UTC")
+    assert r.df["m"][0] == decimal.Decimal("1.25")
