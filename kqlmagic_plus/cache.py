@@ -33,6 +33,13 @@ Integrity (:mod:`kqlmagic_plus.cache_format`, :mod:`kqlmagic_plus.cache_store`):
 published by rename, SHA-256 over the whole file, verified on every read. A damaged entry is
 discarded with a warning on the result and the query re-run; it is never served. A write that fails
 (full disk, read-only folder) leaves the query's result intact and says so in ``result.warnings``.
+Entries this kernel has verified are reused from memory while their file is unchanged, so re-running
+a cell costs a ``stat`` (plus, for DataFrame inputs, a digest of the DataFrame).
+
+Not seen by the key, so bounded by the TTL only: new files arriving in an exported lake for an
+absolute window, tables a previous query created inside the local DuckDB session, and relative time
+hidden inside stored functions of a workspace. Replay keys are portable across machines for remote
+targets; local targets carry absolute paths, so a lake must sit at the same path.
 """
 
 from __future__ import annotations
@@ -144,6 +151,7 @@ def _ttl(option: Any, refresh: bool) -> float | None:
 
 def _cached(engine: Engine, request: Request, compute: Callable[[Request], Result], ttl: float,
             refresh: bool) -> Result:
+    started = time.perf_counter()
     cfg = _settings()
     store = ResultStore.for_cache_dir(cfg.cache_dir)
     try:
@@ -157,7 +165,6 @@ def _cached(engine: Engine, request: Request, compute: Callable[[Request], Resul
     now = request.now or _clock()
     notes: list[str] = []
     if not refresh:
-        started = time.perf_counter()
         loaded = _load(store, key, notes)
         if loaded is not None:
             meta, table = loaded
@@ -305,7 +312,7 @@ def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, c
                                f"({_mb(cap)}, KqlMagicPlus.cache_max_bytes).")
         return
     try:
-        path = store.store(key, [header, payload, digest])
+        path = store.store(key, [header, payload, digest], meta, result.table)
     except OSError as exc:
         session.write_failures += 1
         result.warnings.append(_write_failure(exc, store.path))
@@ -552,7 +559,7 @@ def export(folder: str) -> Report:
             dest.copy_in(src, key)
             copied += 1
         except (OSError, CorruptEntry) as exc:
-            missing.append(f"{key[:12]} ({exc.strerror if isinstance(exc, OSError) else exc})")
+            missing.append(f"{key[:12]} ({(exc.strerror if isinstance(exc, OSError) else None) or exc})")
     lines = [f"Exported {copied} cached results to {folder}"]
     if missing:
         lines.append(f"{len(missing)} could not be exported (evicted, cleared or damaged since use): "

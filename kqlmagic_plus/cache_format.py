@@ -6,7 +6,7 @@ Layout (``<key>.kqlc``)::
     meta length                  4 bytes, little-endian
     meta                         UTF-8 JSON: query, target, computed_at, now, kql_types, ...
     payload length               8 bytes, little-endian
-    payload                      a complete Parquet file (zstd); every field carries its
+    payload                      a complete Parquet file (lz4); every field carries its
                                  ``kql_type`` in the Arrow field metadata, as in a live Result
     digest                       32 bytes, SHA-256 of everything above
 
@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ def encode(meta: dict[str, Any], table: pa.Table) -> tuple[bytes, Any, bytes]:
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    # Written for fast reads, since hits are what matter: lz4 decompresses several times faster than
+    # zstd, and plain-encoded strings decode faster than dictionary pages for ~50 % more bytes.
+    pq.write_table(table, sink, compression="lz4", use_dictionary=False)
     payload = sink.getvalue()
     meta_bytes = json.dumps(meta, sort_keys=True, ensure_ascii=False).encode()
     header = MAGIC + struct.pack("<I", len(meta_bytes)) + meta_bytes + struct.pack("<Q", payload.size)
@@ -133,12 +136,14 @@ def read_file(path: str) -> tuple[dict[str, Any], pa.Table, os.stat_result]:
     return meta, table, st
 
 
-def write_atomic(directory: str, name: str, chunks: list[Any]) -> str:
+def write_atomic(directory: str, name: str, chunks: Iterable[Any]) -> tuple[str, os.stat_result]:
     """Write *chunks* to ``directory/name`` so that the name appears only with the complete content.
 
     The bytes go to a private temp file (0600, ``O_EXCL``) in the same directory, which is then
     renamed over the name. A crash leaves at most a ``.tmp-*`` file, which is never read as an entry
     and is swept later. On error (a full disk) the temp file is removed and the OSError raised.
+    Returns the path and the stat of the file written (taken before the rename, so it describes
+    this writer's file even if another one replaces it at once).
     """
     tmp = os.path.join(directory, f"{TMP_PREFIX}{name[:24]}-{os.getpid()}-{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
@@ -146,9 +151,11 @@ def write_atomic(directory: str, name: str, chunks: list[Any]) -> str:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
+            f.flush()
+            st = os.fstat(f.fileno())
         final = os.path.join(directory, name)
         os.replace(tmp, final)
-        return final
+        return final, st
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

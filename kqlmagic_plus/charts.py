@@ -35,7 +35,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import KqlMagicPlusError, closest_first
+from .errors import ChartError, closest_first
+from .kql.render import KNOWN_PROPERTIES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,12 +66,6 @@ SUPPORTED = (*_LINE_CHARTS, *_BAR_CHARTS, "piechart", "card", "ladderchart", "ti
 
 _CONFIG = {"displaylogo": False, "responsive": True}
 _HEIGHT = 450
-
-
-class ChartError(KqlMagicPlusError):
-    """The render spec cannot be drawn from this result (the table is shown instead)."""
-
-    label = "Chart not drawn"
 
 
 # -- public entry points ----------------------------------------------------------------------------
@@ -248,7 +243,8 @@ def _prepare(result: Any) -> _Frame:
         elif kt == "dynamic":
             data[name] = col.to_numpy(dtype=object)
         else:
-            data[name] = col.where(col.notna(), "").astype(str).to_numpy(dtype=object)
+            # string and guid values are str already; only nulls need a spelling.
+            data[name] = col.fillna("").to_numpy(dtype=object)
         types[name] = kt
     return _Frame(pd.DataFrame(data, index=range(len(src))), types, seconds)
 
@@ -400,8 +396,6 @@ class _Builder:
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise ChartError(f"unknown chart type {self.chart!r}{hint}; charts drawn: {', '.join(SUPPORTED)}")
         for key in sorted(self.spec.extra or {}):
-            from .kql.render import KNOWN_PROPERTIES
-
             near = difflib.get_close_matches(key, KNOWN_PROPERTIES, n=1)
             self.notices.append(f"render property {key!r} is not known and was ignored"
                                 + (f" (did you mean {near[0]}?)" if near else ""))
@@ -432,10 +426,6 @@ class _Builder:
                     listing = ", ".join(closest_first(name, cols)[:8])
                     raise ChartError(f"{prop} names column {name!r}, which the result does not have "
                                      f"(columns: {listing})")
-
-    def _typed(self, frame: _Frame, name: str) -> str:
-        kt = frame.types[name]
-        return "timespan" if name in frame.seconds else kt
 
     def _numeric_ys(self, frame: _Frame, exclude: set[str]) -> list[str]:
         if self.spec.ycolumns:
@@ -500,9 +490,13 @@ class _Builder:
 
         if not series:
             return [(None, np.arange(len(frame.df)))]
-        keys = frame.df[series[0]].astype(str)
+        def text(c: str) -> Any:
+            col = frame.df[c]
+            return col if frame.types[c] in CATEGORICAL else col.astype(str)
+
+        keys = text(series[0])
         for c in series[1:]:
-            keys = keys + ", " + frame.df[c].astype(str)
+            keys = keys + ", " + text(c)
         codes, uniques = pd.factorize(keys, sort=False)
         if ys is not None and len(uniques) > MAX_SERIES:
             weight = np.nansum(np.abs(frame.df[ys].to_numpy(dtype="float64", na_value=np.nan)), axis=1)

@@ -8,7 +8,14 @@ Accepted forms (Kqlmagic-compatible, plus new schemes)::
     loganalytics://workspace='<id>';tenant='<t>';code
     loganalytics://workspace('<id>').tenant('<t>').clientid('<app>').clientsecret('$SECRET')
     azuredataexplorer://cluster='c';database='db'    (aliases adx://, kusto://)
-    adx://db@cluster
+    adx://db@cluster          db@cluster (the sign-in of an open connection to that cluster is reused)
+
+Keys are read the way Kqlmagic reads them: case, ``_`` and ``-`` do not matter (``client_secret``,
+``ClientSecret`` and ``clientsecret`` are one key), and Kqlmagic's names are accepted
+(``aadurl``/``datasourceurl`` -> ``authority``/``endpoint``, ``certificate_pem_file`` -> ``certificate``).
+Sign-in is one bare word or a key pair: ``code`` (device code), ``interactive``, ``azcli``, ``msi``,
+``default`` (DefaultAzureCredential), ``anonymous``, ``clientid``+``clientsecret``, ``clientid``+
+``certificate``; see :mod:`kqlmagic_plus.auth`. ``cloud='public|usgov|china'`` picks the sovereign cloud.
 
 Values are literal text, or ``$NAME`` for an environment variable; nothing is ever evaluated.
 Secret-bearing keys are redacted wherever a connection is shown.
@@ -19,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConnectionStringError
 
@@ -42,7 +49,8 @@ SCHEMES = {
     "kusto": "adx",
 }
 
-#: Keys whose values are secrets: never shown, never part of a cache key.
+#: Keys whose values are secrets: never shown, never part of a cache key. Spelled as after
+#: :func:`normalize_key` (the underscore forms stay for callers that build specs by hand).
 SECRET_KEYS = frozenset({
     "clientsecret", "client_secret", "password", "appkey", "token", "accesstoken", "access_token",
     "certificatepassword", "certificate_password", "key", "accountkey", "sas", "secret",
@@ -52,19 +60,38 @@ SECRET_KEYS = frozenset({
 AUTH_FLAGS = frozenset({"code", "devicecode", "azcli", "azcli_login", "msi", "anonymous", "default",
                         "interactive", "managedidentity"})
 
-#: Kqlmagic spellings of keys -> ours.
+#: Kqlmagic (and SDK) spellings of keys -> ours, after :func:`normalize_key`.
 KEY_ALIASES = {
     "workspaceid": "workspace",
-    "workspace_id": "workspace",
     "tenantid": "tenant",
-    "tenant_id": "tenant",
     "appid": "clientid",
-    "client_id": "clientid",
-    "cluster_url": "cluster",
-    "db": "db",
-    "certificate_pem_file": "certificate",
+    "applicationid": "clientid",
+    "applicationclientid": "clientid",
+    "clusterurl": "cluster",
+    "datasource": "cluster",
+    "initialcatalog": "database",
+    "certificatepemfile": "certificate",
     "certificatefile": "certificate",
+    "certificatepath": "certificate",
+    "aadurl": "authority",
+    "loginendpoint": "authority",
+    "authorityhost": "authority",
+    "datasourceurl": "endpoint",
+    "devicecode": "code",
+    "azclilogin": "azcli",
+    "managedidentity": "msi",
 }
+
+#: ``cloud=`` values -> the canonical cloud name (Kqlmagic's and Azure CLI's names included).
+CLOUDS = {
+    "public": "public", "azurecloud": "public", "azurepubliccloud": "public",
+    "usgov": "usgov", "fairfax": "usgov", "azureusgovernment": "usgov", "azureusgovernmentcloud": "usgov",
+    "china": "china", "mooncake": "china", "azurechinacloud": "china",
+}
+
+#: Keys that say how to sign in (with AUTH_FLAGS). A spec without any borrows them (db@cluster).
+AUTH_KEYS = ("tenant", "clientid", "clientsecret", "certificate", "certificatepassword", "certificatethumbprint",
+             "authority", "cloud")
 
 REDACTED = "***"
 
@@ -83,7 +110,7 @@ class ConnectionSpec:
 
     def redacted(self) -> str:
         """The connection as text, safe to show: secret values replaced by ***."""
-        parts = [f"{k}='{REDACTED if k in SECRET_KEYS else v}'" for k, v in self.props.items()]
+        parts = [f"{k}='{REDACTED if is_secret(k, v) else v}'" for k, v in self.props.items()]
         parts += sorted(self.flags)
         if self.alias:
             parts.append(f"alias='{self.alias}'")
@@ -91,7 +118,7 @@ class ConnectionSpec:
 
     def identity(self) -> str:
         """What the connection points at, with no credential material (cache key, registry key)."""
-        safe = {k: v for k, v in self.props.items() if k not in SECRET_KEYS and k != "alias"}
+        safe = {k: v for k, v in self.props.items() if not is_secret(k, v) and k != "alias"}
         return f"{self.scheme}://" + ";".join(f"{k}={v}" for k, v in sorted(safe.items()))
 
     def __repr__(self) -> str:
@@ -118,21 +145,49 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
     if scheme_raw.lower() == "lake" and body and not _looks_like_pairs(body):
         props["lake"] = _resolve(_unquote(body), env, "lake")
         return ConnectionSpec("local", props)
-    if "@" in body and "=" not in body and "(" not in body and scheme == "adx":
-        db, _, cluster = body.partition("@")
+    head = body.split(";", 1)[0]
+    if scheme == "adx" and "@" in head and "=" not in head and "(" not in head:
+        # Kqlmagic's db@cluster; sign-in words may follow (adx://db@cluster;code).
+        db, _, cluster = head.partition("@")
+        if not db.strip() or not cluster.strip():
+            raise ConnectionStringError(f"{head!r} needs both parts: database@cluster")
         props.update({"database": db.strip(), "cluster": cluster.strip()})
-        return ConnectionSpec(scheme, props)
+        body = body[len(head) + 1:] if ";" in body else ""
     for pos, key, value in _pairs(body):
-        k = KEY_ALIASES.get(key.lower(), key.lower())
+        k = normalize_key(key)
         if value is None:
             if k in AUTH_FLAGS:
                 flags.add(k)
                 continue
             raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string needs a value "
                                         f"({key}='...'), or is not a known flag ({', '.join(sorted(AUTH_FLAGS))})")
+        if k in props:
+            raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string is given twice")
         props[k] = _resolve(value, env, k)
     alias = props.pop("alias", None)
+    if "cloud" in props:
+        name = CLOUDS.get(normalize_key(props["cloud"]))
+        if name is None:
+            raise ConnectionStringError(f"cloud={props['cloud']!r} is not a cloud this knows; use public, usgov "
+                                        "or china (Kqlmagic's fairfax and mooncake work too)")
+        props["cloud"] = name
     return ConnectionSpec(scheme, props, frozenset(flags), alias)
+
+
+def is_secret(key: str, value: str) -> bool:
+    """Whether a property's value must never be shown (a certificate given as PEM text holds a key)."""
+    return key in SECRET_KEYS or (key == "certificate" and "-----BEGIN" in value)
+
+
+def normalize_key(key: str) -> str:
+    """A key as Kqlmagic compares it: lower case, without ``_`` and ``-``, aliases folded."""
+    k = key.strip().lower().replace("_", "").replace("-", "")
+    return KEY_ALIASES.get(k, k)
+
+
+def has_sign_in(spec: ConnectionSpec) -> bool:
+    """Whether the connection string says how to sign in (a flag, or a secret or certificate)."""
+    return bool(spec.flags & AUTH_FLAGS) or any(k in spec.props for k in ("clientsecret", "certificate"))
 
 
 def _looks_like_pairs(body: str) -> bool:
@@ -260,17 +315,29 @@ class Connections:
         self.default = default
         self.current: str | None = None
 
-    def resolve(self, conn: str | None = None) -> tuple[str, Engine]:
-        """The engine for a connection string, alias or name (None: the current, else the default)."""
+    def resolve(self, conn: str | None = None, namespace: Mapping[str, Any] | None = None) -> tuple[str, Engine]:
+        """The engine for a connection string, alias or name (None: the current, else the default).
+
+        Kqlmagic's ``-conn VAR``: a bare name that is no alias but a string variable in *namespace*
+        is read as the connection string it holds (looked up, never evaluated). ``db@cluster``
+        without a scheme is an ADX connection.
+        """
         with self._lock:
             text = conn if conn is not None else (self.current or self.default)
+            text = text.strip()
+            if (namespace is not None and text.isidentifier() and text not in self._aliases
+                    and isinstance(namespace.get(text), str)):
+                text = namespace[text].strip()
             key = self._aliases.get(text, text)
             if key not in self._engines:
+                if ("://" not in key or "@" in key.split("://", 1)[0]) and _is_db_at_cluster(key):
+                    key = "adx://" + key  # db@cluster, the cluster a name, host or URL
                 if "://" not in key:
                     raise ConnectionStringError(
                         f"no connection named {text!r}. Known: {', '.join(self.names()) or 'none'}")
-                spec = parse(key)
-                key = spec.identity() + (";" + ",".join(sorted(spec.flags)) if spec.flags else "")
+                spec = self._with_borrowed_sign_in(parse(key))
+                key = spec.identity() + (";" + ",".join(sorted(spec.flags)) if spec.flags else "") \
+                    + _secret_tag(spec)
                 if key not in self._engines:
                     factory = _FACTORIES.get(spec.scheme, _default_factory)
                     self._engines[key] = factory(spec)
@@ -279,6 +346,22 @@ class Connections:
                     self._aliases[spec.alias] = key
             self.current = key
             return key, self._engines[key]
+
+    def _with_borrowed_sign_in(self, spec: ConnectionSpec) -> ConnectionSpec:
+        """A remote spec that says nothing about sign-in takes it from an open connection to the same
+        cluster or workspace (Kqlmagic's ``db@cluster`` switches databases this way)."""
+        if spec.scheme == "local" or has_sign_in(spec):
+            return spec
+        where = "cluster" if spec.scheme == "adx" else "workspace"
+        target = (spec.get(where) or "").lower()
+        for other in reversed(list(self._specs.values())):
+            if other.scheme == spec.scheme and (other.get(where) or "").lower() == target and has_sign_in(other):
+                props = dict(spec.props)
+                for k in AUTH_KEYS:
+                    if k in other.props and k not in props:
+                        props[k] = other.props[k]
+                return ConnectionSpec(spec.scheme, props, spec.flags | (other.flags & AUTH_FLAGS), spec.alias)
+        return spec
 
     def names(self) -> list[str]:
         return sorted(self._aliases) + [k for k in self._engines if k not in self._aliases.values()]
@@ -299,6 +382,28 @@ class Connections:
             self._specs.clear()
             self._aliases.clear()
             self.current = None
+
+
+#: Per-process key: secrets are told apart in registry keys without a reversible trace of them.
+_TAG_KEY = os.urandom(32)
+
+
+def _secret_tag(spec: ConnectionSpec) -> str:
+    """Distinguishes connections that differ only in a secret (a corrected client secret must not
+    reuse the engine built with the wrong one), without the secret in the key."""
+    import hashlib
+    import hmac
+
+    secret = "\0".join(f"{k}={v}" for k, v in sorted(spec.props.items()) if is_secret(k, v))
+    if not secret:
+        return ""
+    return ";#" + hmac.new(_TAG_KEY, secret.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _is_db_at_cluster(text: str) -> bool:
+    db, at, cluster = text.partition("@")
+    return bool(at) and db.strip().replace("_", "a").replace("-", "a").isalnum() and bool(cluster.strip()) \
+        and not any(c in text for c in " '\"|;=()")
 
 
 _connections: Connections | None = None

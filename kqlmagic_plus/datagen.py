@@ -32,6 +32,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -140,9 +141,11 @@ def generate(out_dir: str | os.PathLike[str], days: int = 1, end_date: date | st
     total_w = sum(weights.values())
     for name in names:
         per_day = round(events_per_day * weights[name] / total_w)
-        writer = _Writer(_container_dir(out, name), fmt, layout, max_rows_per_file)
-        _generate_table(name, env, seed, day0_us, days, per_day, plants.get(name), late_fraction, writer,
-                        workers)
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as io_pool:
+            writer = _Writer(_container_dir(out, name), fmt, layout, max_rows_per_file,
+                             pool=io_pool if fmt == "parquet" else None)
+            _generate_table(name, env, seed, day0_us, days, per_day, plants.get(name), late_fraction, writer,
+                            workers)
         summary.rows[name] = writer.rows
         summary.files[name] = writer.files
         summary.bytes += writer.bytes
@@ -408,11 +411,11 @@ def _public_ips(rng: np.random.Generator, n: int) -> list[str]:
 
 # -- vocabularies -----------------------------------------------------------------------------------
 
-# vendor: DeviceVendor, DeviceProduct, DeviceVersion, DeviceName, inbound, outbound interface
-_VENDORS = (("Palo Alto Networks", "PAN-OS", "10.2.7", "PA-3220-HQ", "ethernet1/2", "ethernet1/1"),
-            ("Fortinet", "Fortigate", "7.2.5", "FGT-100F-BR1", "port2", "wan1"),
-            ("Check Point", "VPN-1 & FireWall-1", "R81.20", "cp-gw-dc01", "eth1", "eth0"),
-            ("Cisco", "ASA", "9.16", "asa-dmz-01", "inside", "outside"))
+# vendor: DeviceVendor, DeviceProduct, DeviceVersion, DeviceName
+_VENDORS = (("Palo Alto Networks", "PAN-OS", "10.2.7", "PA-3220-HQ"),
+            ("Fortinet", "Fortigate", "7.2.5", "FGT-100F-BR1"),
+            ("Check Point", "VPN-1 & FireWall-1", "R81.20", "cp-gw-dc01"),
+            ("Cisco", "ASA", "9.16", "asa-dmz-01"))
 _FORTINET = 1
 # (vendor, allowed?): Activity, DeviceAction, DeviceEventClassID, LogSeverity
 _ACTIONS = (("TRAFFIC", "allow", "end", "1"), ("TRAFFIC", "deny", "deny", "3"),
@@ -798,8 +801,7 @@ def _csl_rows(env: _Env, rng: np.random.Generator, ts: Any, *, src: tuple, dst: 
     r.const("EventCount", 1)
     vendor = np.broadcast_to(np.asarray(vendor), (n,))
     r.group(vendor, DeviceVendor=[v[0] for v in _VENDORS], DeviceProduct=[v[1] for v in _VENDORS],
-            DeviceVersion=[v[2] for v in _VENDORS], DeviceName=[v[3] for v in _VENDORS],
-            DeviceInboundInterface=[v[4] for v in _VENDORS], DeviceOutboundInterface=[v[5] for v in _VENDORS])
+            DeviceVersion=[v[2] for v in _VENDORS], DeviceName=[v[3] for v in _VENDORS])
     ew = np.zeros(n, bool) if east_west is None else east_west
     if port is None:
         out_w = _norm([p[3] for p in _PORTS])
@@ -901,14 +903,12 @@ def _signin_rows(env: _Env, rng: np.random.Generator, ts: Any, *, user: Any, ip:
     r.time("CreatedDateTime", ts)
     for col, value in (("Category", "SignInLogs"), ("OperationName", "Sign-in activity"),
                        ("OperationVersion", "1.0"), ("Level", "4"), ("SourceSystem", "Azure AD"),
-                       ("AADTenantId", env.tenant_id), ("HomeTenantId", env.tenant_id),
-                       ("ResourceTenantId", env.tenant_id), ("TokenIssuerType", "AzureAD"),
-                       ("UserType", "Member"), ("RiskLevelDuringSignIn", "none"), ("RiskState", "none"),
-                       ("RiskDetail", "none"), ("AuthenticationProtocol", "none")):
+                       ("AADTenantId", env.tenant_id), ("TokenIssuerType", "AzureAD"), ("UserType", "Member"),
+                       ("RiskLevelDuringSignIn", "none"), ("RiskState", "none")):
         r.const(col, value)
     r.flag("IsRisky", np.zeros(n, bool))
     r.group(user, UserPrincipalName=env.upn, UserDisplayName=env.display, Identity=env.display,
-            UserId=env.user_id, AlternateSignInName=env.upn)
+            UserId=env.user_id)
     r.group(app, AppDisplayName=[a[0] for a in _APPS], AppId=[a[1] for a in _APPS],
             ResourceDisplayName=[a[2] for a in _APPS])
     r.group(result, ResultType=[x[0] for x in _RESULTS], ResultDescription=[x[1] for x in _RESULTS],
@@ -935,7 +935,6 @@ def _signin_rows(env: _Env, rng: np.random.Generator, ts: Any, *, user: Any, ip:
                                         separators=(",", ":")) for p in places])
     r.text("Id", _guids(rng, n))
     r.text("CorrelationId", _guids(rng, n))
-    r.text("OriginalRequestId", _guids(rng, n))
     return r.table()
 
 
@@ -1235,7 +1234,7 @@ def render_json_lines(table: pa.Table, kql_types: dict[str, str]) -> pa.Array:
         else:
             s = col if kql == "dynamic" else _json_escape_array(col.cast(pa.string()))
             q = "" if kql == "dynamic" else '"'
-            parts.extend([pc.binary_join_element_wise(key + q, s, q)] if col.null_count else [key + q, s, q])
+            parts.extend([pc.binary_join_element_wise(key + q, s, q, "")] if col.null_count else [key + q, s, q])
     for gkey, members in groups.items():
         indices = members[0][1].indices
         vocab = [d[1].dictionary.to_pylist() for d in members]
@@ -1288,7 +1287,9 @@ def _generate_table(name: str, env: _Env, seed: int, day0_us: int, days: int, pe
             segments.append((arrival[order], p_rows.slice(lo, hi - lo).take(pa.array(order))))
         if writer.fmt == "json":
             return [(a, render_json_lines(t, kql_types)) for a, t in segments]
-        return segments
+        # Plain columns: concatenating and taking dictionary columns with differing dictionaries gave
+        # Parquet files whose bytes varied from run to run; the Parquet writer dictionary-encodes anyway.
+        return [(a, _plain(t)) for a, t in segments]
 
     jobs = []
     for day in range(days):
@@ -1297,8 +1298,6 @@ def _generate_table(name: str, env: _Env, seed: int, day0_us: int, days: int, pe
         background = max(0, per_day - int(hi - lo))
         counts = np.random.default_rng([seed, tid, day, 99]).multinomial(background, diurnal)
         jobs.extend((day, hour, int(counts[hour])) for hour in range(24))
-
-    from concurrent.futures import ThreadPoolExecutor
 
     depth = max(1, workers) + 1
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -1318,6 +1317,13 @@ def _generate_table(name: str, env: _Env, seed: int, day0_us: int, days: int, pe
             # Later chunks hold TimeGenerated >= hour_end, so nothing arrives before hour_end - _MAX_EARLY.
             writer.flush(before=day0_us + day * _DAY + (hour + 1) * _HOUR - _MAX_EARLY)
     writer.flush(before=None)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    import pyarrow as pa
+
+    cols = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(cols, names=table.column_names)
 
 
 def _kql_types(name: str) -> list[tuple[str, str]]:
@@ -1346,9 +1352,12 @@ class _Writer:
     concatenation of its runs from each segment, in the order the segments were added.
     """
 
-    def __init__(self, container: str, fmt: str, layout: str, max_rows: int | None):
+    def __init__(self, container: str, fmt: str, layout: str, max_rows: int | None, pool: Any = None):
         self.container = container
         self.fmt = fmt
+        #: Parquet encoding releases the GIL: files are written on this pool while chunks are built.
+        self.pool = pool
+        self.pending_writes: list[Any] = []
         self.step, self.stem = _LAYOUTS[layout]
         self.max_rows = max_rows
         self.segments: list[tuple[Any, Any]] = []
@@ -1378,6 +1387,9 @@ class _Writer:
                 kept.append((arrival[cut:], payload.slice(cut)))
         for when in sorted(runs):
             self._write(when, runs[when])
+        # Bound the files in flight (and the tables they hold), and surface write errors early.
+        while len(self.pending_writes) > 64 or (before is None and self.pending_writes):
+            self.bytes += self.pending_writes.pop(0).result()
         if len(kept) > 1 or (kept and len(kept[0][0]) * 4 < len(self.segments[-1][0])):
             # Copy what waits (the next minutes, and late rows) so a big chunk's buffers can go.
             arrival = np.concatenate([a for a, _ in kept])
@@ -1405,13 +1417,20 @@ class _Writer:
                         f.write(data)
                         self.bytes += len(data)
             else:
-                import pyarrow.parquet as pq
-
-                tables = [payload.slice(lo, hi - lo) for payload, lo, hi in pieces]
-                pq.write_table(pa.concat_tables(tables, promote_options="default"), path, compression="zstd")
-                self.bytes += os.path.getsize(path)
+                table = pa.concat_tables([p.slice(lo, hi - lo) for p, lo, hi in pieces], promote_options="default")
+                if self.pool is None:
+                    self.bytes += _write_parquet(table, path)
+                else:
+                    self.pending_writes.append(self.pool.submit(_write_parquet, table, path))
             self.files += 1
             self.rows += sum(hi - lo for _, lo, hi in pieces)
+
+
+def _write_parquet(table: pa.Table, path: str) -> int:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression="zstd")
+    return os.path.getsize(path)
 
 
 def _split_rows(runs: list[tuple[Any, int, int]], max_rows: int | None) -> list[list[tuple[Any, int, int]]]:

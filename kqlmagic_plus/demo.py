@@ -111,7 +111,8 @@ def _execute_notebook(src: Path, dest: Path, html: Path, lake: Path, timeout: in
         else:
             os.environ["KQLMAGIC_PLUS_DEMO_LAKE"] = previous
     nbformat.write(nb, dest)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    # No CDN script tags: the page must open offline (plotly.js is embedded in the first chart).
+    body, _ = HTMLExporter(mathjax_url="", require_js_url="").from_notebook_node(nb)
     html.write_text(body, encoding="utf-8")
 
 

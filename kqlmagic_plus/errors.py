@@ -150,6 +150,12 @@ class CacheMissError(KqlMagicPlusError):
     label = "Not in replay cache"
 
 
+class ChartError(KqlMagicPlusError):
+    """The render spec cannot be drawn from this result (the table is shown instead)."""
+
+    label = "Chart not drawn"
+
+
 class EngineUnavailableError(KqlMagicPlusError):
     """An engine's dependency or runtime (Java, pyspark, azure clients) is missing."""
 

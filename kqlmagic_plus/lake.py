@@ -36,30 +36,43 @@ also reads the ``max_late`` of folders after it, where its late rows are.
 
 Bad files
 ---------
-Each file is checked cheaply once (and again when its size or mtime changes): its first bytes (a
-JSON lines blob starts with ``{``; Parquet with ``PAR1``), its first and last line, and a count of
-its records against the count of ``"TimeGenerated"`` keys. A file failing a check is scanned line
-by line, and read leniently (DuckDB's ``ignore_errors``, minus the rows it makes of unreadable lines),
-so every skipped line is named in the report with its reason. Records without TimeGenerated are
-kept (with an empty TimeGenerated: no time filter matches them) and reported. A problem the cheap
-checks cannot see makes DuckDB fail naming the file; :meth:`Lake.recover` (used by
-:meth:`Lake.run_duckdb`) then scans that file and the query runs again.
+Each file is checked once (and again when its size or mtime changes). Files up to 512 KiB are
+read whole and every line checked; bigger ones get cheap checks: their first bytes (a JSON lines
+blob starts with ``{``; Parquet has ``PAR1`` at both ends) and their first and last record. A big
+file failing a cheap check is then scanned line by line too. A scanned file is read record by
+record (``read_json_objects``, malformed lines left out) and every line that loses data is named in
+the report with its reason; a file with nothing readable is skipped whole, and said so. Records
+without TimeGenerated are kept, with an empty TimeGenerated that no time filter matches, and
+reported. Big files that pass are read strictly (``read_json``): a problem in their middle, which
+the cheap checks cannot see, makes DuckDB fail naming the file, and :meth:`Lake.recover` (as
+:meth:`Lake.run_duckdb` does) scans that file before the query runs again. ``validate="full"``
+scans every file on first sight; :meth:`Lake.check` audits a whole lake.
+
+Columns
+-------
+A scanned file's columns are known exactly, so the view asks for those. For big files DuckDB's
+strict JSON reader pays, per file, for every column it is asked for, present or not:
+``columns="auto"`` (the default) and ``"all"`` ask for every column of the schema, so a key is
+never dropped because it was not expected; ``columns="seen"`` asks only for the columns found in
+the sampled records (first and last 64 KiB of each file), faster on big files of sparse records and
+exact as long as every column a table uses shows up in some sample.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .errors import KqlMagicPlusError, OptionError, TableNotFoundError
+from .errors import OptionError, TableNotFoundError
 from .request import TimeWindow
 
 if TYPE_CHECKING:
@@ -69,17 +82,23 @@ T = TypeVar("T")
 
 _US = 1_000_000
 _HOUR = 3600 * _US
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 DEFAULT_SKEW = timedelta(hours=1)
 DEFAULT_MAX_LATE = timedelta(days=2, hours=1)
 _BLOB = re.compile(r"^PT(05M|1H)(?:_(\d+))?\.(json|parquet)$", re.IGNORECASE)
 _SPANS = {"05M": 5 * 60 * _US, "1H": _HOUR}
 _LEVELS = ("y", "m", "d", "h", "m")
 _HEAD = 64 * 1024
+#: Files up to this size are read whole and every line checked once (Python reads ~100 MB/s): exact,
+#: and cheaper than what DuckDB's strict JSON reader costs such a file on every query.
+SCAN_BELOW = 512 * 1024
 _KQL_TO_DUCKDB = {"bool": "BOOLEAN", "int": "INTEGER", "long": "BIGINT", "real": "DOUBLE",
                   "decimal": "DECIMAL(38, 18)", "string": "VARCHAR", "datetime": "TIMESTAMPTZ",
                   "timespan": "INTERVAL", "dynamic": "JSON", "guid": "VARCHAR"}
-#: Warning lines listed per file before "and N more".
+#: Warning lines listed per file before "and N more"; problems remembered per file; file warnings per table.
 _MAX_LINES_LISTED = 10
+_MAX_PROBLEMS_KEPT = 1000
+_MAX_FILE_WARNINGS = 20
 
 
 # -- schemas ----------------------------------------------------------------------------------------
@@ -173,15 +192,25 @@ class FileCheck:
     #: Leave the whole file out (``reason`` says why).
     skip: bool = False
     reason: str = ""
-    #: Read with DuckDB's ignore_errors; ``problems`` names every line that loses data.
-    lenient: bool = False
     #: [(line number, what is wrong, skipped?)], complete when the file was scanned line by line.
     problems: list[tuple[int, str, bool]] = field(default_factory=list)
+    #: Every line was read: ``problems`` and ``columns`` are exact, not samples.
     scanned: bool = False
+    #: Lines left out / lines read with something lost, counted in full (``problems`` keeps the first ones).
+    skipped_lines: int = 0
+    kept_lines: int = 0
     type_name: str | None = None
     #: Columns seen in the file's first records (JSON), or the file's schema (Parquet): name -> KQL type.
     columns: dict[str, str] = field(default_factory=dict)
     records: int | None = None
+
+    def note(self, line: int, reason: str, *, skipped: bool) -> None:
+        if skipped:
+            self.skipped_lines += 1
+        else:
+            self.kept_lines += 1
+        if len(self.problems) < _MAX_PROBLEMS_KEPT:
+            self.problems.append((line, reason, skipped))
 
 
 @dataclass
@@ -191,21 +220,28 @@ class TablePlan:
     table: str
     container: str
     schema: list[tuple[str, str]]
+    #: Big JSON files that passed the cheap checks: read strictly.
     strict: list[LakeFile] = field(default_factory=list)
-    lenient: list[LakeFile] = field(default_factory=list)
+    #: JSON files read line by line by their check: read record by record, bad lines left out.
+    scanned: list[LakeFile] = field(default_factory=list)
     parquet: list[LakeFile] = field(default_factory=list)
     skipped: list[tuple[LakeFile, str]] = field(default_factory=list)
     files_total: int = 0
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: JSON keys asked of the strict / scanned files (the rest of the schema is NULL); None: every column.
+    read_columns: list[str] | None = None
+    scanned_columns: list[str] | None = None
+    #: Parquet file -> its columns and their KQL types.
+    parquet_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def files(self) -> list[LakeFile]:
-        return sorted(self.strict + self.lenient + self.parquet, key=lambda f: (f.start_us, f.part, f.path))
+        return sorted(self.strict + self.scanned + self.parquet, key=lambda f: (f.start_us, f.part, f.path))
 
     @property
     def files_read(self) -> int:
-        return len(self.strict) + len(self.lenient) + len(self.parquet)
+        return len(self.strict) + len(self.scanned) + len(self.parquet)
 
 
 @dataclass
@@ -301,10 +337,17 @@ class Lake:
     """An exported lake: a root holding ``am-*`` containers, or one container."""
 
     def __init__(self, root: str | os.PathLike[str], *, skew: timedelta = DEFAULT_SKEW,
-                 max_late: timedelta | None = DEFAULT_MAX_LATE, listing_ttl: float = 30.0):
+                 max_late: timedelta | None = DEFAULT_MAX_LATE, validate: str = "quick", columns: str = "auto",
+                 listing_ttl: float = 30.0):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         if not os.path.isdir(self.root):
             raise OptionError(f"lake folder {os.fspath(root)!r} does not exist or is not a folder")
+        if validate not in ("quick", "full"):
+            raise OptionError(f"validate={validate!r}: use 'quick' or 'full'")
+        if columns not in ("auto", "all", "seen"):
+            raise OptionError(f"columns={columns!r}: use 'auto', 'all' or 'seen'")
+        self.validate = validate
+        self.columns = columns
         self.skew = skew
         self.max_late = max_late
         self.listing_ttl = listing_ttl
@@ -355,11 +398,11 @@ class Lake:
 
     def _table_name(self, container: str, warnings: list[str]) -> str | None:
         """The table a container holds: its first readable record's Type, else its folder name."""
-        files, _ = self._list(container, None, None, fresh=True)
+        files, _ = self._list(container, None, None)
         for f in files[:50]:
-            chk = self.check_file(f)
-            if chk.type_name:
-                return chk.type_name
+            name = _peek_type(f)
+            if name:
+                return name
         suffix = os.path.basename(container.rstrip(os.sep))[3:] if _is_am(container) else ""
         for known in package_schemas():
             if known.lower() == suffix.lower():
@@ -413,8 +456,7 @@ class Lake:
         hi = None if end is None or late is None else end + late  # need F < hi
         return lo, hi
 
-    def _list(self, container: str, lo: int | None, hi: int | None, *, fresh: bool = False
-              ) -> tuple[list[LakeFile], list[str]]:
+    def _list(self, container: str, lo: int | None, hi: int | None) -> tuple[list[LakeFile], list[str]]:
         files: list[LakeFile] = []
         unexpected: list[str] = []
         for tdir in _time_roots(container, unexpected):
@@ -455,11 +497,12 @@ class Lake:
                     plan.warnings.append(f"{self._rel(f.path)}: {chk.reason}; file skipped")
             elif f.fmt == "parquet":
                 plan.parquet.append(f)
-            elif chk.lenient:
-                plan.lenient.append(f)
+                plan.parquet_columns[f.path] = chk.columns
+            elif chk.scanned:
+                plan.scanned.append(f)
             else:
                 plan.strict.append(f)
-            if chk.problems:
+            if (chk.skipped_lines or chk.kept_lines) and not chk.skip:
                 plan.warnings.append(self._problem_text(f, chk))
             if chk.type_name and chk.type_name != name and not chk.skip:
                 plan.warnings.append(f"{self._rel(f.path)}: records of {chk.type_name} in the {name} container "
@@ -468,7 +511,15 @@ class Lake:
             listed = ", ".join(self._rel(f.path) for f in empty[:3]) + (" ..." if len(empty) > 3 else "")
             plan.notes.append(f"{name}: {len(empty)} empty file(s), nothing to read: {listed}")
             plan.skipped.extend((f, "empty file") for f in empty)
+        if len(plan.warnings) > _MAX_FILE_WARNINGS:
+            rest = len(plan.warnings) - _MAX_FILE_WARNINGS
+            more = f"{name}: {rest} more file(s) with problems (LakeReport.skipped lists every skipped line)"
+            plan.warnings = [*plan.warnings[:_MAX_FILE_WARNINGS], more]
         plan.schema = self._schema(name, files, plan)
+        if self.columns != "all":
+            plan.scanned_columns = _held(plan.schema, (self._checks[f.path] for f in plan.scanned))
+        if self.columns == "seen":
+            plan.read_columns = _held(plan.schema, (self._checks[f.path] for f in plan.strict))
         return plan
 
     def files_for(self, table: str, window: TimeWindow | tuple | None = None) -> list[str]:
@@ -520,13 +571,13 @@ class Lake:
         except OSError as exc:
             return FileCheck(size=0, mtime_ns=0, skip=True, reason=f"cannot read ({exc.strerror})")
         cached = self._checks.get(f.path)
-        if cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns:
-            if not full or cached.scanned or cached.skip:
-                return cached
+        unchanged = cached is not None and cached.size == st.st_size and cached.mtime_ns == st.st_mtime_ns
+        if unchanged and (not full or cached.scanned or cached.skip):  # type: ignore[union-attr]
+            return cached  # type: ignore[return-value]
         if f.fmt == "parquet":
             chk = _check_parquet(f.path, st)
         else:
-            chk = _check_json(f.path, st, self._types_for_check(f), full=full)
+            chk = _check_json(f.path, st, self._types_for_check(f), full=full or self.validate == "full")
         self._checks[f.path] = chk
         return chk
 
@@ -557,7 +608,11 @@ class Lake:
             return False
         chk = self.check_file(f, full=True)
         if f.fmt == "json" and not chk.skip:
-            chk.lenient = True
+            if not chk.problems:
+                # DuckDB saw what the scan did not (a value of a type it cannot convert): name it.
+                line = re.search(r"line (\d+)", message)
+                chk.note(int(line.group(1)) if line else 0,
+                         f"DuckDB: {_first_line(message)} (unreadable values read as empty)", skipped=False)
         elif f.fmt == "parquet":
             chk.skip = True
             chk.reason = chk.reason or f"DuckDB cannot read it ({_first_line(message)})"
@@ -570,9 +625,7 @@ class Lake:
         for name in names:
             for f in self.plan(name, window).files:
                 if f.fmt == "json":
-                    chk = self.check_file(f, full=True)
-                    if chk.problems and any(skipped for _, _, skipped in chk.problems):
-                        chk.lenient = True
+                    self.check_file(f, full=True)
         report = LakeReport(window=window)
         for name in names:
             self._report_table(report, self.plan(name, window))
@@ -594,8 +647,7 @@ class Lake:
         names = list(known) if tables is None else [self._canonical(t) for t in tables if self._has(t)]
         for name in names:
             plan = self.plan(name, window)
-            sql = view_sql(plan)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS {sql}")
+            _create_view(con, name, view_sql(plan))
             self._report_table(report, plan)
         return report
 
@@ -623,12 +675,10 @@ class Lake:
 
     def _report_table(self, report: LakeReport, plan: TablePlan) -> None:
         lines_skipped = 0
-        for f in plan.lenient + plan.strict:
+        for f in plan.scanned + plan.strict:
             chk = self._checks[f.path]
-            for line, reason, skipped in chk.problems:
-                if skipped:
-                    lines_skipped += 1
-                    report.skipped.append((f.path, line, reason))
+            lines_skipped += chk.skipped_lines
+            report.skipped.extend((f.path, line, reason) for line, reason, skipped in chk.problems if skipped)
         for f, reason in plan.skipped:
             report.skipped.append((f.path, None, reason))
         read = plan.files
@@ -645,15 +695,14 @@ class Lake:
         """Tables, file counts, sizes, formats, layouts and export time range; rows and TimeGenerated
         range too when a DuckDB connection *con* is given (that reads every file)."""
         out = []
-        warnings = list(self._discovery_warnings) if self._tables is not None else []
-        for name in self.table_names():
+        names = self.table_names()
+        warnings = list(self._discovery_warnings)
+        for name in names:
             files, _ = self._list(self.container_of(name), None, None)
             size = 0
             for f in files:
-                try:
+                with contextlib.suppress(OSError):
                     size += os.path.getsize(f.path)
-                except OSError:
-                    pass
             desc = TableDescription(
                 table=name, container=self._rel(self.container_of(name)), files=len(files), bytes=size,
                 formats=sorted({f.fmt for f in files}), layouts=sorted({f.layout for f in files}),
@@ -661,8 +710,6 @@ class Lake:
                 last_folder_end=max((f.end for f in files), default=None),
                 columns=len(self.schema_for(name)))
             out.append(desc)
-        if not warnings:
-            warnings = list(self._discovery_warnings)
         if con is not None:
             report = self.register_duckdb(con)
             warnings.extend(w for w in report.warnings if w not in warnings)
@@ -683,15 +730,14 @@ class Lake:
         return re.sub(r"WorkspaceResourceId=/subscriptions/.*?/workspaces/[^/]+/", "…/", rel)
 
     def _problem_text(self, f: LakeFile, chk: FileCheck) -> str:
-        skipped = [(n, r) for n, r, s in chk.problems if s]
-        kept = [(n, r) for n, r, s in chk.problems if not s]
         parts = []
-        for items, verb in ((skipped, "skipped"), (kept, "kept")):
-            if not items:
+        for flag, total, verb in ((True, chk.skipped_lines, "skipped"), (False, chk.kept_lines, "read with gaps")):
+            items = [(n, r) for n, r, s in chk.problems if s is flag]
+            if not total:
                 continue
             shown = "; ".join(f"line {n}: {r}" for n, r in items[:_MAX_LINES_LISTED])
-            more = f"; and {len(items) - _MAX_LINES_LISTED} more" if len(items) > _MAX_LINES_LISTED else ""
-            parts.append(f"{len(items)} line(s) {verb} ({shown}{more})")
+            more = f"; and {total - min(len(items), _MAX_LINES_LISTED)} more" if total > _MAX_LINES_LISTED else ""
+            parts.append(f"{total} line(s) {verb} ({shown}{more})")
         return f"{self._rel(f.path)}: " + ", ".join(parts)
 
 
@@ -710,49 +756,78 @@ def _file_list(files: Sequence[LakeFile]) -> str:
     return "[" + ", ".join(_lit(f.path) for f in files) + "]"
 
 
+def _held(schema: list[tuple[str, str]], checks: Iterable[FileCheck]) -> list[str]:
+    """The schema columns the files of *checks* hold (TimeGenerated and Type always)."""
+    seen = {"TimeGenerated", "Type"}
+    for chk in checks:
+        seen.update(chk.columns)
+    return [c for c, _ in schema if c in seen]
+
+
 def view_sql(plan: TablePlan) -> str:
     """A SELECT over the plan's files with the schema's columns and types, in schema order."""
     cols = plan.schema
-    select = ", ".join(_ident(c) for c, _ in cols)
-    columns = "{" + ", ".join(f"{_lit(c)}: {_lit(duckdb_type(t))}" for c, t in cols) + "}"
+    every = [c for c, _ in cols]
+
+    def select(read: set[str], source: str = "") -> str:
+        return ", ".join(f"{source}{_ident(c)} AS {_ident(c)}" if c in read
+                         else f"CAST(NULL AS {duckdb_type(t)}) AS {_ident(c)}" for c, t in cols)
+
     pieces = []
+    # Paths hold y=/m=/d=/h=/m= folders: DuckDB must not turn them into (clashing) partition columns.
     if plan.strict:
-        pieces.append(f"SELECT {select} FROM read_json({_file_list(plan.strict)}, format='newline_delimited', "
-                      f"columns={columns})")
-    if plan.lenient:
-        # ignore_errors turns an unreadable line into a row of NULLs (and a bad value into NULL):
-        # those rows are the lines the report lists as skipped, so they are dropped here.
-        pieces.append(f"SELECT {select} FROM read_json({_file_list(plan.lenient)}, format='newline_delimited', "
-                      f"columns={columns}, ignore_errors=true) "
-                      'WHERE "TimeGenerated" IS NOT NULL OR "Type" IS NOT NULL')
+        read = set(plan.read_columns if plan.read_columns is not None else every)
+        columns = "{" + ", ".join(f"{_lit(c)}: {_lit(duckdb_type(t))}" for c, t in cols if c in read) + "}"
+        pieces.append(f"SELECT {select(read)} FROM read_json({_file_list(plan.strict)}, "
+                      f"format='newline_delimited', columns={columns}, hive_partitioning=false)")
+    if plan.scanned:
+        # Record by record: read_json's per-file cost is steep for many small files, and these files'
+        # problems are known line by line already. ignore_errors makes a malformed line NULL, and a
+        # record that is no object, or holds neither TimeGenerated nor Type, transforms to NULLs:
+        # exactly the lines the report lists as skipped.
+        read = set(plan.scanned_columns if plan.scanned_columns is not None else every)
+        struct = json.dumps({c: duckdb_type(t) for c, t in cols if c in read})
+        pieces.append(f"SELECT {select(read, '_r.')} FROM (SELECT json_transform(json, {_lit(struct)}) AS _r "
+                      f"FROM read_json_objects({_file_list(plan.scanned)}, format='newline_delimited', "
+                      "ignore_errors=true, hive_partitioning=false)) "
+                      'WHERE _r."TimeGenerated" IS NOT NULL OR _r."Type" IS NOT NULL')
     if plan.parquet:
         present: dict[str, set[str]] = {}
         for f in plan.parquet:
-            for col, kt in _parquet_columns(f.path).items():
+            for col, kt in plan.parquet_columns.get(f.path, {}).items():
                 present.setdefault(col, set()).add(kt)
         proj = []
         for col, kt in cols:
             target = duckdb_type(kt)
             if col not in present:
                 proj.append(f"CAST(NULL AS {target}) AS {_ident(col)}")
-            elif present[col] == {kt}:
+            elif present[col] == {kt} or (present[col] == {"string"} and kt in ("dynamic", "guid")):
                 proj.append(f"CAST({_ident(col)} AS {target}) AS {_ident(col)}")
             else:
                 proj.append(f"TRY_CAST({_ident(col)} AS {target}) AS {_ident(col)}")
-        pieces.append(f"SELECT {', '.join(proj)} FROM read_parquet({_file_list(plan.parquet)}, union_by_name=true)")
+        pieces.append(f"SELECT {', '.join(proj)} FROM read_parquet({_file_list(plan.parquet)}, union_by_name=true, "
+                      "hive_partitioning=false)")
     if not pieces:
         empty = ", ".join(f"CAST(NULL AS {duckdb_type(t)}) AS {_ident(c)}" for c, t in cols)
         return f"SELECT {empty} WHERE false"
     return " UNION ALL ".join(pieces)
 
 
-def _parquet_columns(path: str) -> dict[str, str]:
-    import pyarrow.parquet as pq
+def _create_view(con: Any, name: str, sql: str) -> None:
+    """CREATE OR REPLACE the temp view, unless it already stands over the same SQL.
 
-    from .kqltypes import kql_type_of_arrow
+    Binding a view costs DuckDB time per file and column; a query window that moved without changing
+    the files it needs (the usual case for ``ago()``) reuses the view. The SQL's digest rides in the
+    view's comment, so a different connection or a dropped view is never mistaken for this one.
+    """
+    import hashlib
 
-    schema = pq.read_schema(path)
-    return {f.name: kql_type_of_arrow(f.type) for f in schema}
+    tag = "kqlmagic_plus.lake:" + hashlib.sha256(sql.encode()).hexdigest()
+    rows = con.execute("SELECT comment FROM duckdb_views() WHERE temporary AND view_name = ?", [name]).fetchall()
+    if rows and rows[0][0] == tag:
+        return
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {_ident(name)} AS {sql}")
+    con.execute(f"COMMENT ON VIEW {_ident(name)} IS {_lit(tag)}")
 
 
 # -- walking the layout ------------------------------------------------------------------------------
@@ -794,24 +869,32 @@ def _time_roots(container: str, unexpected: list[str], depth: int = 0) -> Iterat
             unexpected.append(e.path)
 
 
+@cache
+def _day_start(y: int, m: int, d: int) -> int:
+    return (date(y, m, d).toordinal() - _EPOCH_ORDINAL) * 86_400 * _US
+
+
 def _level_range(values: list[int]) -> tuple[int, int]:
-    """[start, end) in µs of the folder y/m/d/h/m named by the first len(values) levels."""
+    """[start, end) in µs of the folder y/m/d/h/m named by the first len(values) levels (ValueError if
+    the names are no date)."""
     y = values[0]
     if len(values) == 1:
-        return _us(datetime(y, 1, 1, tzinfo=UTC)), _us(datetime(y + 1, 1, 1, tzinfo=UTC))  # type: ignore[return-value]
+        return _day_start(y, 1, 1), _day_start(y + 1, 1, 1)
     mo = values[1]
-    start = datetime(y, mo, 1, tzinfo=UTC)
     if len(values) == 2:
-        nxt = datetime(y + (mo == 12), mo % 12 + 1, 1, tzinfo=UTC)
-        return _us(start), _us(nxt)  # type: ignore[return-value]
-    start = start.replace(day=values[2])
+        return _day_start(y, mo, 1), _day_start(y + (mo == 12), mo % 12 + 1, 1)
+    day = _day_start(y, mo, values[2])
     if len(values) == 3:
-        return _us(start), _us(start) + 86_400 * _US  # type: ignore[operator,return-value]
-    start = start.replace(hour=values[3])
+        return day, day + 86_400 * _US
+    if not 0 <= values[3] < 24:
+        raise ValueError("hour")
+    hour = day + values[3] * _HOUR
     if len(values) == 4:
-        return _us(start), _us(start) + _HOUR  # type: ignore[operator,return-value]
-    start = start.replace(minute=values[4])
-    return _us(start), _us(start) + 60 * _US  # type: ignore[operator,return-value]
+        return hour, hour + _HOUR
+    if not 0 <= values[4] < 60:
+        raise ValueError("minute")
+    minute = hour + values[4] * 60 * _US
+    return minute, minute + 60 * _US
 
 
 def _walk_times(tdir: str, lo: int | None, hi: int | None, files: list[LakeFile], unexpected: list[str],
@@ -823,13 +906,13 @@ def _walk_times(tdir: str, lo: int | None, hi: int | None, files: list[LakeFile]
     except OSError:
         return
     if level == 5:
+        start = _level_range(values)[0]
         for e in entries:
             m = _BLOB.match(e.name)
             if m is None or not e.is_file():
                 if not e.name.startswith("."):
                     unexpected.append(e.path)
                 continue
-            start = _level_range(values)[0]
             span = _SPANS[m.group(1).upper()]
             f = LakeFile(path=e.path, start_us=start, span_us=span, fmt=m.group(3).lower(),
                          part=int(m.group(2) or 0))
@@ -877,7 +960,6 @@ def _blob_from_path(path: str) -> LakeFile | None:
 
 # -- file checks ------------------------------------------------------------------------------------
 
-_TG_KEY = b'"TimeGenerated"'
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
 
 
@@ -897,28 +979,30 @@ def _check_json(path: str, st: os.stat_result, types: dict[str, str], *, full: b
             elif not start.startswith(b"{"):
                 chk.skip, chk.reason = True, _not_json_reason(start)
                 return chk
-            suspicious = full
+            if full or st.st_size <= SCAN_BELOW:
+                _scan(fh, chk, types)
+                return chk
             first = _first_record(fh, head)
-            if isinstance(first, dict):
-                chk.type_name = first.get("Type") if isinstance(first.get("Type"), str) else None
-                if "TimeGenerated" not in first:
-                    suspicious = True
-            else:
-                suspicious = True
-            for rec in _records_in(head):
-                for k, v in rec.items():
-                    chk.columns.setdefault(k, _infer_kql(v) if v is not None else "")
-            if not suspicious:
-                suspicious = not _last_line_ok(fh, st.st_size, head)
-            if not suspicious:
-                lines, stamps = _count_lines(fh)
-                chk.records = lines
-                suspicious = stamps < lines
-            if suspicious:
+            suspicious = not isinstance(first, dict) or "TimeGenerated" not in first
+            if isinstance(first, dict) and isinstance(first.get("Type"), str):
+                chk.type_name = first["Type"]
+            for rec in _records_in(head, first=True):
+                _add_columns(chk.columns, rec)
+            tail_ok, tail = _last_line_ok(fh, st.st_size, head)
+            for rec in _records_in(tail, first=False):
+                _add_columns(chk.columns, rec)
+            if suspicious or not tail_ok:
                 _scan(fh, chk, types)
     except OSError as exc:
         chk.skip, chk.reason = True, f"cannot read ({exc.strerror})"
     return chk
+
+
+def _add_columns(columns: dict[str, str], rec: dict) -> None:
+    """Note the keys of *rec* not seen yet, with the KQL type their value suggests ("" for null)."""
+    for k, v in rec.items():
+        if k not in columns or (not columns[k] and v is not None):
+            columns[k] = "" if v is None else _infer_kql(v)
 
 
 def _not_json_reason(start: bytes) -> str:
@@ -943,12 +1027,14 @@ def _first_record(fh: Any, head: bytes) -> Any:
         return None
 
 
-def _records_in(head: bytes) -> Iterator[dict]:
-    """The complete records in the first bytes of a file (for the columns it holds)."""
-    lines = head.split(b"\n")
-    if not head.endswith(b"\n"):
+def _records_in(chunk: bytes, *, first: bool) -> Iterator[dict]:
+    """The complete records in the first (or last) bytes of a file, for the columns it holds."""
+    lines = chunk.split(b"\n")
+    if first and not chunk.endswith(b"\n"):
         lines = lines[:-1]
-    for line in lines[:200]:
+    elif not first:
+        lines = lines[1:]  # the first line of a tail may start mid-record
+    for line in lines[:400]:
         if not line.strip():
             continue
         try:
@@ -959,45 +1045,21 @@ def _records_in(head: bytes) -> Iterator[dict]:
             yield rec
 
 
-def _last_line_ok(fh: Any, size: int, head: bytes) -> bool:
+def _last_line_ok(fh: Any, size: int, head: bytes) -> tuple[bool, bytes]:
+    """Whether the file's last record is complete, and the file's last bytes."""
     if size <= len(head):
         tail = head
     else:
-        fh.seek(max(0, size - _HEAD))
+        fh.seek(size - _HEAD)
         tail = fh.read(_HEAD)
     body = tail.rstrip(b" \t\r\n")
     nl = body.rfind(b"\n")
-    if nl < 0 and len(body) == len(tail.rstrip(b" \t\r\n")) and size > len(tail):
-        return True  # a last record longer than the tail: leave it to DuckDB (and recover())
-    last = body[nl + 1:]
+    if nl < 0 and size > len(tail):
+        return True, b""  # a last record longer than the tail: left to DuckDB and recover()
     try:
-        return isinstance(json.loads(last), dict)
+        return isinstance(json.loads(body[nl + 1:]), dict), tail
     except ValueError:
-        return False
-
-
-def _count_lines(fh: Any) -> tuple[int, int]:
-    """Non-blank lines and ``"TimeGenerated"`` keys in the file (a missing key makes the file suspicious)."""
-    fh.seek(0)
-    lines = stamps = 0
-    carry = b""
-    last = b"\n"
-    while True:
-        block = fh.read(8 * 1024 * 1024)
-        if not block:
-            break
-        data = carry + block
-        lines += data.count(b"\n") - data.count(b"\n\n") - (1 if data.startswith(b"\n") and not carry else 0)
-        cut = max(0, len(data) - len(_TG_KEY) + 1)
-        stamps += data[:cut].count(_TG_KEY) if cut else 0
-        carry = data[cut:] if cut else data
-        lines -= carry.count(b"\n") - carry.count(b"\n\n")
-        last = data[-1:]
-    lines += carry.count(b"\n") - carry.count(b"\n\n")
-    stamps += carry.count(_TG_KEY)
-    if last != b"\n":
-        lines += 1
-    return lines, stamps
+        return False, tail
 
 
 def _scan(fh: Any, chk: FileCheck, types: dict[str, str]) -> None:
@@ -1007,45 +1069,40 @@ def _scan(fh: Any, chk: FileCheck, types: dict[str, str]) -> None:
     problems = chk.problems
     problems.clear()
     n = records = 0
-    pending_last: tuple[int, bytes] | None = None
+    chk.skipped_lines = chk.kept_lines = 0
+    typed = {c: t for c, t in types.items() if t in ("int", "long", "real", "bool", "datetime")}
     for raw in fh:
         n += 1
         if not raw.strip():
             continue
-        if pending_last is not None:
-            problems.append((pending_last[0], "not valid JSON", True))
-            pending_last = None
         try:
             rec = json.loads(raw)
         except ValueError:
-            if raw.endswith(b"\n"):
-                problems.append((n, "not valid JSON", True))
-            else:
-                pending_last = (n, raw)
+            # Only the last line can lack its newline: a record cut off by an interrupted write.
+            reason = "not valid JSON" if raw.endswith(b"\n") else "truncated record at the end of the file"
+            chk.note(n, reason, skipped=True)
             continue
         if not isinstance(rec, dict):
-            problems.append((n, f"a JSON {type(rec).__name__}, not a record", True))
+            chk.note(n, f"a JSON {type(rec).__name__}, not a record", skipped=True)
             continue
         has_tg = "TimeGenerated" in rec and rec["TimeGenerated"] is not None
         if not has_tg and rec.get("Type") is None:
-            problems.append((n, "no TimeGenerated and no Type", True))
+            chk.note(n, "no TimeGenerated and no Type", skipped=True)
             continue
         records += 1
-        for k, v in rec.items():
-            chk.columns.setdefault(k, _infer_kql(v) if v is not None else "")
+        if chk.type_name is None and isinstance(rec.get("Type"), str):
+            chk.type_name = rec["Type"]
+        _add_columns(chk.columns, rec)
         if not has_tg:
-            problems.append((n, "no TimeGenerated (kept with an empty TimeGenerated)", False))
+            chk.note(n, "no TimeGenerated (kept with an empty TimeGenerated)", skipped=False)
         for col, value in rec.items():
-            kt = types.get(col)
+            kt = typed.get(col)
             if kt is None or value is None:
                 continue
             issue = _value_problem(value, kt)
             if issue:
-                problems.append((n, f"{col} {_short(value)} is not {issue} (read as empty)", False))
-    if pending_last is not None:
-        problems.append((pending_last[0], "truncated record at the end of the file", True))
+                chk.note(n, f"{col} {_short(value)} is not {issue} (read as empty)", skipped=False)
     chk.records = records
-    chk.lenient = bool(problems)
     if records == 0 and problems:
         chk.skip = True
         chk.reason = "no readable record"
@@ -1057,35 +1114,23 @@ def _short(value: Any) -> str:
 
 
 def _value_problem(value: Any, kql_type: str) -> str | None:
-    """Why DuckDB would read *value* as NULL in a column of *kql_type* (None when it reads it)."""
-    if kql_type in ("int", "long"):
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _is_int(value))):
-            return "an integer" if kql_type == "long" else "an int"
-    elif kql_type == "real":
-        if isinstance(value, bool) or not isinstance(value, int | float) and not _is_float(value):
-            return "a number"
-    elif kql_type == "bool":
-        if not isinstance(value, bool) and str(value).lower() not in ("true", "false"):
-            return "a bool"
-    elif kql_type == "datetime":
-        if not isinstance(value, str) or not _ISO.match(value.strip()):
-            return "a date and time"
+    """Why DuckDB reads *value* as NULL in a column of *kql_type* (None when it reads or converts it)."""
+    if kql_type in ("int", "long", "real"):
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and _is_float(value)):
+            return None
+        return {"int": "an int", "long": "an integer", "real": "a number"}[kql_type]
+    if kql_type == "bool":
+        if isinstance(value, bool | int | float) or str(value).strip().lower() in ("true", "false"):
+            return None
+        return "a bool"
+    if kql_type == "datetime" and not (isinstance(value, str) and _ISO.match(value.strip())):
+        return "a date and time"
     return None
 
 
-def _is_int(text: str) -> bool:
+def _is_float(text: str) -> bool:
     try:
-        int(text.strip())
-    except ValueError:
-        return False
-    return True
-
-
-def _is_float(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        float(value)
+        float(text.strip())
     except ValueError:
         return False
     return True
@@ -1141,13 +1186,29 @@ def _check_parquet(path: str, st: os.stat_result) -> FileCheck:
 
         chk.columns = {f.name: kql_type_of_arrow(f.type) for f in pf.schema_arrow}
         chk.records = pf.metadata.num_rows
-        if "Type" in chk.columns and pf.metadata.num_row_groups and pf.metadata.num_rows:
-            col = pf.read_row_group(0, columns=["Type"]).column(0)
-            first = col[0].as_py() if len(col) else None
-            chk.type_name = first if isinstance(first, str) else None
+        chk.scanned = True  # the footer gives the exact columns
     except Exception as exc:
         chk.skip, chk.reason = True, f"unreadable Parquet ({_first_line(str(exc))})"
     return chk
+
+
+def _peek_type(f: LakeFile) -> str | None:
+    """The Type of a file's first record, read without checking the file."""
+    try:
+        if f.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(f.path)
+            if "Type" not in pf.schema_arrow.names or not pf.metadata.num_rows:
+                return None
+            value = pf.read_row_group(0, columns=["Type"]).column(0)[0].as_py()
+        else:
+            with open(f.path, "rb") as fh:
+                value = json.loads(fh.readline(16 * 1024 * 1024)).get("Type")
+    except Exception:
+        # Any unreadable file just does not name the table; its own check reports it.
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def _first_line(text: str) -> str:
@@ -1326,5 +1387,5 @@ def _parse_datetime(text: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
-__all__ = ["DEFAULT_MAX_LATE", "DEFAULT_SKEW", "KqlMagicPlusError", "Lake", "LakeDescription", "LakeFile",
+__all__ = ["DEFAULT_MAX_LATE", "DEFAULT_SKEW", "Lake", "LakeDescription", "LakeFile",
            "LakeReport", "TablePlan", "package_schemas", "schema_for", "view_sql", "window_from_query"]

@@ -15,7 +15,7 @@ from . import errors
 from .config import settings
 from .connections import connections
 from .errors import OptionError
-from .options import KQL_OPTIONS, parse_line, parse_name_value
+from .options import CACHE_COMMANDS, KQL_OPTIONS, parse_line, parse_name_value
 
 
 @magics_class
@@ -168,7 +168,10 @@ def _engine_options(opts: dict[str, Any], ns: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise OptionError(f"--query-properties {name}: expected a dict variable")
         out["query_properties"] = value
-    for key in ("cache", "no_cache", "refresh"):
+    if "cache" in opts and opts["cache"] not in CACHE_COMMANDS:
+        # A bare --cache means "cache with the default TTL".
+        out["cache"] = opts["cache"] if opts["cache"] is not None else True
+    for key in ("no_cache", "refresh"):
         if opts.get(key):
             out[key] = opts[key]
     return out

@@ -263,7 +263,8 @@ class Bound:
     #: int, float, bool, Decimal, naive-UTC datetime, timedelta, UUID; JSON text for dynamics).
     #: Every declared parameter is here; empty in "literal" style.
     values: dict[str, Any] = field(default_factory=dict)
-    #: Name -> pandas DataFrame, for engines that register tables (only with ``tables=True``).
+    #: Name -> pyarrow Table, for engines that register tables (only with ``tables=True``); see
+    #: :func:`typed_table` for how each column is typed.
     tables: dict[str, Any] = field(default_factory=dict)
     style: Style = "declare"
     #: The query as given to :func:`bind`.
@@ -288,16 +289,16 @@ class Bound:
         if self._wire:
             # Values carried by declaration defaults are already in the text above.
             lines.append("-- request parameters: " + _display_json(self._wire))
-        for name, df in self.tables.items():
-            lines.append(f"-- table {name}: DataFrame, {len(df):,} rows x {len(df.columns)} columns "
+        for name, table in self.tables.items():
+            lines.append(f"-- table {name}: {table.num_rows:,} rows x {table.num_columns} columns "
                          "(registered, not sent as text)")
         return "\n".join(lines)
 
     def sent(self) -> dict[str, Any]:
         """Name -> what went beside the text: the bound values, and a description of each table."""
         out = dict(self.values)
-        for name, df in self.tables.items():
-            out[name] = f"<DataFrame: {len(df):,} rows x {len(df.columns)} columns>"
+        for name, table in self.tables.items():
+            out[name] = f"<table: {table.num_rows:,} rows x {table.num_columns} columns>"
         return out
 
     def executed(self, translated: str | None = None) -> str:
@@ -417,7 +418,7 @@ def _bind_declare(query: str, body: str, sig: list[Token], declared: dict[str, _
         value = values[name]
         if kql_type == "tabular":
             if tables:
-                out_tables[name] = value
+                out_tables[name] = typed_table(value)
             else:
                 lets.append(f"let {name} = {literals.datatable(value)};")
             continue
@@ -448,6 +449,51 @@ def _bind_declare(query: str, body: str, sig: list[Token], declared: dict[str, _
     prefix = " ".join(pieces) + "\n"
     return Bound(query=prefix + body, values=bound, tables=out_tables, style="declare", original=query,
                  prefix_len=len(prefix), types=types, _wire=wire)
+
+
+def typed_table(value: Any) -> Any:
+    """A DataFrame (or Arrow table) as an Arrow table whose columns carry their KQL types exactly.
+
+    Column types are inferred as for ``datatable``; every cell goes through the same checks as a
+    scalar parameter. Dynamic columns become Arrow JSON, guids Arrow UUID, datetimes UTC
+    microseconds, so an engine registering the table reads what ``datatable`` would have said -
+    without the values ever becoming query text. As in ``datatable``: NaN in a real column and a
+    missing string are null and "".
+    """
+    import pyarrow as pa
+
+    df = literals.as_dataframe(value)
+    arrays, fields = [], []
+    for i, (name, kql_type) in enumerate(literals.column_types(df)):
+        cells = df.iloc[:, i].tolist()
+        try:
+            arrays.append(_arrow_column(cells, kql_type))
+        except ParameterError as exc:
+            raise ParameterError(f"column {name!r}: {exc.message}") from None
+        fields.append(pa.field(name, arrays[-1].type, metadata={b"kql_type": kql_type.encode()}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _arrow_column(cells: list[Any], kql_type: str) -> Any:
+    import pyarrow as pa
+
+    from .kqltypes import arrow_type
+
+    missing = [literals._is_missing(v) for v in cells]
+    if kql_type == "dynamic":
+        return pa.array([literals.json_text(v) for v in cells], type=pa.json_(pa.string()))
+    values = [None if gone else literals.canonical(v, kql_type) for v, gone in zip(cells, missing, strict=True)]
+    if kql_type == "string":
+        return pa.array(["" if v is None else v for v in values], type=pa.string())
+    if kql_type == "guid":
+        return pa.array([None if v is None else v.bytes for v in values], type=pa.uuid())
+    if kql_type == "decimal":
+        scale = max((-v.as_tuple().exponent for v in values if v is not None), default=0)
+        scale = max(0, min(scale, 28))
+        return pa.array(values, type=pa.decimal128(38, scale))
+    if kql_type == "datetime":
+        return pa.array(values, type=pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+    return pa.array(values, type=arrow_type(kql_type))
 
 
 def _fresh(name: str, taken: set[str]) -> str:

@@ -190,3 +190,18 @@ def test_decimal_and_date_columns_from_dataframes():
     assert r.kql_types[0] == "datetime"
     assert r.df["d"][0] == pd.Timestamp("2024-01-02", tz="UTC")
     assert r.df["m"][0] == decimal.Decimal("1.25")
+
+
+def test_join_against_a_dataframe_and_a_mount(tmp_path):
+    iocs = pd.DataFrame({"Ip": ["10.0.0.2"], "Tag": ["c2"]})
+    pd.DataFrame({"SourceIP": ["10.0.0.1", "10.0.0.2", "10.0.0.2"]}).to_parquet(tmp_path / "f.parquet")
+    r = kp.kql("Flows | join kind=inner (iocs) on $left.SourceIP == $right.Ip | summarize n = count() by Tag",
+               namespace={"iocs": iocs}, mounts={"Flows": str(tmp_path / "f.parquet")})
+    assert r.df.to_dict("records") == [{"Tag": "c2", "n": 2}]
+
+
+def test_join_with_a_mounted_table_and_a_same_named_variable(tmp_path):
+    pd.DataFrame({"a": [1, 1, 2]}).to_parquet(tmp_path / "t.parquet")
+    r = kp.kql("T | join kind=inner (T | summarize n = count() by a) on a | summarize s = sum(n)",
+               mounts={"T": str(tmp_path / "t.parquet")}, namespace={"t": pd.DataFrame({"z": [0]})})
+    assert r.df["s"][0] == 5  # 1,1 each match n=2 -> 4; 2 matches n=1 -> 1

@@ -54,7 +54,7 @@ def test_verbatim_and_obfuscated_forms():
 
 
 def test_lone_surrogate_is_refused():
-    with pytest.raises(ParameterError, match="surrogate.*U\\+D800"):
+    with pytest.raises(ParameterError, match=r"surrogate.*U\+D800"):
         literals.string("ab\ud800")
     with pytest.raises(ParameterError, match="surrogate"):
         literals.encode(["ok", "\udfff"])
@@ -211,7 +211,7 @@ def test_datatable_shapes():
         literals.datatable(pd.DataFrame())
     with pytest.raises(ParameterError, match="duplicate column names: a"):
         literals.datatable(pd.DataFrame([[1, 2]], columns=["a", "a"]))
-    with pytest.raises(ParameterError, match="column 'b'.*out of range"):
+    with pytest.raises(ParameterError, match=r"column 'b'.*out of range"):
         literals.datatable(pd.DataFrame({"b": np.array([2**64 - 1], dtype="uint64")}))
 
 

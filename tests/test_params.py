@@ -160,11 +160,29 @@ def test_bind_errors_name_the_parameter_and_type(query, values, message):
 def test_bind_tables_registered_or_inlined():
     df = pd.DataFrame({"ip": ["1.1.1.1", EVIL]})
     b = params.bind("T | where ip in (iocs)", {"iocs": df}, "declare")
-    assert b.query == "T | where ip in (iocs)" and b.tables["iocs"] is df and b.values == {}
+    assert b.query == "T | where ip in (iocs)" and b.values == {}
+    assert b.tables["iocs"].to_pylist() == [{"ip": "1.1.1.1"}, {"ip": EVIL}]
     assert "registered, not sent as text" in b.shown()
     inline = params.bind("T | where ip in (iocs)", {"iocs": df}, "declare", tables=False)
     assert inline.tables == {}
     assert inline.query.startswith('let iocs = datatable(ip:string)["1.1.1.1", "x\\"; T | take 100000')
+
+
+def test_typed_table_carries_kql_types():
+    import pyarrow as pa
+
+    df = pd.DataFrame({"s": ["a", None], "d": [[1], {"k": "v"}], "g": [uuid.UUID(int=1), None],
+                       "t": [dt.datetime(2024, 1, 1), None], "n": pd.array([1, None], dtype="Int32"),
+                       "m": [Decimal("1.25"), None], "r": [float("nan"), 1.0]})
+    table = params.typed_table(df)
+    assert [f.metadata[b"kql_type"].decode() for f in table.schema] == [
+        "string", "dynamic", "guid", "datetime", "int", "decimal", "real"]
+    assert table.schema.field("t").type == pa.timestamp("us", tz="UTC")
+    assert table.column("s").to_pylist() == ["a", ""]
+    assert table.column("d").to_pylist() == ["[1]", '{"k":"v"}']
+    assert table.column("r").to_pylist() == [None, 1.0]
+    with pytest.raises(ParameterError, match=r"column 'b'.*bytes"):
+        params.typed_table(pd.DataFrame({"b": [b"x"]}))
 
 
 # -- bind: literal --------------------------------------------------------------------------------------
@@ -238,7 +256,7 @@ def test_api_dataframe_parameter_is_a_table(table):
     r = kp.kql("T | where Account in (iocs | project Account) | project n", params={"iocs": iocs},
                namespace={"T": table})
     assert r.df["n"].tolist() == [2]
-    assert r.parameters == {"iocs": "<DataFrame: 2 rows x 1 columns>"}
+    assert r.parameters == {"iocs": "<table: 2 rows x 1 columns>"}
     # The table is gone for the next query that does not pass it.
     with pytest.raises(Exception, match="iocs"):
         kp.kql("iocs | count", namespace={"T": table})

@@ -136,7 +136,12 @@ class LocalEngine(Engine):
         if self._catalog is None:
             import duckdb_kql.engine as dk
 
-            self._catalog = {t: c for t, c in dk.schema(self.con).items() if t not in self._registered}
+            raw = dk.schema(self.con)
+            # Temp views (mounts, lake tables, registered objects) are listed as "temp.X"; queries name them X.
+            for name, cols in list(raw.items()):
+                if name.startswith("temp."):
+                    raw.setdefault(name[5:], cols)
+            self._catalog = {t: c for t, c in raw.items() if t not in self._registered}
         out = dict(self._catalog)
         for name, obj in self._registered.items():
             out[name] = _columns_of(obj)
@@ -165,14 +170,14 @@ class LocalEngine(Engine):
             rewritten = rewrite_deprecated(query)
             warnings: list[str] = []
             stats: dict[str, Any] = {}
+            names = referenced_names(rewritten.text)
+            window = _window_for(request, rewritten.text) if self.lake is not None else None
+            report = self._register_lake(window, names)
             self._register_namespace(rewritten.text, request.namespace)
-            if self.lake is not None:
-                report = self.lake.register_duckdb(self.con, window=_window_for(request, rewritten.text))
-                self._catalog = None
-                stats["lake"] = report.summary()
-                warnings.extend(report.warnings)
             sql = self._translate(rewritten, request)
             if request.dry_run:
+                if report is not None:
+                    stats["lake"] = report.summary()
                 import pyarrow as pa
 
                 return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
@@ -183,11 +188,21 @@ class LocalEngine(Engine):
             from .sqlopt import optimize
 
             executed = optimize(str(sql))
-            try:
-                rel_types, table = self._execute(executed, dict(sql.parameters), request.timeout)
-            finally:
-                if rewritten.text.lstrip().startswith("."):
-                    self._catalog = None  # a control command may have created or changed tables
+            for _attempt in range(5):
+                try:
+                    rel_types, table = self._execute(executed, dict(sql.parameters), request.timeout)
+                    break
+                except QueryError as exc:
+                    # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
+                    if self.lake is None or not self.lake.recover(str(exc)):
+                        raise
+                    report = self._register_lake(window, names)
+                finally:
+                    if rewritten.text.lstrip().startswith("."):
+                        self._catalog = None  # a control command may have created or changed tables
+            if report is not None:
+                stats["lake"] = report.summary()
+                warnings.extend(report.warnings)
             kql_types = [kqltypes.kql_type_of_duckdb(t) for t in rel_types]
             return Result(
                 table=kqltypes.canonical_table(table, kql_types), kql_types=kql_types, query=request.query,
@@ -195,13 +210,22 @@ class LocalEngine(Engine):
                 executed=self._bound.executed(executed), parameters=self._bound.sent(), render=spec,
                 warnings=warnings, stats=stats)
 
+    def _register_lake(self, window: Any, names: set[str]) -> Any:
+        """(Re)build the views of the lake tables the query names, over the files its window needs."""
+        if self.lake is None:
+            return None
+        report = self.lake.register_duckdb(self.con, window=window, tables=names)
+        self._catalog = None
+        return report
+
     def _register_namespace(self, query: str, namespace: Mapping[str, Any] | None) -> None:
         """Expose the DataFrames the query names as views; drop those an earlier query left behind."""
         wanted: dict[str, Any] = {}
         if namespace:
-            existing = self._real_tables()
+            # DuckDB names ignore case: a mount "Flows" shadows a variable "flows".
+            existing = {t.lower() for t in self._real_tables()}
             for name in referenced_names(query):
-                if name in existing or name not in namespace:
+                if name.lower() in existing or name not in namespace:
                     continue
                 value = _as_table(namespace[name])
                 if value is not None:
@@ -438,10 +462,7 @@ def col_of(tok, rewritten: Rewritten) -> int:
 
 
 def _split_render(query: str) -> tuple[str, Any]:
-    try:
-        from ..kql.render import split_render
-    except ImportError:  # TEMP until kql/render.py lands
-        return query, None
+    from ..kql.render import split_render
 
     return split_render(query)
 

@@ -524,7 +524,13 @@ def column_types(df: pd.DataFrame) -> list[tuple[str, str]]:
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise ParameterError(f"the DataFrame has duplicate column names: {', '.join(dupes)}")
-    return [(name, _column_type(df.iloc[:, i])) for i, name in enumerate(names)]
+    out = []
+    for i, name in enumerate(names):
+        try:
+            out.append((name, _column_type(df.iloc[:, i])))
+        except ParameterError as exc:
+            raise ParameterError(f"column {name!r}: {exc.message}") from None
+    return out
 
 
 def _column_type(col: pd.Series) -> str:

@@ -484,13 +484,16 @@ def _fail(detail: str, query: str, tok: Token) -> None:
 
 
 def _kql_name(name: str) -> str:
-    if name.isascii() and name.isidentifier():
-        return name
-    return "[" + _kql_string(name) + "]"
+    from .literals import identifier
+
+    return identifier(name)
 
 
 def _kql_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    # The project's one literal encoder (kql/literals.py), so every text this package writes reads back.
+    from .literals import string
+
+    return string(text)
 
 
 def _number_text(value: float) -> str:

@@ -14,7 +14,7 @@ from sqlglot import exp
 from . import ir
 from . import types as T
 from .catalog import aggregate
-from .dialects import fn, n, s
+from .dialects import fn, n, s, try_cast_
 from .functions import case
 from .syntax import Refusal
 
@@ -63,7 +63,9 @@ def _sum(g: Any, a: ir.Agg, cond: ir.Expr | None) -> exp.Expression:
     x = g.e(a.args[0])
     if a.args[0].type == T.INT:
         x = exp.cast(x, "BIGINT")
-    total = exp.Sum(this=_only_if(g, x, cond))
+    total: exp.Expression = exp.Sum(this=_only_if(g, x, cond))
+    if a.type in (T.LONG, T.TIMESPAN):
+        total = exp.cast(total, "BIGINT")  # DuckDB sums BIGINT into HUGEINT
     zero = exp.cast(n(0), "DOUBLE") if a.type == T.REAL else n(0)
     return exp.Coalesce(this=total, expressions=[zero])
 
@@ -235,7 +237,7 @@ def _bag(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
         is_bag = exp.and_(is_bag, g.e(cond, pred=True))
     if g.d.name == "spark":
         mtype = exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")
-        entries = fn("flatten", fn("collect_list", case([(is_bag, fn("map_entries", exp.TryCast(this=v, to=mtype)))])))
+        entries = fn("flatten", fn("collect_list", case([(is_bag, fn("map_entries", try_cast_(this=v, to=mtype)))])))
         acc, e = exp.column("acc"), exp.column("e")
         key = exp.Dot(this=e, expression=exp.to_identifier("key"))
         val = exp.Dot(this=e, expression=exp.to_identifier("value"))

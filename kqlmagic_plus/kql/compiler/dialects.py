@@ -22,6 +22,11 @@ def fn(name: str, *args: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
+def try_cast_(this: exp.Expression, to: exp.DataType) -> exp.Expression:
+    """TRY_CAST in every dialect (sqlglot prints a plain CAST for Spark unless told it is safe)."""
+    return exp.TryCast(this=this, to=to, safe=True)
+
+
 def s(text: str) -> exp.Literal:
     return exp.Literal.string(text)
 
@@ -58,7 +63,7 @@ class Dialect:
         return exp.Cast(this=e, to=self.sql_type(t))
 
     def try_cast(self, e: exp.Expression, t: str) -> exp.Expression:
-        return exp.TryCast(this=e, to=self.sql_type(t))
+        return try_cast_(this=e, to=self.sql_type(t))
 
     def typed_null(self, t: str) -> exp.Expression:
         return exp.Cast(this=exp.null(), to=self.sql_type(t))
@@ -104,6 +109,14 @@ class Dialect:
 
     def split(self, value: exp.Expression, sep: exp.Expression) -> exp.Expression:
         """An array of strings (split on a literal separator)."""
+        raise NotImplementedError
+
+    def trunc(self, x: exp.Expression) -> exp.Expression:
+        """A number truncated toward zero (then cast to an integer type by the caller)."""
+        return fn("trunc", x)
+
+    def sequence1(self, count: exp.Expression) -> exp.Expression:
+        """The integers 1..count as an array (empty when count is 0)."""
         raise NotImplementedError
 
     def repeat(self, value: exp.Expression, count: exp.Expression) -> exp.Expression:
@@ -221,6 +234,10 @@ class Dialect:
         """A property bag with constant keys and dynamic values."""
         raise NotImplementedError
 
+    def dyn_object_computed(self, pairs: list[tuple[exp.Expression, exp.Expression]]) -> exp.Expression:
+        """A property bag with computed keys and dynamic values."""
+        raise NotImplementedError
+
     def dyn_array_elements(self, v: exp.Expression) -> exp.Expression:
         """A SQL array of the dynamic elements of a dynamic array (null when not an array)."""
         raise NotImplementedError
@@ -304,11 +321,17 @@ class Spark(Dialect):
     def int_div(self, a, b):
         return exp.IntDiv(this=a, expression=fn("NULLIF", b, n(0)))
 
+    def trunc(self, x):
+        return x  # Spark's cast of a fraction to an integer truncates toward zero
+
+    def sequence1(self, count):
+        return fn("slice", fn("sequence", n(1), fn("greatest", count, n(1))), n(1), count)
+
     def real_div(self, a, b):
         return fn("try_divide", a, b)
 
     def pmod(self, a, b):
-        return fn("pmod", a, b)
+        return fn("pmod", a, fn("abs", b))
 
     def regex_match(self, value, pattern):
         return exp.RegexpLike(this=value, expression=pattern)
@@ -392,7 +415,7 @@ class Spark(Dialect):
         if t == T.DYNAMIC:
             return e
         if t == T.DATETIME:
-            e = fn("date_format", e, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"))
+            e = fn("date_format", e, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
         elif t == T.TIMESPAN:
             from .functions import timespan_text  # circular at import time only
 
@@ -411,7 +434,7 @@ class Spark(Dialect):
         return fn("try_element_at", arr, one_based)
 
     def dyn_key(self, v, key):
-        return fn("try_element_at", exp.TryCast(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>",
+        return fn("try_element_at", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>",
                                                                               dialect="spark")), key)
 
     def dyn_kind(self, v):
@@ -445,7 +468,7 @@ class Spark(Dialect):
         return exp.Cast(this=v, to=exp.DataType.build("STRING"))
 
     def dyn_array_length(self, v):
-        return fn("array_size", exp.TryCast(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark")))
+        return fn("array_size", try_cast_(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark")))
 
     def dyn_array(self, items):
         return fn("to_variant_object", fn("array", *items)) if items else fn("parse_json", s("[]"))
@@ -458,14 +481,20 @@ class Spark(Dialect):
             args += [s(k), v]
         return fn("to_variant_object", fn("named_struct", *args))
 
+    def dyn_object_computed(self, pairs):
+        args: list[exp.Expression] = []
+        for k, v in pairs:
+            args += [k, v]
+        return fn("to_variant_object", fn("map", *args))
+
     def dyn_array_elements(self, v):
-        return exp.TryCast(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark"))
+        return try_cast_(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark"))
 
     def dyn_array_from_sql_array(self, arr):
         return fn("to_variant_object", arr)
 
     def dyn_keys(self, v):
-        return fn("map_keys", exp.TryCast(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")))
+        return fn("map_keys", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")))
 
     def array_distinct(self, arr):
         return fn("array_distinct", arr)
@@ -481,7 +510,7 @@ class Spark(Dialect):
         return fn("array_size", arr)
 
     def array_element(self, arr, one_based):
-        return fn("try_element_at", arr, one_based)
+        return fn("try_element_at", arr, exp.cast(one_based, "INT"))
 
     def array_slice(self, arr, start0, length):
         return fn("slice", arr, exp.Add(this=start0, expression=n(1)), length)
@@ -519,6 +548,9 @@ class DuckDB(Dialect):
     name = "duckdb"
     sqlglot = "duckdb"
     engine = "local"
+
+    def sequence1(self, count):
+        return fn("range", n(1), exp.Add(this=count, expression=n(1)))
 
     def pmod(self, a, b):
         return exp.Mod(this=paren(exp.Add(this=paren(exp.Mod(this=a, expression=fn("NULLIF", b, n(0)))),
@@ -590,7 +622,7 @@ class DuckDB(Dialect):
         return fn("strftime", ts, s(fmt))
 
     def parse_ts(self, text):
-        return exp.AtTimeZone(this=exp.TryCast(this=text, to=exp.DataType.build("TIMESTAMPTZ")), zone=s("UTC"))
+        return exp.AtTimeZone(this=try_cast_(this=text, to=exp.DataType.build("TIMESTAMPTZ")), zone=s("UTC"))
 
     def span_to_interval(self, us):
         return fn("to_microseconds", us)
@@ -599,10 +631,10 @@ class DuckDB(Dialect):
         return fn("epoch_us", iv)
 
     def dyn_from_json_text(self, text):
-        return exp.TryCast(this=text, to=exp.DataType.build("JSON", dialect="duckdb"))
+        return try_cast_(this=text, to=exp.DataType.build("JSON", dialect="duckdb"))
 
     def dyn_source_column(self, col):
-        return exp.TryCast(this=col, to=exp.DataType.build("JSON", dialect="duckdb"))
+        return try_cast_(this=col, to=exp.DataType.build("JSON", dialect="duckdb"))
 
     def dyn_to_json_text(self, v):
         return exp.cast(v, "VARCHAR")
@@ -611,7 +643,7 @@ class DuckDB(Dialect):
         if t == T.DYNAMIC:
             return e
         if t == T.DATETIME:
-            e = fn("strftime", e, s("%Y-%m-%dT%H:%M:%S.%fZ"))
+            e = fn("strftime", e, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
         elif t == T.TIMESPAN:
             from .functions import timespan_text
 
@@ -655,9 +687,9 @@ class DuckDB(Dialect):
         if t == T.DATETIME:
             return self.parse_ts(text)
         if t in (T.INT, T.LONG):
-            return exp.TryCast(this=exp.TryCast(this=text, to=exp.DataType.build("DOUBLE")),
+            return try_cast_(this=try_cast_(this=text, to=exp.DataType.build("DOUBLE")),
                                to=self.sql_type(t))
-        return exp.TryCast(this=text, to=self.sql_type(t))
+        return try_cast_(this=text, to=self.sql_type(t))
 
     def dyn_as_string(self, v):
         return fn("json_extract_string", v, s("$"))
@@ -675,6 +707,12 @@ class DuckDB(Dialect):
         args: list[exp.Expression] = []
         for k, v in pairs:
             args += [s(k), v]
+        return fn("json_object", *args)
+
+    def dyn_object_computed(self, pairs):
+        args: list[exp.Expression] = []
+        for k, v in pairs:
+            args += [k, v]
         return fn("json_object", *args)
 
     def dyn_array_elements(self, v):

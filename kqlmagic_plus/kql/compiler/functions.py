@@ -20,7 +20,7 @@ from sqlglot import exp
 from . import ir
 from . import types as T
 from .catalog import scalar
-from .dialects import fn, n, paren, s
+from .dialects import fn, n, paren, s, try_cast_
 from .syntax import Refusal
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -119,15 +119,10 @@ def timespan_text(d: Any, us: exp.Expression) -> exp.Expression:
 
 
 def datetime_text(g: Any, ts: exp.Expression) -> exp.Expression:
-    """KQL's ``tostring(datetime)``: ISO 8601 with ``Z``, 7 fraction digits when there is a fraction."""
+    """KQL's ``tostring(datetime)``: ISO 8601, always seven fraction digits, ``Z`` (measured on Kusto)."""
     if g.d.name == "spark":
-        whole = fn("date_format", ts, s("yyyy-MM-dd'T'HH:mm:ss'Z'"))
-        frac = fn("date_format", ts, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
-    else:
-        whole = fn("strftime", ts, s("%Y-%m-%dT%H:%M:%SZ"))
-        frac = fn("strftime", ts, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
-    has_frac = exp.NEQ(this=exp.Mod(this=g.d.ts_to_us(ts), expression=n(1_000_000)), expression=n(0))
-    return case([(has_frac, frac)], whole)
+        return fn("date_format", ts, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
+    return fn("strftime", ts, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
 
 
 def real_text(g: Any, x: exp.Expression) -> exp.Expression:
@@ -153,7 +148,8 @@ def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
     if t == T.TIMESPAN:
         return timespan_text(g.d, x)
     if t == T.BOOL:
-        return case([(x, s("true")), (exp.Not(this=x), s("false"))])
+        # .NET's spelling, as Kusto prints it.
+        return case([(x, s("True")), (exp.Not(this=x), s("False"))])
     return exp.cast(x, g.d.string_type)
 
 
@@ -175,9 +171,9 @@ def to_number(g: Any, arg: ir.Expr, target: str) -> exp.Expression:
         x = fn("trim", x)
         if target in T.INTEGRAL:
             # toint("1.5") is 1 in KQL: parse as a number first, then truncate.
-            return exp.TryCast(this=fn("trunc", exp.TryCast(this=x, to=g.d.sql_type(T.REAL))),
+            return try_cast_(this=g.d.trunc(try_cast_(this=x, to=g.d.sql_type(T.REAL))),
                                to=g.d.sql_type(target))
-        return exp.TryCast(this=x, to=g.d.sql_type(target))
+        return try_cast_(this=x, to=g.d.sql_type(target))
     if t == T.BOOL:
         return g.d.cast(case([(x, n(1)), (exp.Not(this=x), n(0))]), target)
     if t == T.DATETIME:
@@ -187,8 +183,8 @@ def to_number(g: Any, arg: ir.Expr, target: str) -> exp.Expression:
     if t == T.TIMESPAN:
         return g.d.cast(exp.Mul(this=x, expression=n(10)), target)
     if target in T.INTEGRAL and t in (T.REAL, T.DECIMAL):
-        return exp.TryCast(this=fn("trunc", x), to=g.d.sql_type(target))
-    return exp.TryCast(this=x, to=g.d.sql_type(target))
+        return try_cast_(this=g.d.trunc(x), to=g.d.sql_type(target))
+    return try_cast_(this=x, to=g.d.sql_type(target))
 
 
 @scalar("toint", 1, T.INT)
@@ -262,10 +258,10 @@ def _totimespan(g, c, pred):
         pat = s(r"^\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?\s*$")
 
         def part(i: int) -> exp.Expression:
-            return exp.TryCast(this=fn("NULLIF", g.d.regex_extract(text, pat, i), s("")),
+            return try_cast_(this=fn("NULLIF", g.d.regex_extract(text, pat, i), s("")),
                                to=g.d.sql_type(T.LONG))
 
-        frac = exp.TryCast(this=fn("rpad", fn("NULLIF", g.d.regex_extract(text, pat, 6), s("")), n(7), s("0")),
+        frac = try_cast_(this=fn("rpad", fn("NULLIF", g.d.regex_extract(text, pat, 6), s("")), n(7), s("0")),
                            to=g.d.sql_type(T.LONG))
         total = exp.Add(
             this=exp.Mul(this=exp.Add(this=exp.Add(this=exp.Add(
@@ -645,8 +641,10 @@ def _strcat_delim(g, c, pred):
 def _substring(g, c, pred):
     x = empty_if_null(g.e(c.args[0]))
     start = g.e(c.args[1])
-    # KQL clamps a negative start to 0; SQL's substring is 1-based.
-    start1 = exp.Add(this=fn("greatest", start, n(0)), expression=n(1))
+    # A negative start counts from the end (clamped to the first character); SQL is 1-based.
+    from_end = fn("greatest", exp.Add(this=fn("length", x), expression=start), n(0))
+    start0 = case([(exp.LT(this=start, expression=n(0)), from_end)], start)
+    start1 = exp.Add(this=start0, expression=n(1))
     if len(c.args) == 3:
         length = fn("greatest", g.e(c.args[2]), n(0))
         return fn("substring", x, start1, length)
@@ -698,11 +696,12 @@ def _trim(which: str):
         x = empty_if_null(g.e(c.args[1]))
         if pat is None:
             raise Refusal(f"{which} with a computed pattern")
+        # One leading / trailing match, as KQL removes it (trim_end(".com", "bing.com") is "bing").
         parts = []
         if which in ("trim", "trim_start"):
-            parts.append(f"^(?:{pat})+")
+            parts.append(f"^(?:{pat})")
         if which in ("trim", "trim_end"):
-            parts.append(f"(?:{pat})+$")
+            parts.append(f"(?:{pat})$")
         return g.d.regex_replace(x, s("|".join(parts)), s(""))
     return emit
 
@@ -728,15 +727,18 @@ def _strrep(g, c, pred):
 
 @scalar("countof", (2, 3), T.LONG, coerce="string")
 def _countof(g, c, pred):
-    text, sub = g.e(c.args[0]), c.args[1]
+    text, sub = empty_if_null(g.e(c.args[0])), c.args[1]
     kind = lit_str(c.args[2]) if len(c.args) == 3 else "normal"
     if kind == "regex":
-        pattern = g.e(sub)
-    elif lit_str(sub) is not None:
-        pattern = s(re_quote(sub.value))
-    else:
-        pattern = re_quote_sql(g, g.e(sub))
-    return big(g.d.array_size(g.d.regex_extract_all(empty_if_null(text), pattern, 0)))
+        return big(g.d.array_size(g.d.regex_extract_all(text, g.e(sub), 0)))
+    # Plain text is counted with overlaps: countof("aaa", "aa") is 2.
+    needle = g.e(sub)
+    i = exp.column("i")
+    hit = exp.EQ(this=fn("substring", text, i, fn("length", needle)), expression=needle)
+    positions = g.d.sequence1(fn("length", text))
+    lam = exp.Lambda(this=hit, expressions=[exp.to_identifier("i")])
+    found = fn("filter", positions, lam) if g.d.name == "spark" else fn("list_filter", positions, lam)
+    return case([(exp.EQ(this=fn("length", needle), expression=n(0)), n(0))], big(g.d.array_size(found)))
 
 
 @scalar("extract", (3, 4), lambda a: a[3].type if len(a) == 4 and a[3].type != T.NULL else T.STRING,
@@ -761,12 +763,12 @@ def _convert_text(g: Any, text: exp.Expression, t: str) -> exp.Expression:
     if t == T.DYNAMIC:
         return exp.Coalesce(this=g.d.dyn_from_json_text(text), expressions=[g.d.dyn_from_scalar(text, T.STRING)])
     if t in T.INTEGRAL:
-        return exp.TryCast(this=fn("trunc", exp.TryCast(this=text, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(t))
+        return try_cast_(this=g.d.trunc(try_cast_(this=text, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(t))
     if t == T.BOOL:
         low = lower_str(text)
         return case([(exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
                      (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false())])
-    return exp.TryCast(this=text, to=g.d.sql_type(t))
+    return try_cast_(this=text, to=g.d.sql_type(t))
 
 
 @scalar("extract_all", (2, 3), T.DYNAMIC, coerce="string", aliases=("extractall",))
@@ -862,9 +864,7 @@ def _url_decode(g, c, pred):
     return g.d.url_decode(g.e(c.args[0]))
 
 
-@scalar("url_encode", 1, T.STRING, coerce="string", aliases=("url_encode_component",))
-def _url_encode(g, c, pred):
-    return g.d.url_encode(g.e(c.args[0]))
+refused_url_encode = "KQL's url_encode writes lower-case hex escapes that neither engine reproduces"
 
 
 @scalar("hash_md5", 1, T.STRING, coerce="string")
@@ -1343,13 +1343,12 @@ def _pack_array(g, c, pred):
 def _bag_pack(g, c, pred):
     if len(c.args) % 2:
         raise Refusal("bag_pack with an odd number of arguments")
-    pairs = []
-    for i in range(0, len(c.args), 2):
-        k = lit_str(c.args[i])
-        if k is None:
-            raise Refusal("bag_pack with a computed key")
-        pairs.append((k, _to_dyn(g, c.args[i + 1])))
-    return g.d.dyn_object(pairs)
+    keys = [lit_str(c.args[i]) for i in range(0, len(c.args), 2)]
+    values = [_to_dyn(g, c.args[i + 1]) for i in range(0, len(c.args), 2)]
+    if all(k is not None for k in keys):
+        return g.d.dyn_object([(k, v) for k, v in zip(keys, values, strict=True)])  # type: ignore[misc]
+    return g.d.dyn_object_computed([(to_string(g, c.args[i]), v)
+                                    for i, v in zip(range(0, len(c.args), 2), values, strict=True)])
 
 
 @scalar("bag_keys", 1, T.DYNAMIC, coerce="dynamic")
@@ -1367,12 +1366,12 @@ def _elements_as(g: Any, v: exp.Expression, t: str) -> exp.Expression:
     target = {T.STRING: "STRING" if g.d.name == "spark" else "VARCHAR", T.REAL: "DOUBLE", T.LONG: "BIGINT",
               T.BOOL: "BOOLEAN"}[t]
     if g.d.name == "spark":
-        return exp.TryCast(this=v, to=exp.DataType.build(f"ARRAY<{target}>", dialect="spark"))
+        return try_cast_(this=v, to=exp.DataType.build(f"ARRAY<{target}>", dialect="spark"))
     if t == T.STRING:
-        return fn("list_transform", exp.TryCast(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
+        return fn("list_transform", try_cast_(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
             exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")),
                        expressions=[exp.to_identifier("x")]))
-    return exp.TryCast(this=v, to=exp.DataType.build(f"{target}[]", dialect="duckdb"))
+    return try_cast_(this=v, to=exp.DataType.build(f"{target}[]", dialect="duckdb"))
 
 
 def _value_kind(e: ir.Expr) -> str:
@@ -1550,7 +1549,7 @@ _IPV4 = r"^\s*(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?\s*$"
 def ipv4_long(g: Any, text: exp.Expression) -> exp.Expression:
     """An IPv4 address as a number, null when *text* is not one."""
     def octet(i):
-        return exp.TryCast(this=g.d.regex_extract(text, s(_IPV4), i), to=g.d.sql_type(T.LONG))
+        return try_cast_(this=g.d.regex_extract(text, s(_IPV4), i), to=g.d.sql_type(T.LONG))
     total = exp.Add(this=exp.Add(this=exp.Add(
         this=exp.Mul(this=octet(1), expression=n(16777216)), expression=exp.Mul(this=octet(2), expression=n(65536))),
         expression=exp.Mul(this=octet(3), expression=n(256))), expression=octet(4))
@@ -1560,7 +1559,7 @@ def ipv4_long(g: Any, text: exp.Expression) -> exp.Expression:
 
 
 def ipv4_prefix(g: Any, text: exp.Expression, default: int = 32) -> exp.Expression:
-    p = exp.TryCast(this=fn("NULLIF", g.d.regex_extract(text, s(_IPV4), 5), s("")), to=g.d.sql_type(T.LONG))
+    p = try_cast_(this=fn("NULLIF", g.d.regex_extract(text, s(_IPV4), 5), s("")), to=g.d.sql_type(T.LONG))
     return exp.Coalesce(this=p, expressions=[n(default)])
 
 
@@ -1689,4 +1688,38 @@ def refused_everywhere(name: str, reason: str):
 
 refused_everywhere("hash", "KQL's hash() values (xxhash64 of its own encoding) cannot be reproduced")
 refused_everywhere("parse_csv", "not translated yet")
+refused_everywhere("url_encode", refused_url_encode)
+refused_everywhere("url_encode_component", refused_url_encode)
 refused_everywhere("parse_xml", "not translated yet")
+
+
+# -- internals the lowering produces ----------------------------------------------------------------
+
+
+@scalar("__parse_matches", 2, T.BOOL, category="internal")
+def _parse_matches(g, c, pred):
+    return false_if_null(g.d.regex_match(g.e(c.args[0]), g.e(c.args[1])), pred)
+
+
+@scalar("__parse_group", 4, T.STRING, category="internal")
+def _parse_group(g, c, pred):
+    subject, pattern = g.e(c.args[0]), g.e(c.args[1])
+    group = c.args[2].value
+    got = g.d.regex_extract(subject, pattern, group)
+    value = _convert_text(g, got, c.type)
+    return case([(g.d.regex_match(subject, pattern), value)])
+
+
+@scalar("__serial", 0, T.LONG, category="internal")
+def _serial(g, c, pred):
+    return g.d.serial_ordinal()
+
+
+@scalar("__rank", (3, 99), T.LONG, category="internal")
+def _rank(g, c, pred):
+    nparts = c.args[0].value
+    desc = c.args[1].value
+    parts = [g.e(a) for a in c.args[2:2 + nparts]]
+    order_by = g.e(c.args[2 + nparts])
+    return exp.Window(this=fn("row_number"), partition_by=parts or None,
+                      order=exp.Order(expressions=[exp.Ordered(this=order_by, desc=desc, nulls_first=not desc)]))

@@ -204,6 +204,8 @@ class Join(Node):
     left_keys: list[Expr]
     right_keys: list[Expr]
     right_names: dict[str, str]
+    #: Keys compare with IS NOT DISTINCT FROM (used by lowerings that join on group keys).
+    null_safe: bool = False
 
     def inputs(self) -> list[Node]:
         return [self.left, self.right]
@@ -234,18 +236,6 @@ class MvExpand(Node):
     index_column: str | None = None
     #: A hidden ordinal column kept when the input is ordered, so the expansion stays in order.
     position_column: str | None = None
-
-    def inputs(self) -> list[Node]:
-        return [self.input]
-
-
-@dataclass(eq=False)
-class Window(Node):
-    """Adds columns computed by window functions (``prev``, ``next``, ``row_number``...) over the
-    input's order; ``partition`` is used by ``row_number(..., restart)``-like forms."""
-
-    input: Node
-    items: list[tuple[str, Expr]]
 
     def inputs(self) -> list[Node]:
         return [self.input]

@@ -47,6 +47,10 @@ def syntax_name(node: object) -> str | None:
         return "_".join(parts) if parts else None
     if kind == "call":
         name, args = node[1], node[2]
+        from .catalog import lookup_aggregate
+
+        if lookup_aggregate(name) is not None and name not in ("min_of", "max_of"):
+            return aggregate_name(lookup_aggregate(name).name if name not in AGG_PREFIX else name, args)
         if name in AGG_NAME_IS_ARGUMENT:
             return syntax_name(args[0]) if args else None
         if name in NAME_PRESERVING and args:

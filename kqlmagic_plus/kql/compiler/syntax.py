@@ -142,3 +142,71 @@ def name_of(ctx: Any) -> str:
 
         return string_value(ctx.StringLiteral)
     return ctx.getText()
+
+
+class Rewrite:
+    """Text insertions made before parsing, and the map from the new text's positions back."""
+
+    def __init__(self, original: str):
+        self.original = original
+        self.text = original
+        #: (offset in the new text where the insertion starts, its length), ascending.
+        self.inserts: list[tuple[int, int]] = []
+
+    def original_pos(self, p: Pos | None) -> Pos | None:
+        if p is None or not self.inserts:
+            return p
+        from ..lexer import line_col, offset_of
+
+        off = offset_of(self.text, p.line, p.column)
+        shift = 0
+        for start, length in self.inserts:
+            if off >= start + length:
+                shift += length
+            elif off >= start:
+                shift += off - start
+        line, col = line_col(self.original, max(0, off - shift))
+        return Pos(line, col)
+
+
+#: Operators whose grammar reads ``name = f(x)`` as a parameter ``name=f`` and a column ``(x)``.
+_AMBIGUOUS_NAMED = ("make-series", "makeseries", "distinct")
+
+
+def preprocess(text: str) -> Rewrite:
+    """Work around two places where the vendored grammar rejects valid KQL, without moving what
+    the user wrote: a bare ``serialize`` (the grammar wants an expression after it) and
+    ``make-series``/``distinct`` with a named first expression. Only insertions are made."""
+    from ..lexer import significant, tokenize
+
+    rw = Rewrite(text)
+    toks = significant(tokenize(text))
+    edits: list[tuple[int, str]] = []  # (offset in the original, text to insert)
+    for i, tok in enumerate(toks):
+        if tok.kind != "ident" or i == 0 or toks[i - 1].text != "|":
+            continue
+        word = tok.text.lower()
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        if word == "serialize" and (nxt is None or nxt.text in ("|", ";", ")", "}")):
+            edits.append((tok.end, " __kqlc_serial = 0"))
+        elif word in _AMBIGUOUS_NAMED:
+            j = i + 1
+            # skip operator parameters (kind=nonempty, hint.x=y)
+            while j + 2 < len(toks) and toks[j + 1].text == "=" and toks[j].text.lower() == "kind":
+                j += 3
+            if j + 3 < len(toks) and toks[j].kind == "ident" and toks[j + 1].text == "=" \
+                    and toks[j + 2].kind == "ident" and toks[j + 3].text == "(":
+                edits.append((toks[j].start, "['"))
+                edits.append((toks[j].end, "']"))
+    if not edits:
+        return rw
+    out, last, delta = [], 0, 0
+    for off, ins in sorted(edits):
+        out.append(text[last:off])
+        rw.inserts.append((off + delta, len(ins)))
+        out.append(ins)
+        delta += len(ins)
+        last = off
+    out.append(text[last:])
+    rw.text = "".join(out)
+    return rw

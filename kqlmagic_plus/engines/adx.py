@@ -1,0 +1,500 @@
+"""Azure Data Explorer (Kusto), through azure-kusto-data's KustoClient.
+
+What reaches the cluster: the query (or a ``.show`` / other control command), parameters bound
+server-side (``declare query_parameters`` plus ClientRequestProperties parameters, see
+:mod:`kqlmagic_plus.params`), and ClientRequestProperties options from three places, later ones
+winning: ``--query-properties DICT``, Kqlmagic's ``+name[=value]`` words in front of the query, and
+``--timeout`` (as ``servertimeout``). ``deferpartialqueryfailures`` is on unless given, so a
+partial failure (truncation included) comes back with its rows and the reason, never a bare error.
+
+What comes back: the primary result, the visualization metadata of a ``render`` clause (the
+``@ExtendedProperties`` table), and the completion information, whose errors and warnings become
+the Result's warnings (truncation marks it truncated).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    AuthError,
+    KqlMagicPlusError,
+    OptionError,
+    ParameterError,
+    QueryError,
+    QueryTimeoutError,
+    RemoteError,
+)
+from .base import Engine
+from .remote import (
+    RetrySettings,
+    Runner,
+    arrow_table,
+    host_of,
+    network_reason,
+    parse_retry_after,
+    retrying,
+    seconds_of,
+    split_plus_properties,
+    status_word,
+)
+
+if TYPE_CHECKING:
+    from ..auth import SignIn
+    from ..connections import ConnectionSpec
+    from ..request import Request
+    from ..results import Result
+
+_KEYS = frozenset({"cluster", "database", "db", "tenant", "clientid", "clientsecret", "certificate",
+                   "certificatepassword", "certificatethumbprint", "authority", "endpoint", "cloud"})
+#: Request properties whose value is a timespan (the SDK adds the client's slack to servertimeout).
+_TIMESPAN_PROPERTIES = frozenset({"servertimeout", "query_results_cache_max_age"})
+TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "truncat")
+#: Seconds the client waits beyond the server timeout before it gives up on the answer.
+CLIENT_GRACE = 2.0
+
+
+class AdxEngine(Engine):
+    """One database of one cluster, queried through the real KustoClient."""
+
+    name = "adx"
+
+    def __init__(self, cluster: str, database: str, *, sign_in: SignIn | None = None, credential: Any = None,
+                 retry: RetrySettings | None = None):
+        if not database:
+            raise OptionError("adx:// needs database='<name>' (or db@cluster)")
+        self.cluster = cluster.rstrip("/")
+        self.database = database
+        self._sign_in = sign_in
+        self._credential = credential
+        self._retry = retry or RetrySettings()
+        self._client: Any = None
+        self._runner = Runner()
+
+    @classmethod
+    def from_spec(cls, spec: ConnectionSpec) -> AdxEngine:
+        from .. import auth
+
+        unknown = set(spec.props) - _KEYS
+        if unknown:
+            raise OptionError(f"adx:// does not take {', '.join(sorted(unknown))}; it takes "
+                              + ", ".join(sorted(_KEYS)))
+        cluster = spec.get("endpoint") or spec.get("cluster")
+        if not cluster:
+            raise OptionError("adx:// needs cluster='<name or URL>' (e.g. cluster='help' or "
+                              "cluster='https://help.kusto.windows.net')")
+        database = spec.get("database") or spec.get("db")
+        if not database:
+            raise OptionError("adx:// needs database='<name>' (or write adx://database@cluster)")
+        return cls(cluster_url(cluster, auth.cloud_of(spec)), database, sign_in=auth.sign_in_from_spec(spec))
+
+    @property
+    def target(self) -> str:
+        return f"adx://{self.cluster}/{self.database}"
+
+    def __repr__(self) -> str:
+        return f"AdxEngine({self.target!r}, {self._sign_in!r})"
+
+    # -- session -------------------------------------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        try:
+            from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
+        except ImportError:
+            from ..errors import EngineUnavailableError
+
+            raise EngineUnavailableError("Azure Data Explorer needs azure-kusto-data and azure-identity: "
+                                         "pip install azure-kusto-data azure-identity") from None
+        from .. import auth
+
+        anonymous = self._credential is None and self._sign_in is not None and self._sign_in.method == "anonymous"
+        if anonymous:
+            if not self.cluster.startswith("http://"):
+                raise OptionError(f"anonymous works with a plain http:// endpoint (a local `duckdb-kql serve`); "
+                                  f"{self.cluster} wants a sign-in method")
+            kcsb = KustoConnectionStringBuilder.with_no_authentication(self.cluster)
+        else:
+            credential = self._credential
+            if credential is None:
+                sign_in = self._sign_in or auth.SignIn("default", auth.CLOUDS["public"],
+                                                       auth.CLOUDS["public"].authority)
+                credential = auth.credential_for(sign_in, target=self.target)
+            # Closing a KustoClient closes its credential; credentials are shared between connections.
+            kcsb = KustoConnectionStringBuilder.with_azure_token_credential(self.cluster,
+                                                                            credential=_Borrowed(credential))
+        kcsb.application_for_tracing = "kqlmagic_plus"
+        return KustoClient(kcsb)
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def cancel(self) -> None:
+        self._runner.cancel(self._drop_client)
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # best effort; a fresh client serves the next query
+                client.close()
+
+    def close(self) -> None:
+        self._drop_client()
+
+    def tables(self) -> list[str]:
+        from ..request import Request
+
+        try:
+            r = self.run(Request(".show tables"))
+        except KqlMagicPlusError:
+            return []
+        return [str(v) for v in r.table.column("TableName").to_pylist()] if "TableName" in r.columns else []
+
+    # -- running -------------------------------------------------------------------------------------------
+
+    def run(self, request: Request) -> Result:
+        import pyarrow as pa
+
+        from ..results import Result
+
+        started = time.perf_counter()
+        plus, text = split_plus_properties(request.query)
+        command = text.lstrip().startswith(".")
+        options = self._options(request, plus, command)
+        parameters: dict[str, str] = {}
+        if command:
+            if request.params:
+                raise ParameterError("control commands (starting with '.') take no query parameters")
+            executed = text.strip()
+            original = text
+            bound = None
+        else:
+            from .. import params as params_mod
+
+            bound = params_mod.bind(text, request.params, "declare", tables=False)
+            parameters = bound.request_parameters()
+            executed, original = bound.query, bound.original
+        if request.dry_run:
+            return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
+                          engine=self.name, executed=executed, parameters=dict(parameters),
+                          elapsed=time.perf_counter() - started,
+                          stats={"dry_run": True, "request_options": _shown_options(options)})
+        from azure.kusto.data import ClientRequestProperties
+
+        crp = ClientRequestProperties()
+        crp.application = "kqlmagic_plus"
+        for k, v in options.items():
+            crp.set_option(k, v)
+        for k, v in parameters.items():
+            crp.set_parameter(k, v)
+
+        notes: list[str] = []
+        timeout = _timeout_of(options, request)
+        deadline = time.monotonic() + timeout + CLIENT_GRACE if timeout else None
+        cancelled = self._runner.cancelled
+
+        def call() -> Any:
+            return retrying(lambda: self._get_client().execute(self.database, executed, crp), _transient,
+                            settings=self._retry, deadline=deadline, cancelled=cancelled, notes=notes)
+
+        try:
+            response = self._runner.run(call, deadline=deadline, timeout_message=(
+                f"no answer from {host_of(self.cluster)} within {timeout:g} s; the query was abandoned "
+                "(raise --timeout, or narrow the query)" if timeout else ""))
+        except KqlMagicPlusError:
+            if cancelled.is_set():
+                self._drop_client()
+            raise
+        except Exception as exc:
+            raise self._explain(exc, original, bound, timeout) from None
+        return self._result(response, request, executed, parameters, options, notes, started, original)
+
+    def _options(self, request: Request, plus: dict[str, Any], command: bool) -> dict[str, Any]:
+        given = request.options.get("query_properties") or {}
+        if not isinstance(given, dict):
+            raise OptionError("--query-properties needs a dict of request property names to values")
+        props = {str(k).lower(): v for k, v in given.items()}
+        props.update(plus)
+        out: dict[str, Any] = {}
+        for name, value in props.items():
+            if name in _TIMESPAN_PROPERTIES:
+                out[name] = timedelta(seconds=seconds_of(value, f"+{name}"))
+            elif isinstance(value, dict | list):
+                out[name] = json.dumps(value)
+            else:
+                out[name] = value
+        if request.timeout and "servertimeout" not in out:
+            out["servertimeout"] = timedelta(seconds=request.timeout)
+        if not command:
+            # Partial failures (truncation included) come back as rows plus a reason, not as a bare error.
+            out.setdefault("deferpartialqueryfailures", True)
+            if request.now is not None:
+                # The instant ago()/now() resolve to, as the cache pinned it.
+                out.setdefault("query_now", request.now.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+        return out
+
+    def _result(self, response: Any, request: Request, executed: str, parameters: dict[str, str],
+                options: dict[str, Any], notes: list[str], started: float, original: str) -> Result:
+        from ..kqltypes import normalize_type
+        from ..results import result_from_arrow
+
+        warnings = list(notes)
+        stats: dict[str, Any] = {"request_options": _shown_options(options)}
+        primary = [t for t in response.tables if _kind(t) == "PrimaryResult"] or \
+            ([response.tables[0]] if response.tables and _kind(response.tables[0]) is None else [])
+        visualization = None
+        problems: list[tuple[int, str]] = []
+        for t in response.tables:
+            kind = _kind(t)
+            if kind == "QueryProperties":
+                for row in t.raw_rows:
+                    if len(row) >= 3 and row[1] == "Visualization":
+                        visualization = row[2]
+            elif kind == "QueryCompletionInformation":
+                stats["completion"] = [_completion_row(t, r) for r in t.raw_rows]
+                problems.extend(_problems(t))
+        truncated = any(any(m.lower() in text.lower() for m in TRUNCATION_MARKERS) for _, text in problems)
+        if problems and request.options.get("fail_on_partial"):
+            raise RemoteError("Azure Data Explorer returned a partial result and --fail-on-partial is set: "
+                              + " / ".join(t for _, t in problems))
+        for level, text in problems:
+            if any(m.lower() in text.lower() for m in TRUNCATION_MARKERS):
+                warnings.append(f"Azure Data Explorer truncated this result: {text} Add +notruncation (or narrow "
+                                "the query) to see every row.")
+            elif level <= 2:
+                warnings.append(f"Partial result: Azure Data Explorer reported an error and returned the rows it "
+                                f"had: {text}")
+            else:
+                warnings.append(f"Azure Data Explorer warning: {text}")
+        if len(primary) > 1:
+            warnings.append(f"The query returned {len(primary)} result tables; this result holds the first.")
+        if primary:
+            first = primary[0]
+            kql_types = [normalize_type(c.column_type) for c in first.columns]
+            table = arrow_table([c.column_name for c in first.columns], kql_types, first.raw_rows,
+                                dynamic_as_text=False)
+        else:
+            import pyarrow as pa
+
+            kql_types, table = [], pa.table({})
+        render = _render(visualization, original, stats)
+        return result_from_arrow(
+            table, kql_types, query=request.query, connection=self.target, engine=self.name,
+            elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings, executed=executed,
+            parameters=dict(parameters), render=render, stats=stats)
+
+    # -- errors --------------------------------------------------------------------------------------------
+
+    def _explain(self, exc: BaseException, original: str, bound: Any, timeout: float | None) -> KqlMagicPlusError:
+        from azure.kusto.data.exceptions import (
+            KustoApiError,
+            KustoAuthenticationError,
+            KustoMultiApiError,
+            KustoNetworkError,
+            KustoServiceError,
+            KustoThrottlingError,
+        )
+
+        from .. import auth
+
+        host = host_of(self.cluster)
+        sign_in = self._sign_in
+        if isinstance(exc, KustoAuthenticationError):
+            return auth.explain(exc, sign_in, resource=host)
+        if _is_credential_error(exc):
+            return auth.explain(exc, sign_in, resource=host)
+        if isinstance(exc, KustoNetworkError):
+            cause = exc.__cause__ or exc
+            if "timed out" in str(cause).lower() or "timeout" in type(cause).__name__.lower():
+                within = f" within {timeout:g} s" if timeout else " in time"
+                return QueryTimeoutError(f"no answer from {host}{within}; the query was abandoned (raise "
+                                         "--timeout, or narrow the query)")
+            return RemoteError(f"cannot reach {host}: {network_reason(cause)}. Check the network, a proxy "
+                               "(HTTPS_PROXY), or the cluster URL")
+        if isinstance(exc, KustoThrottlingError):
+            return RemoteError(f"Azure Data Explorer is throttling requests (429) on {host}, also after "
+                               f"{self._retry.attempts} attempts. Wait a minute and run the query again")
+        if isinstance(exc, KustoServiceError):
+            status = getattr(_http_response(exc), "status_code", None)
+            if status == 200:
+                return RemoteError(f"{host} sent an answer that is not valid JSON; a proxy may be rewriting "
+                                   "responses. Run the query again, or check the cluster URL")
+            said = auth.scrub(_service_words(exc), sign_in)
+            if status == 401:
+                who = sign_in.describe() if sign_in else "the credential"
+                return AuthError(f"{host} refused the token of {who} (401): {said}",
+                                 hint="Check the tenant, and that this identity is a viewer on the database.")
+            if status == 403:
+                who = sign_in.describe() if sign_in else "the credential"
+                return AuthError(f"{who} may not run this on {self.database} at {host} (403): {said}",
+                                 hint="Ask for the Viewer role on the database.")
+            if status == 404:
+                return RemoteError(f"{host} has no database {self.database!r}, or no such endpoint (404): {said}")
+            if status is not None and status >= 500:
+                return RemoteError(f"Azure Data Explorer failed ({status_word(status)}) after "
+                                   f"{self._retry.attempts} attempts: {said}. Try again in a few minutes")
+            if _looks_timed_out(said):
+                return QueryTimeoutError(f"Azure Data Explorer stopped the query at its server timeout ({said}); "
+                                         "raise --timeout (or +servertimeout) or narrow the query")
+            if isinstance(exc, KustoApiError | KustoMultiApiError) or status == 400:
+                return QueryError(f"Azure Data Explorer refused the query: {said}")
+            return RemoteError(f"Azure Data Explorer request failed: {said}")
+        if isinstance(exc, ValueError) and "JSON" in type(exc).__name__ + str(exc):
+            return RemoteError(f"{host} sent an answer that is not valid JSON ({auth.first_line(exc)}); a proxy "
+                               "may be rewriting responses. Run the query again, or check the cluster URL")
+        return RemoteError(auth.scrub(f"Azure Data Explorer request failed: {type(exc).__name__}: "
+                                      f"{auth.first_line(exc)}", sign_in))
+
+
+class _Borrowed:
+    """A shared credential lent to one client: the client's close() leaves it open."""
+
+    def __init__(self, credential: Any):
+        self._credential = credential
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._credential.get_token(*scopes, **kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+def cluster_url(cluster: str, cloud: Any) -> str:
+    """``help`` -> ``https://help.kusto.windows.net`` (the cloud's suffix); hosts and URLs as given."""
+    c = cluster.strip().rstrip("/")
+    if "://" in c:
+        return c
+    if "." in c or ":" in c:
+        return "https://" + c
+    return f"https://{c}.{cloud.kusto_suffix}"
+
+
+def _kind(table: Any) -> str | None:
+    kind = getattr(table, "table_kind", None)
+    return getattr(kind, "value", kind)
+
+
+def _completion_row(table: Any, row: list[Any]) -> dict[str, Any]:
+    names = [c.column_name for c in table.columns]
+    return {n: v for n, v in zip(names, row, strict=False) if n in ("Level", "LevelName", "StatusCode",
+                                                                    "StatusCodeName", "EventTypeName", "Payload")}
+
+
+def _problems(table: Any) -> list[tuple[int, str]]:
+    """(level, text) of the completion rows that are errors (level < 3) or warnings (3)."""
+    names = [c.column_name for c in table.columns]
+    out = []
+    for row in table.raw_rows:
+        r = dict(zip(names, row, strict=False))
+        level = r.get("Level")
+        if not isinstance(level, int) or level >= 4:
+            continue
+        payload = r.get("Payload")
+        text = ""
+        if isinstance(payload, str):
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                data = payload
+            text = _payload_text(data)
+        out.append((level, text or str(r.get("StatusCodeName") or "unspecified problem")))
+    return out
+
+
+def _payload_text(data: Any) -> str:
+    if isinstance(data, dict):
+        err = data.get("error") if isinstance(data.get("error"), dict) else data
+        for key in ("@message", "message", "Text", "text"):
+            if err.get(key):
+                return str(err[key]).strip()
+        return json.dumps(data)[:300]
+    return str(data).strip()
+
+
+def _service_words(exc: Any) -> str:
+    from .. import auth
+
+    errors = getattr(exc, "get_api_errors", None)
+    if errors is not None:
+        words = [e.description or e.message for e in errors() if (e.description or e.message)]
+        if words:
+            return " / ".join(str(w) for w in words)
+    api = getattr(exc, "get_api_error", None)
+    if api is not None:
+        e = api()
+        if e.description or e.message:
+            return str(e.description or e.message)
+    return auth.first_line(getattr(exc, "message_text", None) or str(exc))
+
+
+def _looks_timed_out(text: str) -> bool:
+    low = text.lower()
+    return "timeout" in low or "timed out" in low or "exceeded the allowed" in low
+
+
+def _is_credential_error(exc: BaseException) -> bool:
+    try:
+        from azure.core.exceptions import ClientAuthenticationError
+    except ImportError:  # pragma: no cover - azure-core comes with azure-identity
+        return False
+    return isinstance(exc, ClientAuthenticationError)
+
+
+def _transient(exc: BaseException) -> tuple[str, float | None] | None:
+    """Retry throttling, unavailability and dropped connections; everything else is the answer."""
+    from azure.kusto.data.exceptions import KustoNetworkError, KustoServiceError, KustoThrottlingError
+
+    response = _http_response(exc)
+    status = getattr(response, "status_code", None)
+    retry_after = parse_retry_after(response.headers.get("Retry-After")) if response is not None else None
+    if isinstance(exc, KustoThrottlingError):
+        return "throttled (429)", retry_after
+    if isinstance(exc, KustoServiceError) and status in (502, 503):
+        return status_word(status), retry_after
+    if isinstance(exc, KustoNetworkError):
+        cause = exc.__cause__
+        if cause is not None and ("timed out" in str(cause).lower() or "timeout" in type(cause).__name__.lower()):
+            return None  # a read timeout already spent the query's time
+        return f"connection failed ({network_reason(cause or exc)})", None
+    return None
+
+
+def _http_response(exc: BaseException) -> Any:
+    # KustoThrottlingError carries the response as its second argument, the others as an attribute.
+    found = getattr(exc, "http_response", None)
+    if found is None:
+        found = next((a for a in exc.args if hasattr(a, "status_code") and hasattr(a, "headers")), None)
+    return found
+
+
+def _timeout_of(options: dict[str, Any], request: Request) -> float | None:
+    st = options.get("servertimeout")
+    if isinstance(st, timedelta):
+        return st.total_seconds()
+    return request.timeout
+
+
+def _shown_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, timedelta | datetime) else v) for k, v in options.items()}
+
+
+def _render(visualization: Any, original: str, stats: dict[str, Any]) -> Any:
+    try:
+        from ..kql.render import RenderSpec, split_render
+    except ImportError:  # render support not installed in this build: keep what the service said
+        if visualization:
+            stats["visualization"] = visualization
+        return None
+    spec = RenderSpec.from_service(visualization) if visualization else None
+    if spec is None and "render" in original:
+        # The endpoint left the visualization empty (duckdb-kql serve does): read the clause itself.
+        try:
+            _, spec = split_render(original)
+        except KqlMagicPlusError:
+            spec = None
+    return spec

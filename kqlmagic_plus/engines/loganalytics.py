@@ -1,0 +1,472 @@
+"""Log Analytics / Microsoft Sentinel, through azure-monitor-query's LogsQueryClient.
+
+What reaches the service: the query with its parameters bound as literal ``let`` statements (the
+query API has no server-side parameters; see :mod:`kqlmagic_plus.params`), the time window
+(``--timespan``, ``--start/--end``), additional workspaces (``--workspaces a,b``), the server
+timeout (``--timeout`` or ``+servertimeout``), and a request for statistics and for the render
+clause's visualization metadata.
+
+What comes back, honestly: a partial result keeps its rows and carries a warning with the
+service's own error (``--fail-on-partial`` makes it an error); a result the service cut at its row
+or size limit is marked truncated and says so; retries after throttling are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    AuthError,
+    KqlMagicPlusError,
+    OptionError,
+    QueryError,
+    QuerySyntaxError,
+    QueryTimeoutError,
+    RemoteError,
+)
+from .base import Engine
+from .remote import Runner, arrow_table, host_of, network_reason, seconds_of, split_plus_properties, status_word
+
+if TYPE_CHECKING:
+    from ..auth import SignIn
+    from ..connections import ConnectionSpec
+    from ..request import Request
+    from ..results import Result
+
+#: Keys a loganalytics:// connection string may carry.
+_KEYS = frozenset({"workspace", "tenant", "clientid", "clientsecret", "certificate", "certificatepassword",
+                   "certificatethumbprint", "authority", "endpoint", "cloud"})
+#: Request properties Log Analytics understands (the rest are ADX's).
+_LA_PROPERTIES = frozenset({"servertimeout", "timeout", "wait"})
+#: The query API refuses a longer server timeout.
+MAX_SERVER_TIMEOUT = 600
+#: Seconds the client waits beyond the server timeout before it gives up on the answer.
+CLIENT_GRACE = 2.0
+#: Markers of a result the service cut at its limits (Kusto's error code and its message).
+TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "exceeded the internal record count limit",
+                      "exceeded the internal data size limit")
+
+
+class LogAnalyticsEngine(Engine):
+    """One workspace (plus any ``--workspaces``), queried through the real LogsQueryClient."""
+
+    name = "loganalytics"
+
+    def __init__(self, workspace: str, *, sign_in: SignIn | None = None, credential: Any = None,
+                 endpoint: str | None = None, retries: int = 4, **client_kwargs: Any):
+        """*credential* (any azure-core TokenCredential) wins over *sign_in*; *client_kwargs* go to
+        LogsQueryClient (e.g. ``connection_verify`` for a private CA)."""
+        from .. import auth
+
+        if not workspace:
+            raise OptionError("loganalytics:// needs workspace='<workspace id>'")
+        self.workspace = workspace
+        self._sign_in = sign_in
+        self._credential = credential
+        default = (sign_in.cloud if sign_in else auth.CLOUDS["public"]).loganalytics
+        self.endpoint = (endpoint or default).rstrip("/")
+        if self.endpoint.endswith("/v1"):
+            self.endpoint = self.endpoint[:-3]
+        self._default_endpoint = self.endpoint == default
+        self._retries = retries
+        self._client_kwargs = client_kwargs
+        self._client: Any = None
+        self._runner = Runner()
+
+    @classmethod
+    def from_spec(cls, spec: ConnectionSpec) -> LogAnalyticsEngine:
+        from .. import auth
+
+        unknown = set(spec.props) - _KEYS
+        if unknown:
+            raise OptionError(f"loganalytics:// does not take {', '.join(sorted(unknown))}; it takes "
+                              + ", ".join(sorted(_KEYS)))
+        workspace = spec.get("workspace")
+        if not workspace:
+            raise OptionError("loganalytics:// needs workspace='<workspace id>' (the Workspace ID on the "
+                              "workspace's Overview page)")
+        endpoint = spec.get("endpoint")
+        if endpoint and not endpoint.startswith("https://"):
+            raise OptionError(f"endpoint {endpoint!r} must be an https:// URL")
+        return cls(workspace, sign_in=auth.sign_in_from_spec(spec), endpoint=endpoint)
+
+    @property
+    def target(self) -> str:
+        where = "" if self._default_endpoint else f";endpoint={self.endpoint}"
+        return f"loganalytics://workspace={self.workspace}{where}"
+
+    def __repr__(self) -> str:
+        return f"LogAnalyticsEngine({self.target!r}, {self._sign_in!r})"
+
+    # -- session -------------------------------------------------------------------------------------------
+
+    def _make_client(self) -> Any:
+        try:
+            from azure.core.pipeline.policies import SansIOHTTPPolicy
+            from azure.monitor.query import LogsQueryClient
+        except ImportError:
+            from ..errors import EngineUnavailableError
+
+            raise EngineUnavailableError("Log Analytics needs azure-monitor-query and azure-identity: "
+                                         "pip install azure-monitor-query azure-identity") from None
+        from .. import auth
+
+        kwargs = dict(self._client_kwargs)
+        credential = self._credential
+        if credential is None and self._sign_in is not None:
+            credential = auth.credential_for(self._sign_in, target=self.target)
+        if credential is None:
+            if self._sign_in is None or self._sign_in.method != "anonymous":
+                credential = auth.credential_for(auth.SignIn("default", auth.CLOUDS["public"],
+                                                             auth.CLOUDS["public"].authority), target=self.target)
+            else:
+                # No token at all: the client insists on a credential object, and without the
+                # bearer policy nothing asks it for one.
+                credential = _NoCredential()
+                kwargs["authentication_policy"] = SansIOHTTPPolicy()
+        kwargs.setdefault("retry_policy", _query_retry_policy(self._retries))
+        return LogsQueryClient(credential, endpoint=self.endpoint, **kwargs)
+
+    def _get_client(self) -> Any:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def cancel(self) -> None:
+        self._runner.cancel(self._drop_client)
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # best effort; a fresh client serves the next query
+                client.close()  # the abandoned call's connection is closed under it
+
+    def close(self) -> None:
+        self._drop_client()
+
+    # -- running -------------------------------------------------------------------------------------------
+
+    def run(self, request: Request) -> Result:
+        import pyarrow as pa
+
+        from .. import params as params_mod
+        from ..results import Result
+
+        started = time.perf_counter()
+        plus, text = split_plus_properties(request.query)
+        server_timeout = self._server_timeout(request, plus)
+        bound = params_mod.bind(text, request.params, "literal")
+        workspaces = _workspaces(request.options.get("workspaces"))
+        timespan = _timespan(request.window)
+        warnings: list[str] = []
+        if request.dry_run:
+            return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
+                          engine=self.name, executed=bound.query, parameters={},
+                          elapsed=time.perf_counter() - started,
+                          stats={"dry_run": True, "timespan": _iso_timespan(timespan), "workspaces": workspaces})
+        statuses: list[int] = []
+        client_timeout = (request.timeout + CLIENT_GRACE) if request.timeout else None
+
+        def call() -> Any:
+            return self._get_client().query_workspace(
+                self.workspace, bound.query, timespan=timespan, server_timeout=server_timeout,
+                include_statistics=True, include_visualization=True, additional_workspaces=workspaces or None,
+                # A query only reads: a POST is as safe to repeat as a GET after a dropped connection.
+                retry_on_methods=frozenset({"GET", "POST"}),
+                raw_response_hook=lambda r: statuses.append(r.http_response.status_code),
+                connection_timeout=10, read_timeout=(client_timeout or MAX_SERVER_TIMEOUT + 30),
+                **({"timeout": client_timeout} if client_timeout else {}),
+            )
+
+        deadline = time.monotonic() + client_timeout if client_timeout else None
+        try:
+            response = self._runner.run(call, deadline=deadline, timeout_message=(
+                f"no answer from {host_of(self.endpoint)} within {request.timeout:g} s; the query was abandoned "
+                "(raise --timeout, or narrow the query)" if request.timeout else ""))
+        except KqlMagicPlusError:
+            if self._runner.cancelled.is_set():
+                self._drop_client()
+            raise
+        except Exception as exc:
+            raise self._explain(exc, bound, request, statuses) from None
+        return self._result(response, request, bound, statuses, warnings, started, workspaces, timespan)
+
+    def _server_timeout(self, request: Request, plus: dict[str, Any]) -> int | None:
+        props = {**(request.options.get("query_properties") or {}), **plus}
+        unknown = sorted(set(props) - _LA_PROPERTIES)
+        if unknown:
+            raise OptionError(f"Log Analytics takes no request property {', '.join(unknown)}; it takes "
+                              "servertimeout (request properties like notruncation are ADX's)")
+        value = next((props[k] for k in ("servertimeout", "timeout", "wait") if k in props), None)
+        seconds = seconds_of(value, "servertimeout") if value is not None else request.timeout
+        if not seconds:
+            return None
+        if seconds > MAX_SERVER_TIMEOUT:
+            raise OptionError(f"Log Analytics stops every query after {MAX_SERVER_TIMEOUT} s; a timeout of "
+                              f"{seconds:g} s cannot be honoured")
+        return max(1, math.ceil(seconds))
+
+    def _result(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
+                started: float, workspaces: list[str], timespan: Any) -> Result:
+        from ..kqltypes import normalize_type
+        from ..results import result_from_arrow
+
+        partial = getattr(response, "partial_error", None)
+        tables = (response.partial_data if partial is not None else response.tables) or []
+        stats: dict[str, Any] = {}
+        if getattr(response, "statistics", None):
+            stats["service"] = response.statistics
+        if timespan is not None:
+            stats["timespan"] = _iso_timespan(timespan)
+        if workspaces:
+            stats["workspaces"] = workspaces
+        retried = [s for s in statuses[:-1] if s >= 400]
+        if retried:
+            stats["retries"] = retried
+            warnings.append(f"The service answered {', '.join(status_word(s) for s in retried)} first; "
+                            f"the query succeeded after {len(retried)} "
+                            f"{'retry' if len(retried) == 1 else 'retries'}.")
+        truncated = False
+        if partial is not None:
+            detail = partial_message(partial)
+            truncated = any(m.lower() in detail.lower() for m in TRUNCATION_MARKERS)
+            if request.options.get("fail_on_partial"):
+                what = "truncated" if truncated else "partial"
+                raise RemoteError(f"Log Analytics returned a {what} result and --fail-on-partial is set: {detail}")
+            if truncated:
+                warnings.append(f"Log Analytics truncated this result: {detail} Narrow the query (a shorter "
+                                "time range, fewer columns, `summarize`, or `take`) to see every row.")
+            else:
+                warnings.append(f"Partial result: Log Analytics reported an error and returned only the rows "
+                                f"it had: {detail}")
+        if len(tables) > 1:
+            warnings.append(f"The query returned {len(tables)} tables; this result holds the first "
+                            f"({tables[0].name}).")
+        if tables:
+            first = tables[0]
+            kql_types = [normalize_type(t) for t in first.columns_types]
+            table = arrow_table(first.columns, kql_types, first.rows, dynamic_as_text=True)
+        else:
+            import pyarrow as pa
+
+            kql_types, table = [], pa.table({})
+        render = _render(getattr(response, "visualization", None), bound.original, stats)
+        return result_from_arrow(
+            table, kql_types, query=request.query, connection=self.target, engine=self.name,
+            elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings,
+            executed=bound.query, parameters={}, render=render, stats=stats)
+
+    # -- errors --------------------------------------------------------------------------------------------
+
+    def _explain(self, exc: BaseException, bound: Any, request: Request, statuses: list[int]) -> KqlMagicPlusError:
+        """One line: what failed, the service's words, what to do."""
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            DecodeError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        from .. import auth
+
+        host = host_of(self.endpoint)
+        sign_in = self._sign_in
+        credential_error = _credential_error(exc)
+        if credential_error is not None:
+            return auth.explain(credential_error, sign_in, resource=host)
+        if (isinstance(exc, DecodeError) or getattr(exc, "status_code", None) == 200
+                or (isinstance(exc, ValueError) and "JSON" in type(exc).__name__ + str(exc))):
+            return RemoteError(f"{host} sent an answer that is not valid JSON ({auth.first_line(exc)}); "
+                               "a proxy may be rewriting responses. Run the query again, or check the endpoint")
+        if isinstance(exc, HttpResponseError) and getattr(exc, "status_code", None):
+            return self._explain_status(exc, bound, request, statuses)
+        if isinstance(exc, ServiceRequestError):
+            return RemoteError(f"cannot reach {host}: {network_reason(exc)}. Check the network, a proxy "
+                               "(HTTPS_PROXY), or the endpoint in the connection string")
+        if isinstance(exc, ServiceResponseError):
+            if "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower():
+                within = f" within {request.timeout:g} s" if request.timeout else " in time"
+                return QueryTimeoutError(f"no answer from {host}{within}; the query was abandoned (raise --timeout, "
+                                         "or narrow the query)")
+            return RemoteError(f"the connection to {host} was dropped before the answer arrived "
+                               f"({network_reason(exc)}), also on retry. Run the query again")
+        if isinstance(exc, ClientAuthenticationError):
+            return auth.explain(exc, sign_in, resource=host)
+        return RemoteError(auth.scrub(f"Log Analytics request failed: {type(exc).__name__}: "
+                                      f"{auth.first_line(exc)}", sign_in))
+
+    def _explain_status(self, exc: Any, bound: Any, request: Request, statuses: list[int]) -> KqlMagicPlusError:
+        from .. import auth
+
+        status = exc.status_code
+        code, message, inner = _service_error(exc)
+        host = host_of(self.endpoint)
+        said = auth.scrub(message or auth.first_line(exc), self._sign_in)
+        tries = len(statuses)
+        if status == 401:
+            who = self._sign_in.describe() if self._sign_in else "the credential"
+            return AuthError(f"{host} refused the token of {who} (401): {said}",
+                             hint="Check the tenant in the connection string matches the workspace's tenant.")
+        if status == 403:
+            who = self._sign_in.describe() if self._sign_in else "the credential"
+            return AuthError(f"{who} may not read workspace {self.workspace} (403): {said}",
+                             hint="Ask for the Log Analytics Reader role on the workspace (or Microsoft "
+                                  "Sentinel Reader).")
+        if status == 404:
+            return RemoteError(f"workspace {self.workspace} was not found at {host} (404): {said}. Check the "
+                               "workspace id (a GUID, from the workspace's Overview page) and cloud=")
+        if status == 429:
+            after = f"; it asked to wait {exc.response.headers.get('Retry-After')} s" \
+                if exc.response is not None and exc.response.headers.get("Retry-After") else ""
+            return RemoteError(f"Log Analytics is throttling this workspace (429) after {tries} attempts{after}: "
+                               f"{said}. Wait a minute and run the query again")
+        if status == 504 or code in ("GatewayTimeout", "RequestTimeout"):
+            return QueryTimeoutError(f"Log Analytics stopped the query at its server timeout ({said}); raise "
+                                     f"--timeout (at most {MAX_SERVER_TIMEOUT} s) or narrow the query")
+        if status >= 500:
+            return RemoteError(f"Log Analytics failed ({status_word(status)}) after {tries} attempts: "
+                               f"{said}. Try again in a few minutes")
+        if inner is not None and inner.get("line") is not None and _is_syntax(code, inner):
+            line = int(inner.get("line") or 1)
+            col = max(0, int(inner.get("pos") or 0))
+            line, col = bound.original_position(line, col)
+            return QuerySyntaxError(auth.scrub(inner.get("message") or said, self._sign_in),
+                                    bound.original, line, col)
+        return QueryError(f"Log Analytics refused the query ({code or status}): {said}")
+
+
+def _credential_error(exc: BaseException) -> BaseException | None:
+    """The credential's own failure behind *exc*: LogsQueryClient re-raises it as a plain
+    HttpResponseError without a response, the original chained as its context."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    node: BaseException | None = exc
+    seen: set[int] = set()
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        if isinstance(node, ClientAuthenticationError) and getattr(node, "response", None) is None:
+            return node
+        node = node.__cause__ or node.__context__
+    return None
+
+
+class _NoCredential:
+    """Stands in for a credential where nothing asks for a token (``anonymous``)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise AuthError("this connection is anonymous and has no token to give")
+
+    def close(self) -> None:
+        pass
+
+
+def _query_retry_policy(retries: int) -> Any:
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class QueryRetryPolicy(RetryPolicy):
+        """Retries throttling and failures, but not a gateway timeout: the server already spent the
+        whole timeout on the query, and a second run would spend it again."""
+
+        def is_retry(self, settings: Any, response: Any) -> bool:
+            if response.http_response.status_code == 504:
+                return False
+            return super().is_retry(settings, response)
+
+    return QueryRetryPolicy(retry_total=retries, retry_backoff_factor=0.5, retry_backoff_max=30)
+
+
+def partial_message(error: Any) -> str:
+    """The service's own words for a partial error: the innermost messages of its details."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            inner = node.get("innererror")
+            if isinstance(inner, Mapping):
+                walk(inner)
+            elif node.get("message"):
+                found.append(str(node["message"]))
+            for d in node.get("details") or []:
+                walk(d)
+
+    for d in getattr(error, "details", None) or []:
+        walk(d)
+    if not found and getattr(error, "message", None):
+        found.append(str(error.message))
+    out = " / ".join(dict.fromkeys(m.strip() for m in found if m.strip()))
+    return (out or str(getattr(error, "code", "") or "no detail given")).rstrip(".") + "."
+
+
+def _service_error(exc: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
+    """(code, message, innermost error dict) from an HttpResponseError's JSON body."""
+    body: Any = None
+    try:
+        body = exc.response.json() if exc.response is not None else None
+    except Exception:  # not JSON: the message is all there is
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        model = getattr(exc, "model", None)
+        return getattr(model, "code", None), getattr(model, "message", None), None
+    inner = err
+    while isinstance(inner.get("innererror"), dict):
+        inner = inner["innererror"]
+    details = err.get("details") or []
+    if inner is err and details and isinstance(details[0], dict):
+        inner = details[0]
+        while isinstance(inner.get("innererror"), dict):
+            inner = inner["innererror"]
+    message = inner.get("message") or err.get("message")
+    return err.get("code"), message, inner if inner is not err else None
+
+
+def _is_syntax(code: str | None, inner: dict[str, Any]) -> bool:
+    c = f"{code} {inner.get('code')}".lower()
+    return "syntax" in c or str(inner.get("code", "")).upper().startswith("SYN")
+
+
+def _render(visualization: Any, original: str, stats: dict[str, Any]) -> Any:
+    try:
+        from ..kql.render import RenderSpec, split_render
+    except ImportError:  # render support not installed in this build: keep what the service said
+        if visualization:
+            stats["visualization"] = visualization
+        return None
+    spec = RenderSpec.from_service(visualization) if visualization else None
+    if spec is None and "render" in original:
+        # The service did not describe the chart (an endpoint without include-render): read the clause.
+        try:
+            _, spec = split_render(original)
+        except KqlMagicPlusError:
+            spec = None
+    return spec
+
+
+def _workspaces(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(w).strip() for w in value if str(w).strip()]
+
+
+def _timespan(window: Any) -> Any:
+    """The SDK's timespan for a TimeWindow: (start, end); an open side becomes the epoch or now."""
+    if window is None or (window.start is None and window.end is None):
+        return None
+    from datetime import UTC, datetime
+
+    start = window.start or datetime(1970, 1, 1, tzinfo=UTC)
+    end = window.end or datetime.now(UTC)
+    return (start, end)
+
+
+def _iso_timespan(timespan: Any) -> str | None:
+    if timespan is None:
+        return None
+    return f"{timespan[0].isoformat()}/{timespan[1].isoformat()}"

@@ -1,0 +1,427 @@
+"""What the Log Analytics and ADX engines share.
+
+* :class:`Runner` runs one blocking SDK call in a worker thread, so the caller can stop waiting:
+  Ctrl-C (or :meth:`Runner.cancel` from another thread) and the client-side deadline return control
+  within a fraction of a second, while the abandoned call dies with its closed transport.
+* :func:`retrying` retries throttled (429), unavailable (502/503/504) and dropped requests with
+  exponential backoff, honouring ``Retry-After``, inside the deadline.
+* :func:`split_plus_properties` reads Kqlmagic's ``+property`` words in front of a query.
+* :func:`arrow_table` turns the rows a service returned into one canonical Arrow table.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import OptionError, QueryCancelledError, QueryTimeoutError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+T = TypeVar("T")
+
+#: Poll interval of the waiting thread: the bound on how late a Ctrl-C or a cancel() is noticed.
+_POLL = 0.05
+
+
+class Runner:
+    """Runs SDK calls so that they can be abandoned (one call at a time per engine)."""
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._on_cancel: list[Callable[[], None]] = []
+
+    def cancel(self, on_cancel: Callable[[], None] | None = None) -> None:
+        """Stop waiting for the call in flight; *on_cancel* (closing the transport) runs once."""
+        self._cancelled.set()
+        if on_cancel is not None:
+            on_cancel()
+
+    @property
+    def cancelled(self) -> threading.Event:
+        return self._cancelled
+
+    def run(self, fn: Callable[[], T], *, deadline: float | None, timeout_message: str) -> T:
+        """*fn*'s value, or its exception; QueryTimeoutError past *deadline* (a ``time.monotonic()``),
+        QueryCancelledError after :meth:`cancel`. A KeyboardInterrupt reaches the caller at once."""
+        self._cancelled.clear()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed to the waiting thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="kqlmagic-plus-remote", daemon=True)
+        worker.start()
+        while not done.wait(_POLL):
+            if self._cancelled.is_set():
+                raise QueryCancelledError("the query was cancelled; the connection is still usable")
+            if deadline is not None and time.monotonic() > deadline:
+                self._cancelled.set()  # tells a retry loop in the worker to stop
+                raise QueryTimeoutError(timeout_message)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+# -- retries -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    attempts: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retrying(call: Callable[[], T], classify: Callable[[BaseException], tuple[str, float | None] | None], *,
+             settings: RetrySettings, deadline: float | None, cancelled: threading.Event,
+             notes: list[str]) -> T:
+    """*call*, retried while *classify* says an error is transient: ``(reason, retry_after)``.
+
+    The wait is the service's Retry-After when it gave one, else exponential backoff. A wait that
+    would pass the deadline is not started: the last error is raised instead.
+    """
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            verdict = classify(exc)
+            attempt += 1
+            if verdict is None or attempt >= settings.attempts or cancelled.is_set():
+                raise
+            reason, retry_after = verdict
+            delay = retry_after if retry_after is not None else min(settings.max_backoff,
+                                                                    settings.backoff * 2 ** (attempt - 1))
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise
+            asked = " as the service asked" if retry_after is not None else ""
+            notes.append(f"{reason}: retried after {delay:g} s{asked}")
+            if cancelled.wait(delay):
+                raise
+
+
+# -- +properties ---------------------------------------------------------------------------------------------
+
+
+def split_plus_properties(query: str) -> tuple[dict[str, Any], str]:
+    """Kqlmagic's request properties written before the query: ``+name``, ``+!name``,
+    ``+name=value`` (value: true/false, a number, a quoted string, or a word). Nothing is evaluated.
+
+    Returns the properties and the query without them (the query's own lines keep their places:
+    the words are replaced by spaces).
+    """
+    if "+" not in query[: len(query) - len(query.lstrip()) + 1]:
+        return {}, query
+    props: dict[str, Any] = {}
+    i, n = 0, len(query)
+    chars = list(query)
+    while True:
+        while i < n and query[i].isspace():
+            i += 1
+        if i >= n or query[i] != "+":
+            break
+        start = i
+        i += 1
+        negate = i < n and query[i] == "!"
+        if negate:
+            i += 1
+        name_start = i
+        while i < n and (query[i].isalnum() or query[i] in "_-"):
+            i += 1
+        name = query[name_start:i].lower()
+        if not name:
+            raise OptionError(f"'+' at position {start + 1} must be followed by a request property name")
+        value: Any = not negate
+        if i < n and query[i] == "=":
+            if negate:
+                raise OptionError(f"+!{name} negates a flag and takes no value")
+            i += 1
+            value, i = _plus_value(query, i, name)
+        elif i < n and not query[i].isspace():
+            raise OptionError(f"unexpected {query[i]!r} after +{name}")
+        props[name] = value
+        for k in range(start, i):
+            if chars[k] not in "\r\n":
+                chars[k] = " "
+    return props, "".join(chars)
+
+
+def _plus_value(query: str, i: int, name: str) -> tuple[Any, int]:
+    n = len(query)
+    if i < n and query[i] in "'\"":
+        q = query[i]
+        end = query.find(q, i + 1)
+        if end < 0:
+            raise OptionError(f"unterminated quote in the value of +{name}")
+        return query[i + 1:end], end + 1
+    start = i
+    while i < n and not query[i].isspace():
+        i += 1
+    word = query[start:i]
+    if not word:
+        raise OptionError(f"+{name}= needs a value")
+    low = word.lower()
+    if low in ("true", "false"):
+        return low == "true", i
+    for conv in (int, float):
+        try:
+            return conv(word), i
+        except ValueError:
+            pass
+    return word, i
+
+
+# -- rows -> Arrow -------------------------------------------------------------------------------------------
+
+
+def arrow_table(names: Sequence[str], kql_types: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                dynamic_as_text: bool) -> pa.Table:
+    """One canonical Arrow table from row-major service values.
+
+    *dynamic_as_text*: the service sent dynamic cells as JSON text (Log Analytics) rather than as
+    parsed JSON (ADX v2).
+    """
+    import pyarrow as pa
+
+    from ..kqltypes import arrow_type
+
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    fields = []
+    for name, kt, values in zip(names, kql_types, columns, strict=True):
+        arr = _column(values, kt, dynamic_as_text)
+        arrays.append(arr)
+        fields.append(pa.field(name, arrow_type(kt), metadata={b"kql_type": kt.encode()}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _column(values: Sequence[Any], kt: str, dynamic_as_text: bool) -> pa.Array:
+    import pyarrow as pa
+
+    from ..kqltypes import arrow_type
+
+    target = arrow_type(kt)
+    if kt in ("long", "int"):
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return pa.array([None if v is None else int(v) for v in values], type=target)
+    if kt == "real":
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([_real(v) for v in values], type=target)
+    if kt == "bool":
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None else _bool(v) for v in values], type=target)
+    if kt in ("string", "guid", "decimal"):
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None else (v if isinstance(v, str) else json.dumps(v)
+                                                     if isinstance(v, dict | list) else str(v))
+                             for v in values], type=target)
+    if kt == "datetime":
+        return _datetimes(values, target)
+    if kt == "timespan":
+        return pa.array([None if v is None else _timespan_us(v) for v in values], type=pa.int64()).cast(target)
+    # dynamic
+    if dynamic_as_text:
+        return pa.array([v if v is None or isinstance(v, str) else _json(v) for v in values], type=target)
+    return pa.array([None if v is None else _json(v) for v in values], type=target)
+
+
+def _json(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _real(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if low in ("nan", "+nan", "-nan"):
+            return math.nan
+        if low in ("infinity", "+infinity", "inf"):
+            return math.inf
+        if low in ("-infinity", "-inf"):
+            return -math.inf
+    return float(v)
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "1")
+    return bool(v)
+
+
+def _datetimes(values: Sequence[Any], target: pa.DataType) -> pa.Array:
+    import pyarrow as pa
+
+    sample = next((v for v in values if v is not None), None)
+    if sample is None or isinstance(sample, datetime):
+        try:
+            return pa.array(values, type=target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    elif isinstance(sample, str):
+        try:
+            # Kusto sends 100 ns ticks (7 fraction digits); nanoseconds hold them, the canonical
+            # microseconds drop the last digit (as the Python datetimes of the SDKs do).
+            return pa.array(values, type=pa.string()).cast(pa.timestamp("ns", tz="UTC")).cast(target, safe=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            pass
+    return pa.array([None if v is None else _one_datetime(v) for v in values], type=target)
+
+
+def _one_datetime(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+    text = str(v).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    if "." in text:
+        head, _, frac = text.partition(".")
+        digits = "".join(c for c in frac if c.isdigit())
+        rest = frac[len(digits):]
+        text = f"{head}.{digits[:6]}{rest}"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _timespan_us(v: Any) -> int:
+    """Microseconds in a Kusto timespan: ``[-][d.]hh:mm:ss[.fffffff]``, or ticks as a number."""
+    if isinstance(v, int | float):
+        return int(v) // 10
+    if hasattr(v, "total_seconds"):
+        return round(v.total_seconds() * 1_000_000)
+    text = str(v).strip()
+    sign = -1 if text.startswith("-") else 1
+    text = text.lstrip("+-")
+    days = 0
+    head, _, clock = text.rpartition(" ") if " " in text else ("", "", text)
+    if head:  # Python's str(timedelta): "1 day, 2:03:04"
+        days = int(head.split()[0])
+    parts = clock.split(":")
+    if len(parts) != 3:
+        raise ValueError(f"not a timespan: {v!r}")
+    h = parts[0]
+    if "." in h:
+        d, _, h = h.partition(".")
+        days = int(d)
+    sec, _, frac = parts[2].partition(".")
+    us = int((frac + "000000")[:6]) if frac else 0
+    total = ((days * 24 + int(h)) * 60 + int(parts[1])) * 60 + int(sec)
+    return sign * (total * 1_000_000 + us)
+
+
+# -- small helpers ----------------------------------------------------------------------------------------
+
+
+def seconds_of(value: Any, name: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hasattr(value, "total_seconds"):
+        return float(value.total_seconds())
+    text = str(value).strip()
+    if ":" in text:
+        return _timespan_us(text) / 1e6
+    from ..options import parse_duration
+
+    try:
+        return float(text)
+    except ValueError:
+        return parse_duration(text, name)
+
+
+def host_of(url: str) -> str:
+    from urllib.parse import urlparse
+
+    p = urlparse(url)
+    return p.netloc or url
+
+
+def status_word(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def network_reason(exc: BaseException) -> str:
+    """The root cause of a connection failure, in words (TLS, refused, DNS, reset)."""
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    texts = []
+    while todo:
+        node = todo.pop(0)
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, ssl.SSLCertVerificationError):
+            return (f"its TLS certificate is not trusted ({node.verify_message}); behind a TLS-inspecting proxy "
+                    "set REQUESTS_CA_BUNDLE to the proxy's CA file")
+        if isinstance(node, ConnectionRefusedError):
+            return "connection refused"
+        texts.append(str(node))
+        # requests, urllib3 and azure-core each wrap the socket's error their own way.
+        for nxt in (node.__cause__, node.__context__, getattr(node, "inner_exception", None),
+                    getattr(node, "reason", None), *node.args):
+            if isinstance(nxt, BaseException):
+                todo.append(nxt)
+    text = " ".join(texts)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return ("its TLS certificate is not trusted; behind a TLS-inspecting proxy set REQUESTS_CA_BUNDLE to the "
+                "proxy's CA file")
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "getaddrinfo failed" in text or "nodename nor servname" in text:
+        return "the host name does not resolve"
+    for marker in ("RemoteDisconnected", "Connection aborted", "Connection reset", "EOF occurred"):
+        if marker in text:
+            return "the server closed the connection"
+    from ..auth import first_line
+
+    return first_line(exc)

@@ -1,0 +1,59 @@
+"""Private address ranges as one SQL predicate that DuckDB and Spark evaluate alike."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from ..errors import OptionError
+from .sql import Dialect
+
+DEFAULT_PRIVATE = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                   "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10")
+
+_V4 = "[0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}[.][0-9]{1,3}"
+_HEXTET = "[0-9a-f]{1,4}"
+
+
+def parse_ranges(items: Sequence[str], where: str = "private-ranges") -> tuple[list[tuple[int, int]],
+                                                                               list[tuple[int, int]], list[str]]:
+    """(IPv4 [lo, hi] integer ranges, IPv6 first-hextet [lo, hi] ranges, IPv6 single addresses)."""
+    v4: list[tuple[int, int]] = []
+    v6: list[tuple[int, int]] = []
+    exact: list[str] = []
+    for item in items:
+        try:
+            net = ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            raise OptionError(f"{where}: {item!r} is not an address range (CIDR such as 10.0.0.0/8)") from None
+        if net.version == 4:
+            v4.append((int(net.network_address), int(net.broadcast_address)))
+        elif net.prefixlen == 128:
+            exact.append(net.network_address.compressed)
+        elif net.prefixlen <= 16:
+            first = int(net.network_address) >> 112
+            v6.append((first, first + (1 << (16 - net.prefixlen)) - 1))
+        else:
+            raise OptionError(f"{where}: IPv6 range {item!r}: only prefixes up to /16 (or single /128 "
+                              "addresses) are supported")
+    return v4, v6, exact
+
+
+def private_predicate(col: str, items: Sequence[str], d: Dialect) -> str:
+    """SQL: TRUE when *col* (an IP address as text) lies in one of *items* (CIDRs); FALSE otherwise."""
+    v4, v6, exact = parse_ranges(items)
+    octets = [f"TRY_CAST(split_part({col}, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
+    ipint = f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"
+    v4_test = " OR ".join(f"{ipint} BETWEEN {lo} AND {hi}" for lo, hi in v4) or "FALSE"
+    low = f"lower({col})"
+    first = f"split_part({low}, ':', 1)"
+    v6_parts = [f"{low} = {d.lit(a)}" for a in exact]
+    if v6:
+        ranges = " OR ".join(f"{d.hex_int(first)} BETWEEN {lo} AND {hi}" for lo, hi in v6)
+        # "::1" has an empty first hextet (0); a hextet of fewer than 4 digits has leading zeros dropped.
+        v6_parts.append(f"(({d.full_match(first, _HEXTET)}) AND ({ranges}))")
+        if any(lo == 0 for lo, _ in v6):
+            v6_parts.append(f"{first} = ''")
+    v6_test = " OR ".join(v6_parts) or "FALSE"
+    return (f"(CASE WHEN {col} IS NULL THEN FALSE WHEN {d.full_match(col, _V4)} THEN ({v4_test}) "
+            f"WHEN instr({col}, ':') > 0 THEN ({v6_test}) ELSE FALSE END)")
