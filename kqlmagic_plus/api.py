@@ -44,7 +44,7 @@ def kql(
     files (Parquet, CSV, JSON; globs). *params* are bound as query parameters, never spliced as text.
     """
     cfg = settings()
-    _, engine = connections().resolve(conn)
+    _, engine = connections().resolve(conn, namespace=namespace)
     from . import cache
 
     if cache.replay_folder(options) is None:  # in replay no query reaches an engine, not even a mount

@@ -35,7 +35,10 @@ class KqlMagics(Magics):
         query = cell if cell is not None else rest
         if opts.get("query") is not None:
             query = opts["query"]
-        if cell is not None and rest.strip():
+        if cell is not None and rest.strip().startswith("+"):
+            # Kqlmagic's request properties on the magic line (`%%kql +notruncation`) belong to the query.
+            query = rest.strip() + "\n" + query
+        elif cell is not None and rest.strip():
             # Kqlmagic style: `%%kql loganalytics://...` or `%%kql alias` on the first line.
             if conn is not None:
                 raise OptionError(f"unexpected text on the magic line: {rest.strip()!r}")
@@ -53,7 +56,7 @@ class KqlMagics(Magics):
 
         if not query.strip():
             if conn is not None:
-                _, engine = connections().resolve(conn)
+                _, engine = connections().resolve(conn, namespace=self.shell.user_ns)
                 for item in opts.get("mount") or []:
                     name, path = parse_name_value(item, "--mount")
                     _mount(engine, name, path)
@@ -142,8 +145,14 @@ class _Listing:
 
 
 def _looks_like_connection(text: str) -> bool:
+    """``scheme://...`` or Kqlmagic's ``db@cluster`` as the whole line (no query after it)."""
     word = text.strip()
-    return "://" in word.split("|")[0].split()[0] if word else False
+    if not word:
+        return False
+    first = word.split("|")[0].split()[0]
+    if "://" in first:
+        return True
+    return word == first and "@" in first and not first.startswith(("@", "+"))
 
 
 def _strip_quiet(query: str) -> tuple[str, bool]:

@@ -170,6 +170,7 @@ def test_429_retry_after_is_honoured(proxied, kusto_proxy):
     assert any("throttled (429): retried after 1 s as the service asked" in w for w in r.warnings)
 
 
+@pytest.mark.slow
 def test_503_retried_then_exhausted(proxied, kusto_proxy):
     kusto_proxy.inject(Fault("status", status=503))
     assert kp.kql("Events | count", conn=proxied).df["Count"][0] == 200
@@ -188,6 +189,7 @@ def test_dropped_connection_retried_and_malformed_json_named(proxied, kusto_prox
         kp.kql("Events | count", conn=proxied)
 
 
+@pytest.mark.slow
 def test_hung_endpoint_hits_the_client_timeout(proxied, kusto_proxy):
     kusto_proxy.inject(Fault("hang", seconds=8))
     started = time.monotonic()
@@ -196,6 +198,7 @@ def test_hung_endpoint_hits_the_client_timeout(proxied, kusto_proxy):
     assert time.monotonic() - started < 4.5
 
 
+@pytest.mark.slow
 def test_unreachable_cluster(kusto_serve):
     from servers.kusto import free_port
 

@@ -188,6 +188,7 @@ def test_503_is_retried_with_backoff(engine, la):
     assert r.df["Count"][0] == 48 and [s.status for s in la.requests] == [503, 503, 200]
 
 
+@pytest.mark.slow
 def test_persistent_503_is_a_one_line_error(engine, la):
     la.inject(*[Fault("status", status=503)] * 8)
     with pytest.raises(RemoteError) as info:
@@ -196,6 +197,7 @@ def test_persistent_503_is_a_one_line_error(engine, la):
     assert "503 Service Unavailable" in msg and "Try again" in msg and "\n" not in msg
 
 
+@pytest.mark.slow
 def test_persistent_throttling_says_to_wait(engine, la):
     la.inject(*[Fault("status", status=429, retry_after="0")] * 8)
     with pytest.raises(RemoteError, match=r"throttling .*\(429\).*Wait a minute"):
@@ -211,6 +213,7 @@ def test_slow_query_is_stopped_by_the_server_timeout(engine, la):
     assert [s.status for s in la.requests] == [504]  # a timed-out query is not run again
 
 
+@pytest.mark.slow
 def test_hung_service_hits_the_client_timeout(engine, la):
     la.inject(Fault("hang", seconds=8))
     started = time.monotonic()
@@ -225,6 +228,7 @@ def test_dropped_connection_is_retried(engine, la):
     assert r.df["Count"][0] == 48 and la.counts["query"] == 2
 
 
+@pytest.mark.slow
 def test_connection_dropped_every_time_is_a_one_line_error(engine, la):
     la.inject(*[Fault("drop")] * 8)
     with pytest.raises(RemoteError, match="dropped before the answer arrived") as info:

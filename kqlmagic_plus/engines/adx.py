@@ -241,7 +241,7 @@ class AdxEngine(Engine):
     def _result(self, response: Any, request: Request, executed: str, parameters: dict[str, str],
                 options: dict[str, Any], notes: list[str], started: float, original: str) -> Result:
         from ..kqltypes import normalize_type
-        from ..results import result_from_arrow
+        from ..results import Result
 
         warnings = list(notes)
         stats: dict[str, Any] = {"request_options": _shown_options(options)}
@@ -283,8 +283,9 @@ class AdxEngine(Engine):
 
             kql_types, table = [], pa.table({})
         render = _render(visualization, original, stats)
-        return result_from_arrow(
-            table, kql_types, query=request.query, connection=self.target, engine=self.name,
+        # arrow_table's columns are canonical already: no second pass through canonical_table.
+        return Result(
+            table=table, kql_types=kql_types, query=request.query, connection=self.target, engine=self.name,
             elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings, executed=executed,
             parameters=dict(parameters), render=render, stats=stats)
 

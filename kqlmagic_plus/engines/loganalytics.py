@@ -213,7 +213,7 @@ class LogAnalyticsEngine(Engine):
     def _result(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
                 started: float, workspaces: list[str], timespan: Any) -> Result:
         from ..kqltypes import normalize_type
-        from ..results import result_from_arrow
+        from ..results import Result
 
         partial = getattr(response, "partial_error", None)
         tables = (response.partial_data if partial is not None else response.tables) or []
@@ -255,8 +255,9 @@ class LogAnalyticsEngine(Engine):
 
             kql_types, table = [], pa.table({})
         render = _render(getattr(response, "visualization", None), bound.original, stats)
-        return result_from_arrow(
-            table, kql_types, query=request.query, connection=self.target, engine=self.name,
+        # arrow_table's columns are canonical already: no second pass through canonical_table.
+        return Result(
+            table=table, kql_types=kql_types, query=request.query, connection=self.target, engine=self.name,
             elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings,
             executed=bound.query, parameters={}, render=render, stats=stats)
 

@@ -30,6 +30,20 @@ def signin_rows(now: datetime, n: int = 48, users: tuple[str, ...] = ("alice", "
     })
 
 
+def big_table(rows: int):
+    """*rows* sign-in-like rows (benchmarks)."""
+    import pyarrow as pa
+
+    now = datetime.now(UTC)
+    return pa.table({
+        "TimeGenerated": pa.array([now - timedelta(seconds=i) for i in range(rows)], pa.timestamp("us", tz="UTC")),
+        "UserPrincipalName": [f"user{i % 977}@contoso.example" for i in range(rows)],
+        "IPAddress": [f"10.{i % 256}.{i // 256 % 256}.{i % 7}" for i in range(rows)],
+        "ResultType": [i % 5 for i in range(rows)],
+        "Latency": [i * 0.25 for i in range(rows)],
+    })
+
+
 @pytest.fixture(scope="module")
 def la_server():
     srv = LoopbackLogAnalytics().start()

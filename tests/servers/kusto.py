@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .loganalytics import Fault
+from .loganalytics import Fault, write_response
 
 TRUNCATION_PAYLOAD = {
     "error": {"code": "LimitsExceeded", "message": "Request is invalid and cannot be executed.",
@@ -172,8 +172,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
+        write_response(self, data)
 
     def do_GET(self) -> None:
         status, data, _ = self._forward("GET", None)
