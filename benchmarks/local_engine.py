@@ -69,21 +69,24 @@ def main() -> None:
         ip = InteractiveShell.instance()
         ip.run_line_magic("load_ext", "kqlmagic_plus")
         ip.run_line_magic("kql", f"--conn local://db='{path}'")
-        print(f"\n{'query':<24}{'%kql 1st s':>12}{'%kql med s':>13}{'SQL med s':>13}"
-              f"{'1st ratio':>12}{'ratio':>10}")
+        print(f"\n{'query':<24}{'%kql med s':>13}{'SQL med s':>13}{'ratio':>8}{'first parse ms':>16}")
         for name, (kql, sql) in QUERIES.items():
             magic_t, sql_t = [], []
+            import duckdb_kql
+
+            from kqlmagic_plus.connections import connections
+
+            schema = connections().resolve(None)[1].schema()
             t = time.perf_counter()
-            ip.run_line_magic("kql", kql)
-            first = time.perf_counter() - t
+            duckdb_kql.to_sql(kql, schema=schema)
+            parse = time.perf_counter() - t  # paid once per distinct query text (then cached)
+            ip.run_line_magic("kql", kql)  # warm-up: both sides then read a warm buffer cache
             for _ in range(args.runs):
                 t = time.perf_counter()
                 res = ip.run_line_magic("kql", kql)
                 magic_t.append(time.perf_counter() - t)
             rows = res.row_count
             # The hand-written side uses the engine's own connection (a DuckDB file admits one writer).
-            from kqlmagic_plus.connections import connections
-
             con = connections().resolve(None)[1].con
             for _ in range(args.runs):
                 t = time.perf_counter()
@@ -91,7 +94,7 @@ def main() -> None:
                 sql_t.append(time.perf_counter() - t)
             assert tbl.num_rows == rows, (name, tbl.num_rows, rows)
             m, s = statistics.median(magic_t), statistics.median(sql_t)
-            print(f"{name:<24}{first:>12.4f}{m:>13.4f}{s:>13.4f}{first / s:>12.2f}{m / s:>10.2f}")
+            print(f"{name:<24}{m:>13.4f}{s:>13.4f}{m / s:>8.2f}{parse * 1000:>16.1f}")
 
 
 if __name__ == "__main__":

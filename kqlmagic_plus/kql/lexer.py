@@ -9,6 +9,7 @@ grammar, and our compiler); this only has to be right about token boundaries.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,12 @@ class Token:
 
 def tokenize(text: str) -> list[Token]:
     """Split *text* into tokens; every character of *text* belongs to exactly one token."""
+    return list(_tokenize(text))
+
+
+@functools.lru_cache(maxsize=128)
+def _tokenize(text: str) -> tuple[Token, ...]:
+    # One query is tokenized by several layers (quiet `;`, lets, render, aliases, cache key): once is enough.
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -98,7 +105,7 @@ def tokenize(text: str) -> list[Token]:
         else:
             i += 1
         tokens.append(Token("punct", text[start:i], start))
-    return tokens
+    return tuple(tokens)
 
 
 def _dash_word(text: str, start: int, dash: int) -> bool:
