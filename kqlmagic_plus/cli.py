@@ -162,7 +162,13 @@ def _datagen(args: argparse.Namespace) -> int:
 
 
 def _hunt(argv: list[str]) -> int:
-    from .hunts.cli import main as hunt_main
+    try:
+        from .hunts.cli import main as hunt_main
+    except ImportError:
+        from .errors import EngineUnavailableError
+
+        raise EngineUnavailableError("`kqlmagic-plus hunt` is not in this build yet; from Python use "
+                                     "kqlmagic_plus.hunt('beacon', lake=DIR)") from None
 
     return hunt_main(argv)
 

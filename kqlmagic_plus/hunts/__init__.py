@@ -14,6 +14,7 @@ histograms of the flagged pairs, from ``result.stats["gap_histograms"]``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
 from datetime import UTC, date, datetime
@@ -56,8 +57,16 @@ def figure(result: Result) -> Any:
     return get_hunt(name).figure(result)
 
 
-def run_hunt(name: str, *, engine: str = "duckdb", lake: Any = None, table: str | None = None,
-             dataframe: Any = None, session: Any = None, **params: Any) -> Result:
+def run_hunt(
+    name: str,
+    *,
+    engine: str = "duckdb",
+    lake: Any = None,
+    table: str | None = None,
+    dataframe: Any = None,
+    session: Any = None,
+    **params: Any,
+) -> Result:
     """Run hunt *name* on *engine* over one input; the flagged rows as a Result (``stats`` says what was read)."""
     from ..results import result_from_arrow
     from . import inputs
@@ -82,15 +91,27 @@ def run_hunt(name: str, *, engine: str = "duckdb", lake: Any = None, table: str 
     if engine == "duckdb":
         con, owned = inputs.duckdb_connection(session)
         runner = lambda plan: run_duckdb(con, plan)  # noqa: E731
-        make_source = lambda w: inputs.duckdb_source(con, hunt, lake=lake, table=table,  # noqa: E731
-                                                     dataframe=dataframe, window=w)
+        make_source = lambda w: inputs.duckdb_source(  # noqa: E731
+            con,
+            hunt,
+            lake=lake,
+            table=table,
+            dataframe=dataframe,
+            window=w,
+        )
         scalar = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
         close = con.close if owned else (lambda: None)
     else:
         spark = inputs.spark_session(session)
         runner = lambda plan: run_spark(spark, plan)  # noqa: E731
-        make_source = lambda w: inputs.spark_source(spark, hunt, lake=lake, table=table,  # noqa: E731
-                                                    dataframe=dataframe, window=w)
+        make_source = lambda w: inputs.spark_source(  # noqa: E731
+            spark,
+            hunt,
+            lake=lake,
+            table=table,
+            dataframe=dataframe,
+            window=w,
+        )
         scalar = lambda sql: spark.sql(sql).collect()[0][0]  # noqa: E731
         close = lambda: None  # noqa: E731
 
@@ -99,8 +120,10 @@ def run_hunt(name: str, *, engine: str = "duckdb", lake: Any = None, table: str 
         source = make_source(window)
         if has_window and window is None:
             # A table or DataFrame: the window ends with the last day in the data.
-            last = scalar(f"SELECT max({dialect.epoch_us(dialect.ident('TimeGenerated'), source.columns['TimeGenerated'])})"
-                          f" FROM {source.relation}")
+            last = scalar(
+                f"SELECT max({dialect.epoch_us(dialect.ident('TimeGenerated'), source.columns['TimeGenerated'])})"
+                f" FROM {source.relation}"
+            )
             if last is not None:
                 end = inputs.to_dt(int(last)).date()
                 values["end_date"] = end
@@ -109,10 +132,8 @@ def run_hunt(name: str, *, engine: str = "duckdb", lake: Any = None, table: str 
         outputs, executed = runner(plan)
     finally:
         if source is not None:
-            try:
+            with contextlib.suppress(Exception):
                 source.close()
-            except Exception:
-                pass
         close()
 
     stats: dict[str, Any] = {"hunt": hunt.name, "engine": engine, "input": source.kind if source else None}
@@ -125,17 +146,25 @@ def run_hunt(name: str, *, engine: str = "duckdb", lake: Any = None, table: str 
             stats.update({k: v for k, v in outputs[key].to_pylist()[0].items()})
     if "histograms" in outputs:
         stats["_histograms"] = outputs["histograms"]
-    run = hunt.finish(HuntRun(table=outputs["rows"], stats=stats,
-                              warnings=list(source.warnings) if source else []), values)
+    run = hunt.finish(
+        HuntRun(table=outputs["rows"], stats=stats, warnings=list(source.warnings) if source else []), values
+    )
     warnings = list(run.warnings)
     if run.stats.get("rows_skipped"):
         warnings.append(f"{run.stats['rows_skipped']:,} rows without {', '.join(hunt.required)} were skipped")
     run.stats["seconds"] = round(time.perf_counter() - started, 3)
     return result_from_arrow(
-        run.table, [c.kql_type for c in hunt.columns], query=f"hunt {hunt.name}", engine=engine,
-        connection=f"{engine} ({source.kind})" if source else engine, elapsed=time.perf_counter() - started,
-        executed=executed, parameters={k: _plain(v) for k, v in values.items()}, stats=run.stats,
-        warnings=warnings)
+        run.table,
+        [c.kql_type for c in hunt.columns],
+        query=f"hunt {hunt.name}",
+        engine=engine,
+        connection=f"{engine} ({source.kind})" if source else engine,
+        elapsed=time.perf_counter() - started,
+        executed=executed,
+        parameters={k: _plain(v) for k, v in values.items()},
+        stats=run.stats,
+        warnings=warnings,
+    )
 
 
 def _plain(value: Any) -> Any:

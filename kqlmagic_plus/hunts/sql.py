@@ -12,6 +12,7 @@ brings anything to the driver but the outputs, which hunts keep small (flagged r
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -245,15 +246,11 @@ def run_spark(spark: Any, plan: Plan) -> tuple[dict[str, pa.Table], str]:
         raise
     finally:
         for df in persisted:
-            try:
+            with contextlib.suppress(Exception):
                 df.unpersist()
-            except Exception:
-                pass
         for name in views:
-            try:
+            with contextlib.suppress(Exception):
                 spark.catalog.dropTempView(name)
-            except Exception:
-                pass
     return out, plan.text(names)
 
 

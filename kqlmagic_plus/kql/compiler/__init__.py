@@ -36,7 +36,7 @@ class Compiled:
     warnings: list[str] = field(default_factory=list)
 
 
-def compile(  # noqa: A001 - the natural name for this module's one job
+def compile(
     query: str,
     schema: Mapping[str, Sequence[tuple[str, str]]],
     dialect: str = "spark",

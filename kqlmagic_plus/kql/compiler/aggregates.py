@@ -44,7 +44,9 @@ def _countif(g, a):
     return g.d.count_if(g.e(a.args[0], pred=True))
 
 
-@aggregate("dcount", (1, 2), T.LONG, note="exact distinct count (KQL's is an estimate that is exact at small cardinalities)")
+@aggregate(
+    "dcount", (1, 2), T.LONG, note="exact distinct count (KQL's is an estimate that is exact at small cardinalities)"
+)
 def _dcount(g, a):
     return exp.Count(this=exp.Distinct(expressions=[g.e(a.args[0])]))
 
@@ -118,6 +120,7 @@ def _stat(sql: str, cond: bool):
     def emit(g, a):
         x = _only_if(g, exp.cast(g.e(a.args[0]), "DOUBLE"), a.args[1] if cond else None)
         return exp.Coalesce(this=fn(sql, x), expressions=[exp.cast(n(0), "DOUBLE")])
+
     return emit
 
 
@@ -168,8 +171,11 @@ def _collect(g: Any, a: ir.Agg, distinct: bool, cond: ir.Expr | None, limit: ir.
         if arg.type == T.DYNAMIC:
             # Variants cannot be compared or collected as a set; collect JSON text and parse back.
             coll = fn("collect_list", case([(keep, fn("to_json", x))]))
-            arr = fn("transform", coll, exp.Lambda(this=fn("parse_json", exp.column("j")),
-                                                   expressions=[exp.to_identifier("j")]))
+            arr = fn(
+                "transform",
+                coll,
+                exp.Lambda(this=fn("parse_json", exp.column("j")), expressions=[exp.to_identifier("j")]),
+            )
         else:
             arr = fn("collect_set" if distinct else "collect_list", case([(keep, x)]))
     else:
@@ -190,11 +196,18 @@ def _set_of_dynamic(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expressio
         keep = exp.and_(keep, g.e(cond, pred=True))
     if g.d.name == "spark":
         elems = exp.Coalesce(this=g.d.dyn_array_elements(v), expressions=[fn("array", v)])
-        texts = fn("transform", elems, exp.Lambda(this=fn("to_json", exp.column("e")),
-                                                  expressions=[exp.to_identifier("e")]))
+        texts = fn(
+            "transform", elems, exp.Lambda(this=fn("to_json", exp.column("e")), expressions=[exp.to_identifier("e")])
+        )
         flat = fn("array_distinct", fn("flatten", fn("collect_list", case([(keep, texts)]))))
-        return fn("to_variant_object", fn("transform", flat, exp.Lambda(
-            this=fn("parse_json", exp.column("j")), expressions=[exp.to_identifier("j")])))
+        return fn(
+            "to_variant_object",
+            fn(
+                "transform",
+                flat,
+                exp.Lambda(this=fn("parse_json", exp.column("j")), expressions=[exp.to_identifier("j")]),
+            ),
+        )
     elems = exp.Coalesce(this=g.d.dyn_array_elements(v), expressions=[fn("list_value", v)])
     flat = fn("list_distinct", fn("flatten", exp.Filter(this=fn("list", elems), expression=exp.Where(this=keep))))
     return fn("to_json", exp.Coalesce(this=flat, expressions=[exp.Array(expressions=[])]))
@@ -242,18 +255,33 @@ def _bag(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
         key = exp.Dot(this=e, expression=exp.to_identifier("key"))
         val = exp.Dot(this=e, expression=exp.to_identifier("value"))
         step = case([(fn("map_contains_key", acc, key), acc)], fn("map_concat", acc, fn("map", key, val)))
-        merged = fn("aggregate", entries, exp.Cast(this=fn("map"), to=mtype),
-                    exp.Lambda(this=step, expressions=[exp.to_identifier("acc"), exp.to_identifier("e")]))
+        merged = fn(
+            "aggregate",
+            entries,
+            exp.Cast(this=fn("map"), to=mtype),
+            exp.Lambda(this=step, expressions=[exp.to_identifier("acc"), exp.to_identifier("e")]),
+        )
         return fn("to_variant_object", merged)
     items = exp.Filter(this=fn("list", v), expression=exp.Where(this=is_bag))
-    merged = fn("list_reduce", items, exp.Lambda(this=fn("json_merge_patch", exp.column("b"), exp.column("a")),
-                                                 expressions=[exp.to_identifier("a"), exp.to_identifier("b")]))
-    return exp.Coalesce(this=case([(exp.GT(this=fn("len", items), expression=n(0)), merged)]),
-                        expressions=[exp.cast(s("{}"), "JSON")])
+    merged = fn(
+        "list_reduce",
+        items,
+        exp.Lambda(
+            this=fn("json_merge_patch", exp.column("b"), exp.column("a")),
+            expressions=[exp.to_identifier("a"), exp.to_identifier("b")],
+        ),
+    )
+    return exp.Coalesce(
+        this=case([(exp.GT(this=fn("len", items), expression=n(0)), merged)]), expressions=[exp.cast(s("{}"), "JSON")]
+    )
 
 
-@aggregate("percentile", 2, lambda a: a[0].type if a[0].type in T.NUMERIC else a[0].type,
-           note="nearest-rank (exact), where KQL estimates on large inputs")
+@aggregate(
+    "percentile",
+    2,
+    lambda a: a[0].type,
+    note="nearest-rank (exact), where KQL estimates on large inputs",
+)
 def _percentile(g, a):
     p = a.args[1]
     if not (isinstance(p, ir.Lit) and isinstance(p.value, (int, float))):

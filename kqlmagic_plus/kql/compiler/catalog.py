@@ -41,9 +41,18 @@ AGGREGATES: dict[str, Function] = {}
 OPERATORS: dict[str, Function] = {}
 
 
-def scalar(name: str, args: int | tuple[int, int], ret: RetRule, *, coerce: Any = None,
-           aliases: tuple[str, ...] = (), refused: dict[str, str] | None = None, window: bool = False,
-           category: str = "scalar", note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def scalar(
+    name: str,
+    args: int | tuple[int, int],
+    ret: RetRule,
+    *,
+    coerce: Any = None,
+    aliases: tuple[str, ...] = (),
+    refused: dict[str, str] | None = None,
+    window: bool = False,
+    category: str = "scalar",
+    note: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     lo, hi = (args, args) if isinstance(args, int) else args
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,9 +66,16 @@ def scalar(name: str, args: int | tuple[int, int], ret: RetRule, *, coerce: Any 
     return deco
 
 
-def aggregate(name: str, args: int | tuple[int, int], ret: RetRule, *, coerce: Any = None,
-              aliases: tuple[str, ...] = (), refused: dict[str, str] | None = None,
-              note: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def aggregate(
+    name: str,
+    args: int | tuple[int, int],
+    ret: RetRule,
+    *,
+    coerce: Any = None,
+    aliases: tuple[str, ...] = (),
+    refused: dict[str, str] | None = None,
+    note: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     lo, hi = (args, args) if isinstance(args, int) else args
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:

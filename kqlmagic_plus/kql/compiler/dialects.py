@@ -49,12 +49,22 @@ class Dialect:
 
     # -- types -------------------------------------------------------------------------------------
     def sql_type(self, t: str) -> exp.DataType:
-        return exp.DataType.build({
-            T.BOOL: "BOOLEAN", T.INT: "INT", T.LONG: "BIGINT", T.REAL: "DOUBLE",
-            T.DECIMAL: "DECIMAL(38, 18)", T.STRING: self.string_type, T.GUID: self.string_type,
-            T.DATETIME: "TIMESTAMP", T.TIMESPAN: "BIGINT", T.DYNAMIC: self.dynamic_type,
-            T.NULL: self.string_type,
-        }[t], dialect=self.sqlglot)
+        return exp.DataType.build(
+            {
+                T.BOOL: "BOOLEAN",
+                T.INT: "INT",
+                T.LONG: "BIGINT",
+                T.REAL: "DOUBLE",
+                T.DECIMAL: "DECIMAL(38, 18)",
+                T.STRING: self.string_type,
+                T.GUID: self.string_type,
+                T.DATETIME: "TIMESTAMP",
+                T.TIMESPAN: "BIGINT",
+                T.DYNAMIC: self.dynamic_type,
+                T.NULL: self.string_type,
+            }[t],
+            dialect=self.sqlglot,
+        )
 
     string_type = "VARCHAR"
     dynamic_type = "JSON"
@@ -90,8 +100,7 @@ class Dialect:
     def regex_extract_all(self, value: exp.Expression, pattern: exp.Expression, group: int) -> exp.Expression:
         raise NotImplementedError
 
-    def regex_replace(self, value: exp.Expression, pattern: exp.Expression,
-                      repl: exp.Expression) -> exp.Expression:
+    def regex_replace(self, value: exp.Expression, pattern: exp.Expression, repl: exp.Expression) -> exp.Expression:
         raise NotImplementedError
 
     def contains(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
@@ -387,8 +396,19 @@ class Spark(Dialect):
             return exp.Sub(this=fn("dayofweek", ts), expression=n(1))
         if part == "week":
             return fn("weekofyear", ts)
-        return fn({"year": "year", "month": "month", "day": "day", "hour": "hour", "minute": "minute",
-                "second": "second", "dayofyear": "dayofyear", "quarter": "quarter"}[part], ts)
+        return fn(
+            {
+                "year": "year",
+                "month": "month",
+                "day": "day",
+                "hour": "hour",
+                "minute": "minute",
+                "second": "second",
+                "dayofyear": "dayofyear",
+                "quarter": "quarter",
+            }[part],
+            ts,
+        )
 
     def add_months(self, ts, months):
         return fn("timestampadd", exp.Var(this="MONTH"), months, ts)
@@ -429,27 +449,35 @@ class Spark(Dialect):
 
     def dyn_index(self, v, index):
         arr = self.dyn_array_elements(v)
-        one_based = exp.Case(ifs=[exp.If(this=exp.GTE(this=index, expression=n(0)),
-                                         true=exp.Add(this=index, expression=n(1)))], default=index)
+        one_based = exp.Case(
+            ifs=[exp.If(this=exp.GTE(this=index, expression=n(0)), true=exp.Add(this=index, expression=n(1)))],
+            default=index,
+        )
         return fn("try_element_at", arr, one_based)
 
     def dyn_key(self, v, key):
-        return fn("try_element_at", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>",
-                                                                              dialect="spark")), key)
+        return fn(
+            "try_element_at", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")), key
+        )
 
     def dyn_kind(self, v):
         sch = fn("schema_of_variant", v)
-        return exp.Case(ifs=[
-            exp.If(this=exp.Is(this=v, expression=exp.null()), true=s("null")),
-            exp.If(this=exp.EQ(this=sch, expression=s("VOID")), true=s("null")),
-            exp.If(this=exp.EQ(this=sch, expression=s("STRING")), true=s("string")),
-            exp.If(this=exp.EQ(this=sch, expression=s("BOOLEAN")), true=s("bool")),
-            exp.If(this=exp.In(this=sch, expressions=[s("BIGINT"), s("INT"), s("SMALLINT"), s("TINYINT")]),
-                   true=s("long")),
-            exp.If(this=exp.Like(this=sch, expression=s("ARRAY%")), true=s("array")),
-            exp.If(this=exp.Like(this=sch, expression=s("OBJECT%")), true=s("object")),
-            exp.If(this=exp.Like(this=sch, expression=s("TIMESTAMP%")), true=s("datetime")),
-        ], default=s("real"))
+        return exp.Case(
+            ifs=[
+                exp.If(this=exp.Is(this=v, expression=exp.null()), true=s("null")),
+                exp.If(this=exp.EQ(this=sch, expression=s("VOID")), true=s("null")),
+                exp.If(this=exp.EQ(this=sch, expression=s("STRING")), true=s("string")),
+                exp.If(this=exp.EQ(this=sch, expression=s("BOOLEAN")), true=s("bool")),
+                exp.If(
+                    this=exp.In(this=sch, expressions=[s("BIGINT"), s("INT"), s("SMALLINT"), s("TINYINT")]),
+                    true=s("long"),
+                ),
+                exp.If(this=exp.Like(this=sch, expression=s("ARRAY%")), true=s("array")),
+                exp.If(this=exp.Like(this=sch, expression=s("OBJECT%")), true=s("object")),
+                exp.If(this=exp.Like(this=sch, expression=s("TIMESTAMP%")), true=s("datetime")),
+            ],
+            default=s("real"),
+        )
 
     def dyn_as(self, v, t):
         if t == T.DYNAMIC:
@@ -460,8 +488,14 @@ class Spark(Dialect):
             return fn("try_to_timestamp", fn("try_variant_get", v, s("$"), s("string")))
         if t == T.TIMESPAN:
             raise NotImplementedError
-        target = {T.BOOL: "boolean", T.INT: "int", T.LONG: "bigint", T.REAL: "double",
-                  T.DECIMAL: "decimal(38,18)", T.GUID: "string"}[t]
+        target = {
+            T.BOOL: "boolean",
+            T.INT: "int",
+            T.LONG: "bigint",
+            T.REAL: "double",
+            T.DECIMAL: "decimal(38,18)",
+            T.GUID: "string",
+        }[t]
         return fn("try_variant_get", v, s("$"), s(target))
 
     def dyn_as_string(self, v):
@@ -526,8 +560,9 @@ class Spark(Dialect):
 
     def percentile(self, e, fraction):
         # Nearest rank: the smallest value whose cumulative share reaches the fraction.
-        return exp.WithinGroup(this=fn("percentile_disc", n(fraction)),
-                            expression=exp.Order(expressions=[exp.Ordered(this=e)]))
+        return exp.WithinGroup(
+            this=fn("percentile_disc", n(fraction)), expression=exp.Order(expressions=[exp.Ordered(this=e)])
+        )
 
     def struct(self, fields):
         args: list[exp.Expression] = []
@@ -536,9 +571,10 @@ class Spark(Dialect):
         return fn("named_struct", *args)
 
     def range_table(self, count, column):
-        return exp.Table(this=fn("range", n(0), count),
-                         alias=exp.TableAlias(this=exp.to_identifier("_r"),
-                                              columns=[exp.to_identifier(column)]))
+        return exp.Table(
+            this=fn("range", n(0), count),
+            alias=exp.TableAlias(this=exp.to_identifier("_r"), columns=[exp.to_identifier(column)]),
+        )
 
     def serial_ordinal(self):
         return fn("monotonically_increasing_id")
@@ -553,9 +589,10 @@ class DuckDB(Dialect):
         return fn("range", n(1), exp.Add(this=count, expression=n(1)))
 
     def pmod(self, a, b):
-        return exp.Mod(this=paren(exp.Add(this=paren(exp.Mod(this=a, expression=fn("NULLIF", b, n(0)))),
-                                          expression=fn("abs", b))),
-                       expression=fn("NULLIF", fn("abs", b), n(0)))
+        return exp.Mod(
+            this=paren(exp.Add(this=paren(exp.Mod(this=a, expression=fn("NULLIF", b, n(0)))), expression=fn("abs", b))),
+            expression=fn("NULLIF", fn("abs", b), n(0)),
+        )
 
     def regex_match(self, value, pattern):
         return fn("regexp_matches", value, pattern)
@@ -611,9 +648,20 @@ class DuckDB(Dialect):
     def date_part(self, part, ts):
         if part == "dayofweek":
             return fn("dayofweek", ts)
-        return fn({"year": "year", "month": "month", "day": "day", "hour": "hour", "minute": "minute",
-                   "second": "second", "dayofyear": "dayofyear", "quarter": "quarter",
-                   "week": "weekofyear"}[part], ts)
+        return fn(
+            {
+                "year": "year",
+                "month": "month",
+                "day": "day",
+                "hour": "hour",
+                "minute": "minute",
+                "second": "second",
+                "dayofyear": "dayofyear",
+                "quarter": "quarter",
+                "week": "weekofyear",
+            }[part],
+            ts,
+        )
 
     def add_months(self, ts, months):
         return exp.Add(this=ts, expression=fn("to_months", exp.cast(months, "INTEGER")))
@@ -656,27 +704,41 @@ class DuckDB(Dialect):
         return fn("json_extract", v, s(path))
 
     def dyn_index(self, v, index):
-        return fn("json_extract", v, exp.Case(
-            ifs=[exp.If(this=exp.GTE(this=index, expression=n(0)),
-                        true=exp.DPipe(this=exp.DPipe(this=s("$["), expression=exp.cast(index, "VARCHAR")),
-                                       expression=s("]")))],
-            default=exp.DPipe(this=exp.DPipe(this=s("$[#"), expression=exp.cast(index, "VARCHAR")),
-                              expression=s("]"))))
+        return fn(
+            "json_extract",
+            v,
+            exp.Case(
+                ifs=[
+                    exp.If(
+                        this=exp.GTE(this=index, expression=n(0)),
+                        true=exp.DPipe(
+                            this=exp.DPipe(this=s("$["), expression=exp.cast(index, "VARCHAR")), expression=s("]")
+                        ),
+                    )
+                ],
+                default=exp.DPipe(
+                    this=exp.DPipe(this=s("$[#"), expression=exp.cast(index, "VARCHAR")), expression=s("]")
+                ),
+            ),
+        )
 
     def dyn_key(self, v, key):
         return fn("json_extract", v, exp.DPipe(this=exp.DPipe(this=s('$."'), expression=key), expression=s('"')))
 
     def dyn_kind(self, v):
         t = fn("json_type", v)
-        return exp.Case(ifs=[
-            exp.If(this=exp.Is(this=v, expression=exp.null()), true=s("null")),
-            exp.If(this=exp.EQ(this=t, expression=s("NULL")), true=s("null")),
-            exp.If(this=exp.EQ(this=t, expression=s("VARCHAR")), true=s("string")),
-            exp.If(this=exp.EQ(this=t, expression=s("BOOLEAN")), true=s("bool")),
-            exp.If(this=exp.In(this=t, expressions=[s("BIGINT"), s("UBIGINT")]), true=s("long")),
-            exp.If(this=exp.EQ(this=t, expression=s("ARRAY")), true=s("array")),
-            exp.If(this=exp.EQ(this=t, expression=s("OBJECT")), true=s("object")),
-        ], default=s("real"))
+        return exp.Case(
+            ifs=[
+                exp.If(this=exp.Is(this=v, expression=exp.null()), true=s("null")),
+                exp.If(this=exp.EQ(this=t, expression=s("NULL")), true=s("null")),
+                exp.If(this=exp.EQ(this=t, expression=s("VARCHAR")), true=s("string")),
+                exp.If(this=exp.EQ(this=t, expression=s("BOOLEAN")), true=s("bool")),
+                exp.If(this=exp.In(this=t, expressions=[s("BIGINT"), s("UBIGINT")]), true=s("long")),
+                exp.If(this=exp.EQ(this=t, expression=s("ARRAY")), true=s("array")),
+                exp.If(this=exp.EQ(this=t, expression=s("OBJECT")), true=s("object")),
+            ],
+            default=s("real"),
+        )
 
     def dyn_as(self, v, t):
         if t == T.DYNAMIC:
@@ -687,16 +749,16 @@ class DuckDB(Dialect):
         if t == T.DATETIME:
             return self.parse_ts(text)
         if t in (T.INT, T.LONG):
-            return try_cast_(this=try_cast_(this=text, to=exp.DataType.build("DOUBLE")),
-                               to=self.sql_type(t))
+            return try_cast_(this=try_cast_(this=text, to=exp.DataType.build("DOUBLE")), to=self.sql_type(t))
         return try_cast_(this=text, to=self.sql_type(t))
 
     def dyn_as_string(self, v):
         return fn("json_extract_string", v, s("$"))
 
     def dyn_array_length(self, v):
-        return exp.Case(ifs=[exp.If(this=exp.EQ(this=fn("json_type", v), expression=s("ARRAY")),
-                                    true=fn("json_array_length", v))])
+        return exp.Case(
+            ifs=[exp.If(this=exp.EQ(this=fn("json_type", v), expression=s("ARRAY")), true=fn("json_array_length", v))]
+        )
 
     def dyn_array(self, items):
         if not items:
@@ -716,15 +778,22 @@ class DuckDB(Dialect):
         return fn("json_object", *args)
 
     def dyn_array_elements(self, v):
-        return exp.Case(ifs=[exp.If(this=exp.EQ(this=fn("json_type", v), expression=s("ARRAY")),
-                                    true=exp.Cast(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")))])
+        return exp.Case(
+            ifs=[
+                exp.If(
+                    this=exp.EQ(this=fn("json_type", v), expression=s("ARRAY")),
+                    true=exp.Cast(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
+                )
+            ]
+        )
 
     def dyn_array_from_sql_array(self, arr):
         return fn("to_json", arr)
 
     def dyn_keys(self, v):
-        return exp.Case(ifs=[exp.If(this=exp.EQ(this=fn("json_type", v), expression=s("OBJECT")),
-                                    true=fn("json_keys", v))])
+        return exp.Case(
+            ifs=[exp.If(this=exp.EQ(this=fn("json_type", v), expression=s("OBJECT")), true=fn("json_keys", v))]
+        )
 
     def array_distinct(self, arr):
         return fn("list_distinct", arr)
@@ -742,8 +811,7 @@ class DuckDB(Dialect):
         return fn("list_extract", arr, one_based)
 
     def array_slice(self, arr, start0, length):
-        return fn("list_slice", arr, exp.Add(this=start0, expression=n(1)),
-                  exp.Add(this=start0, expression=length))
+        return fn("list_slice", arr, exp.Add(this=start0, expression=n(1)), exp.Add(this=start0, expression=length))
 
     def collect_list(self, e):
         return fn("list", e)
@@ -758,13 +826,15 @@ class DuckDB(Dialect):
         return fn("quantile_disc", e, n(fraction))
 
     def struct(self, fields):
-        return fn("struct_pack", *[exp.PropertyEQ(this=exp.to_identifier(k, quoted=True), expression=v)
-                                   for k, v in fields])
+        return fn(
+            "struct_pack", *[exp.PropertyEQ(this=exp.to_identifier(k, quoted=True), expression=v) for k, v in fields]
+        )
 
     def range_table(self, count, column):
-        return exp.Table(this=fn("range", n(0), count),
-                         alias=exp.TableAlias(this=exp.to_identifier("_r"),
-                                              columns=[exp.to_identifier(column)]))
+        return exp.Table(
+            this=fn("range", n(0), count),
+            alias=exp.TableAlias(this=exp.to_identifier("_r"), columns=[exp.to_identifier(column)]),
+        )
 
     def serial_ordinal(self):
         return exp.Window(this=fn("row_number"))

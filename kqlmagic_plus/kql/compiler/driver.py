@@ -22,14 +22,15 @@ from .types import Schema, canonical
 _ELSEWHERE = ("Log Analytics / Sentinel", "Azure Data Explorer")
 
 
-def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str,
-                  params: Mapping[str, Any] | None) -> Compiled:
+def compile_query(
+    query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str, params: Mapping[str, Any] | None
+) -> Compiled:
     d = DIALECTS.get(dialect)
     if d is None:
         raise OptionError(f"unknown SQL dialect {dialect!r}: use 'spark' or 'duckdb'")
     if not isinstance(query, str):
         raise TypeError("query must be a string")
-    tables = {name: _schema(name, cols) for name, cols in schema.items()}
+    tables = LazyTables(schema)
     from .emit import emit_sql
     from .lower import Lowerer
 
@@ -45,8 +46,15 @@ def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], d
         p = rw.original_pos(exc.pos)
         line, col = (p.line, p.column) if p else (None, None)
         other = [n.engine for k, n in DIALECTS.items() if k != dialect and _runs_on(query, schema, k, params)]
-        raise UnsupportedQueryError(exc.construct, d.engine, line=line, column=col, query=query,
-                                    runs_on=(*other, *_ELSEWHERE), reason=exc.reason) from None
+        raise UnsupportedQueryError(
+            exc.construct,
+            d.engine,
+            line=line,
+            column=col,
+            query=query,
+            runs_on=(*other, *_ELSEWHERE),
+            reason=exc.reason,
+        ) from None
     except UnknownTable as exc:
         raise TableNotFoundError(exc.name, tables) from None
     except SemanticError as exc:
@@ -59,13 +67,37 @@ def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], d
     return Compiled(sql=sql, columns=columns, render_spec_text=lowered.render, dialect=dialect)
 
 
-def _runs_on(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str,
-             params: Mapping[str, Any] | None) -> bool:
+def _runs_on(
+    query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str, params: Mapping[str, Any] | None
+) -> bool:
     try:
         compile_query(query, schema, dialect, params)
         return True
     except Exception:
         return False
+
+
+class LazyTables(Mapping[str, Schema]):
+    """The caller's schema, converted table by table on first use (a workspace has hundreds)."""
+
+    def __init__(self, raw: Mapping[str, Sequence[tuple[str, str]]]):
+        self._raw = raw
+        self._done: dict[str, Schema] = {}
+
+    def __getitem__(self, name: str) -> Schema:
+        got = self._done.get(name)
+        if got is None:
+            got = self._done[name] = _schema(name, self._raw[name])
+        return got
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw
 
 
 def _schema(name: str, cols: Sequence[tuple[str, str]]) -> Schema:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+
 from sqlglot import exp
 
 from . import ir
@@ -55,8 +56,9 @@ class Emitter:
         q = exp.Select(expressions=items).from_(table(src))
         if node.order:
             q = q.order_by(*self.order_by(node.order))
-        with_ = exp.With(expressions=[exp.CTE(this=body, alias=exp.TableAlias(this=ident(name)))
-                                      for name, body in self.ctes])
+        with_ = exp.With(
+            expressions=[exp.CTE(this=body, alias=exp.TableAlias(this=ident(name))) for name, body in self.ctes]
+        )
         q.set("with_", with_)
         return q
 
@@ -105,8 +107,10 @@ class Emitter:
             for nm in names:
                 low = nm.lower()
                 if low in seen and seen[low] != nm:
-                    raise Refusal(f"columns {seen[low]!r} and {nm!r}",
-                                  reason="Spark SQL does not tell apart names that differ only in case")
+                    raise Refusal(
+                        f"columns {seen[low]!r} and {nm!r}",
+                        reason="Spark SQL does not tell apart names that differ only in case",
+                    )
                 seen[low] = nm
 
     def n_Scan(self, node: ir.Scan) -> exp.Expression:
@@ -137,17 +141,22 @@ class Emitter:
             selects = []
             for row in node.rows:
                 self.order = None
-                selects.append(exp.Select(expressions=[alias(self.typed(v, c.type), c.name) for v, c in zip(row, cols, strict=True)]))
+                selects.append(
+                    exp.Select(
+                        expressions=[alias(self.typed(v, c.type), c.name) for v, c in zip(row, cols, strict=True)]
+                    )
+                )
             out = selects[0]
             for q in selects[1:]:
                 out = exp.union(out, q, distinct=False)
             return out
         # Many literal rows: one VALUES list, converted to the column types in an outer SELECT.
-        tuples = [exp.Tuple(expressions=[self.raw_literal(v, c.type) for v, c in zip(row, cols, strict=True)])
-                  for row in node.rows]
+        tuples = [
+            exp.Tuple(expressions=[self.raw_literal(v, c.type) for v, c in zip(row, cols, strict=True)])
+            for row in node.rows
+        ]
         raw = [f"c{i}" for i in range(len(cols))]
-        values = exp.Values(expressions=tuples, alias=exp.TableAlias(this=ident("_v"),
-                                                                      columns=[ident(r) for r in raw]))
+        values = exp.Values(expressions=tuples, alias=exp.TableAlias(this=ident("_v"), columns=[ident(r) for r in raw]))
         items = [alias(self.from_raw(exp.column(ident(r)), c.type), c.name) for r, c in zip(raw, cols, strict=True)]
         return exp.Select(expressions=items).from_(values)
 
@@ -182,18 +191,25 @@ class Emitter:
             start, stop = self.e(node.start), self.e(node.stop)
         step = self.e(node.step)
         if c.type in (T.LONG, T.INT, T.DATETIME, T.TIMESPAN):
-            count = exp.Add(this=exp.IntDiv(this=exp.Sub(this=stop, expression=start), expression=step),
-                            expression=n(1))
+            count = exp.Add(
+                this=exp.IntDiv(this=exp.Sub(this=stop, expression=start), expression=step), expression=n(1)
+            )
         else:
-            count = exp.Add(this=exp.cast(fn("floor", exp.Div(this=exp.Sub(this=stop, expression=start),
-                                                              expression=step)), "BIGINT"), expression=n(1))
+            count = exp.Add(
+                this=exp.cast(
+                    fn("floor", exp.Div(this=exp.Sub(this=stop, expression=start), expression=step)), "BIGINT"
+                ),
+                expression=n(1),
+            )
         count = fn("greatest", count, n(0))
         seq = self.sequence(count)
         inner = exp.Select(expressions=[exp.Alias(this=self.explode(seq), alias=i)])
         value = exp.Add(this=start, expression=exp.Mul(this=exp.column(i), expression=step))
         if c.type == T.DATETIME:
             value = self.d.us_to_ts(value)
-        return exp.Select(expressions=[alias(value, c.name)]).from_(exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("_r"))))
+        return exp.Select(expressions=[alias(value, c.name)]).from_(
+            exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("_r")))
+        )
 
     def sequence(self, count: exp.Expression) -> exp.Expression:
         """The integers 0..count-1 as an array (empty when count is 0)."""
@@ -248,8 +264,7 @@ class Emitter:
                 st = self.d.struct(fields)
                 # Rows whose value is null are ignored; a group where it is null everywhere still
                 # returns one of its rows (KQL's documented null handling for arg_max/arg_min).
-                picked = exp.Coalesce(this=self.d.arg_pick(a.kind, st, self.e(a.by)),
-                                      expressions=[fn("any_value", st)])
+                picked = exp.Coalesce(this=self.d.arg_pick(a.kind, st, self.e(a.by)), expressions=[fn("any_value", st)])
                 items.append(alias(picked, h))
                 picks.append((h, a))
             else:
@@ -278,11 +293,23 @@ class Emitter:
             left = self.dedup(left, node.left, node.left_keys)
         kind = node.kind
         if kind in ("rightsemi", "rightanti"):
-            main, other, main_keys, other_keys, main_alias, other_alias = \
-                right, left, node.right_keys, node.left_keys, "r", "l"
+            main, other, main_keys, other_keys, main_alias, other_alias = (
+                right,
+                left,
+                node.right_keys,
+                node.left_keys,
+                "r",
+                "l",
+            )
         else:
-            main, other, main_keys, other_keys, main_alias, other_alias = \
-                left, right, node.left_keys, node.right_keys, "l", "r"
+            main, other, main_keys, other_keys, main_alias, other_alias = (
+                left,
+                right,
+                node.left_keys,
+                node.right_keys,
+                "l",
+                "r",
+            )
         cond = self.join_condition(main_alias, main_keys, other_alias, other_keys, node.null_safe)
         if kind in ("leftsemi", "leftanti", "rightsemi", "rightanti"):
             sub = exp.Select(expressions=[n(1)]).from_(table(other, other_alias)).where(cond)
@@ -290,16 +317,16 @@ class Emitter:
             if kind.endswith("anti"):
                 ex = exp.Not(this=ex)
             src_schema = node.left.schema if main_alias == "l" else node.right.schema
-            items = [alias(exp.Column(this=ident(c.name), table=ident(main_alias)), c.name)
-                     for c in src_schema.visible]
+            items = [alias(exp.Column(this=ident(c.name), table=ident(main_alias)), c.name) for c in src_schema.visible]
             return exp.Select(expressions=items).from_(table(main, main_alias)).where(ex)
         items = [alias(exp.Column(this=ident(c.name), table=ident("l")), c.name) for c in node.left.schema.visible]
         for c in node.right.schema.visible:
             if c.name in node.right_names:
                 items.append(alias(exp.Column(this=ident(c.name), table=ident("r")), node.right_names[c.name]))
         self._check_names([a.alias for a in items])
-        side = {"inner": None, "innerunique": None, "leftouter": "LEFT", "rightouter": "RIGHT",
-                "fullouter": "FULL"}[kind]
+        side = {"inner": None, "innerunique": None, "leftouter": "LEFT", "rightouter": "RIGHT", "fullouter": "FULL"}[
+            kind
+        ]
         j = exp.Join(this=table(right, "r"), on=cond, side=side, kind=None if side else "INNER")
         if side == "FULL":
             j.set("kind", "OUTER")
@@ -307,8 +334,9 @@ class Emitter:
         q.append("joins", j)
         return q
 
-    def join_condition(self, la: str, lkeys: list[ir.Expr], ra: str, rkeys: list[ir.Expr],
-                       null_safe: bool) -> exp.Expression:
+    def join_condition(
+        self, la: str, lkeys: list[ir.Expr], ra: str, rkeys: list[ir.Expr], null_safe: bool
+    ) -> exp.Expression:
         parts = []
         for a, b in zip(lkeys, rkeys, strict=True):
             self.qual = la
@@ -329,11 +357,16 @@ class Emitter:
         """innerunique: one arbitrary row of the left side per key."""
         self.qual = None
         ks = [self.e(k) for k in keys]
-        rn = exp.Window(this=fn("row_number"), partition_by=ks, order=exp.Order(expressions=[exp.Ordered(this=k) for k in ks]))
+        rn = exp.Window(
+            this=fn("row_number"), partition_by=ks, order=exp.Order(expressions=[exp.Ordered(this=k) for k in ks])
+        )
         inner = self.add(exp.Select(expressions=[exp.Star(), alias(rn, "__kqlc_rn")]).from_(table(src)))
         cols = [alias(exp.column(ident(c.name)), c.name) for c in node.schema.visible]
-        return self.add(exp.Select(expressions=cols).from_(table(inner))
-                        .where(exp.EQ(this=exp.column(ident("__kqlc_rn")), expression=n(1))))
+        return self.add(
+            exp.Select(expressions=cols)
+            .from_(table(inner))
+            .where(exp.EQ(this=exp.column(ident("__kqlc_rn")), expression=n(1)))
+        )
 
     def n_Union(self, node: ir.Union) -> exp.Expression:
         selects = []
@@ -341,8 +374,10 @@ class Emitter:
             src = self.node(part)
             self.qual = None
             self.order = None
-            items = [alias(self.typed(e, c.type) if isinstance(e, ir.Lit) else self.e(e), c.name)
-                     for e, c in zip(exprs, node.schema, strict=True)]
+            items = [
+                alias(self.typed(e, c.type) if isinstance(e, ir.Lit) else self.e(e), c.name)
+                for e, c in zip(exprs, node.schema, strict=True)
+            ]
             selects.append(exp.Select(expressions=items).from_(table(src)))
         out = selects[0]
         for q in selects[1:]:
@@ -362,8 +397,11 @@ class Emitter:
         count = sizes[0] if len(sizes) == 1 else fn("greatest", *sizes)
         if node.limit is not None:
             count = fn("least", count, n(node.limit))
-        step2 = self.add(exp.Select(expressions=[exp.Star(), alias(self.explode(self.sequence(count)), "__kqlc_p")])
-                         .from_(table(step1)))
+        step2 = self.add(
+            exp.Select(expressions=[exp.Star(), alias(self.explode(self.sequence(count)), "__kqlc_p")]).from_(
+                table(step1)
+            )
+        )
         p = exp.column(ident("__kqlc_p"))
         replaced = {}
         for (nm, _), ex in zip(arrays, node.expansions, strict=True):
@@ -389,7 +427,9 @@ class Emitter:
         if d.name == "spark":
             vt = exp.DataType(this=exp.DataType.Type.VARIANT)
             null_elem = fn("array", exp.Cast(this=exp.null(), to=vt))
-            entries = fn("map_entries", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")))
+            entries = fn(
+                "map_entries", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark"))
+            )
             e = exp.column("e")
             key = exp.Dot(this=e, expression=exp.to_identifier("key"))
             val = exp.Dot(this=e, expression=exp.to_identifier("value"))
@@ -403,13 +443,21 @@ class Emitter:
             null_elem = exp.Array(expressions=[exp.cast(exp.null(), "JSON")])
             k = exp.column("k")
             value = fn("json_extract", v, exp.DPipe(this=exp.DPipe(this=s('$."'), expression=k), expression=s('"')))
-            body = fn("json_object", k, value) if bag_mode != "array" else \
-                exp.cast(fn("to_json", fn("list_value", fn("to_json", k), value)), "JSON")
+            body = (
+                fn("json_object", k, value)
+                if bag_mode != "array"
+                else exp.cast(fn("to_json", fn("list_value", fn("to_json", k), value)), "JSON")
+            )
             bag = fn("list_transform", fn("json_keys", v), exp.Lambda(this=body, expressions=[exp.to_identifier("k")]))
             single = fn("list_value", v)
-        return exp.Case(ifs=[exp.If(this=is_("null"), true=null_elem),
-                             exp.If(this=is_("array"), true=d.dyn_array_elements(v)),
-                             exp.If(this=is_("object"), true=bag)], default=single)
+        return exp.Case(
+            ifs=[
+                exp.If(this=is_("null"), true=null_elem),
+                exp.If(this=is_("array"), true=d.dyn_array_elements(v)),
+                exp.If(this=is_("object"), true=bag),
+            ],
+            default=single,
+        )
 
     def n_MakeSeries(self, node: ir.MakeSeries) -> exp.Expression:
         from .series import emit_make_series
@@ -444,8 +492,12 @@ class Emitter:
             first = x.node.schema.visible[0].name
             q = exp.Select(expressions=[exp.column(ident(first))]).from_(table(src))
             if x.node.order:
-                q = q.order_by(*[exp.Ordered(this=exp.column(ident(k.column)), desc=k.desc, nulls_first=k.nulls_first)
-                                 for k in x.node.order])
+                q = q.order_by(
+                    *[
+                        exp.Ordered(this=exp.column(ident(k.column)), desc=k.desc, nulls_first=k.nulls_first)
+                        for k in x.node.order
+                    ]
+                )
             return exp.Subquery(this=q.limit(1))
         if isinstance(x, ir.InSubquery):
             saved = (self.qual, self.order)
@@ -460,8 +512,13 @@ class Emitter:
             if strings:
                 c = exp.Coalesce(this=c, expressions=[s("")])
                 left = exp.Coalesce(this=left, expressions=[s("")])
-            sub = exp.Select(expressions=[c]).from_(table(src)).where(exp.Not(this=exp.Is(this=exp.column(ident(first)), expression=exp.null()))) \
-                if not strings else exp.Select(expressions=[c]).from_(table(src))
+            sub = (
+                exp.Select(expressions=[c])
+                .from_(table(src))
+                .where(exp.Not(this=exp.Is(this=exp.column(ident(first)), expression=exp.null())))
+                if not strings
+                else exp.Select(expressions=[c]).from_(table(src))
+            )
             r = exp.In(this=left, query=exp.Subquery(this=sub))
             if x.negated:
                 return exp.Not(this=exp.Coalesce(this=r, expressions=[exp.false()]))
@@ -488,8 +545,11 @@ class Emitter:
             f = float(v)
             if math.isnan(f) or math.isinf(f):
                 return exp.cast(s("NaN" if math.isnan(f) else ("Infinity" if f > 0 else "-Infinity")), "DOUBLE")
-            return exp.cast(exp.Literal.number(repr(f)), "DOUBLE") if f >= 0 else \
-                exp.Neg(this=exp.cast(exp.Literal.number(repr(-f)), "DOUBLE"))
+            return (
+                exp.cast(exp.Literal.number(repr(f)), "DOUBLE")
+                if f >= 0
+                else exp.Neg(this=exp.cast(exp.Literal.number(repr(-f)), "DOUBLE"))
+            )
         if t == T.DECIMAL:
             return exp.Cast(this=s(str(v)), to=self.d.sql_type(T.DECIMAL))
         if t in (T.STRING, T.GUID):
@@ -499,8 +559,11 @@ class Emitter:
         if t == T.TIMESPAN:
             return n(int(v))
         if t == T.DYNAMIC:
-            return self.d.dyn_from_json_text(s(json.dumps(v, ensure_ascii=False, separators=(",", ":")))) \
-                if self.d.name == "duckdb" else fn("parse_json", s(json.dumps(v, ensure_ascii=False, separators=(",", ":"))))
+            return (
+                self.d.dyn_from_json_text(s(json.dumps(v, ensure_ascii=False, separators=(",", ":"))))
+                if self.d.name == "duckdb"
+                else fn("parse_json", s(json.dumps(v, ensure_ascii=False, separators=(",", ":"))))
+            )
         raise Refusal(f"literal of type {t}")
 
 
@@ -523,4 +586,3 @@ def parenthesize(tree: exp.Expression) -> None:
                 child = node.args.get(key)
                 if isinstance(child, (exp.Binary, exp.Unary)) and not isinstance(child, _NO_PARENS):
                     node.set(key, exp.Paren(this=child))
-

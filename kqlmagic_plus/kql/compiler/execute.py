@@ -37,8 +37,16 @@ def spark_schema(columns: list[tuple[str, str]]) -> Any:
     """The Spark schema a table of these KQL columns is expected to have (dynamic as JSON text)."""
     from pyspark.sql import types as st
 
-    kinds = {"bool": st.BooleanType(), "int": st.IntegerType(), "long": st.LongType(), "real": st.DoubleType(),
-             "decimal": st.DecimalType(38, 18), "string": st.StringType(), "guid": st.StringType(),
-             "datetime": st.TimestampType(), "timespan": st.DayTimeIntervalType(0, 3),
-             "dynamic": st.StringType()}
+    kinds = {
+        "bool": st.BooleanType(),
+        "int": st.IntegerType(),
+        "long": st.LongType(),
+        "real": st.DoubleType(),
+        "decimal": st.DecimalType(38, 18),
+        "string": st.StringType(),
+        "guid": st.StringType(),
+        "datetime": st.TimestampType(),
+        "timespan": st.DayTimeIntervalType(0, 3),
+        "dynamic": st.StringType(),
+    }
     return st.StructType([st.StructField(n, kinds[t], True) for n, t in columns])

@@ -109,11 +109,24 @@ def timespan_text(d: Any, us: exp.Expression) -> exp.Expression:
 
     parts = [
         case([(exp.LT(this=us, expression=n(0)), s("-"))], s("")),
-        case([(exp.GT(this=days, expression=n(0)), exp.Concat(expressions=[exp.cast(days, d.string_type), s(".")]))],
-             s("")),
-        pad(hh, 2), s(":"), pad(mm, 2), s(":"), pad(ss, 2),
-        case([(exp.GT(this=frac, expression=n(0)),
-               exp.Concat(expressions=[s("."), pad(exp.Mul(this=frac, expression=n(10)), 7)]))], s("")),
+        case(
+            [(exp.GT(this=days, expression=n(0)), exp.Concat(expressions=[exp.cast(days, d.string_type), s(".")]))],
+            s(""),
+        ),
+        pad(hh, 2),
+        s(":"),
+        pad(mm, 2),
+        s(":"),
+        pad(ss, 2),
+        case(
+            [
+                (
+                    exp.GT(this=frac, expression=n(0)),
+                    exp.Concat(expressions=[s("."), pad(exp.Mul(this=frac, expression=n(10)), 7)]),
+                )
+            ],
+            s(""),
+        ),
     ]
     return case([(exp.Is(this=us, expression=exp.null()), exp.null())], exp.Concat(expressions=parts))
 
@@ -127,8 +140,7 @@ def datetime_text(g: Any, ts: exp.Expression) -> exp.Expression:
 
 def real_text(g: Any, x: exp.Expression) -> exp.Expression:
     """KQL prints whole reals without a fraction (``1``, not ``1.0``)."""
-    whole = exp.and_(exp.EQ(this=x, expression=fn("floor", x)),
-                     exp.LT(this=fn("abs", x), expression=n(1e15)))
+    whole = exp.and_(exp.EQ(this=x, expression=fn("floor", x)), exp.LT(this=fn("abs", x), expression=n(1e15)))
     return case([(whole, exp.cast(big(x), g.d.string_type))], exp.cast(x, g.d.string_type))
 
 
@@ -171,8 +183,7 @@ def to_number(g: Any, arg: ir.Expr, target: str) -> exp.Expression:
         x = fn("trim", x)
         if target in T.INTEGRAL:
             # toint("1.5") is 1 in KQL: parse as a number first, then truncate.
-            return try_cast_(this=g.d.trunc(try_cast_(this=x, to=g.d.sql_type(T.REAL))),
-                               to=g.d.sql_type(target))
+            return try_cast_(this=g.d.trunc(try_cast_(this=x, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(target))
         return try_cast_(this=x, to=g.d.sql_type(target))
     if t == T.BOOL:
         return g.d.cast(case([(x, n(1)), (exp.Not(this=x), n(0))]), target)
@@ -217,8 +228,12 @@ def _tobool(g, c, pred):
         return g.d.dyn_as(x, T.BOOL)
     if a.type in (T.STRING,):
         low = lower_str(fn("trim", x))
-        return case([(exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
-                     (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false())])
+        return case(
+            [
+                (exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
+                (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false()),
+            ]
+        )
     if a.type in T.NUMERIC:
         return exp.NEQ(this=x, expression=n(0))
     raise Refusal(f"tobool({a.type})")
@@ -258,20 +273,30 @@ def _totimespan(g, c, pred):
         pat = s(r"^\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?\s*$")
 
         def part(i: int) -> exp.Expression:
-            return try_cast_(this=fn("NULLIF", g.d.regex_extract(text, pat, i), s("")),
-                               to=g.d.sql_type(T.LONG))
+            return try_cast_(this=fn("NULLIF", g.d.regex_extract(text, pat, i), s("")), to=g.d.sql_type(T.LONG))
 
-        frac = try_cast_(this=fn("rpad", fn("NULLIF", g.d.regex_extract(text, pat, 6), s("")), n(7), s("0")),
-                           to=g.d.sql_type(T.LONG))
+        frac = try_cast_(
+            this=fn("rpad", fn("NULLIF", g.d.regex_extract(text, pat, 6), s("")), n(7), s("0")), to=g.d.sql_type(T.LONG)
+        )
         total = exp.Add(
-            this=exp.Mul(this=exp.Add(this=exp.Add(this=exp.Add(
-                this=exp.Mul(this=exp.Coalesce(this=part(2), expressions=[n(0)]), expression=n(86400)),
-                expression=exp.Mul(this=part(3), expression=n(3600))),
-                expression=exp.Mul(this=part(4), expression=n(60))),
-                expression=exp.Coalesce(this=part(5), expressions=[n(0)])), expression=n(1_000_000)),
-            expression=exp.IntDiv(this=exp.Coalesce(this=frac, expressions=[n(0)]), expression=n(10)))
-        signed = case([(exp.EQ(this=g.d.regex_extract(text, pat, 1), expression=s("-")),
-                        exp.Neg(this=paren(total)))], total)
+            this=exp.Mul(
+                this=exp.Add(
+                    this=exp.Add(
+                        this=exp.Add(
+                            this=exp.Mul(this=exp.Coalesce(this=part(2), expressions=[n(0)]), expression=n(86400)),
+                            expression=exp.Mul(this=part(3), expression=n(3600)),
+                        ),
+                        expression=exp.Mul(this=part(4), expression=n(60)),
+                    ),
+                    expression=exp.Coalesce(this=part(5), expressions=[n(0)]),
+                ),
+                expression=n(1_000_000),
+            ),
+            expression=exp.IntDiv(this=exp.Coalesce(this=frac, expressions=[n(0)]), expression=n(10)),
+        )
+        signed = case(
+            [(exp.EQ(this=g.d.regex_extract(text, pat, 1), expression=s("-")), exp.Neg(this=paren(total)))], total
+        )
         return case([(g.d.regex_match(text, pat), signed)])
     raise Refusal(f"totimespan({a.type})")
 
@@ -383,9 +408,11 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
 
 
 for _name in ("+", "-", "*", "/", "%"):
+
     def _mk(op: str):
         def emit(g, c, pred):
             return paren(_arith(g, c, op))
+
         return emit
 
     _op(_name, 2, lambda a: a[0].type)(_mk(_name))
@@ -413,6 +440,7 @@ def _cmp(op: str):
         if _is_string(a) and _is_string(b):
             x, y = empty_if_null(x), empty_if_null(y)
         return _CMP[op](this=x, expression=y)
+
     return emit
 
 
@@ -430,7 +458,7 @@ def string_equals(g: Any, a: ir.Expr, b: ir.Expr, *, negated: bool, ci: bool, pr
     if ci:
         x = lower_str(x)
         y = s(b.value.lower()) if lit_str(b) is not None else lower_str(y)
-    if negated or _needs_null_fill(a) and _needs_null_fill(b) or lit_str(a) == "" or lit_str(b) == "":
+    if negated or (_needs_null_fill(a) and _needs_null_fill(b)) or lit_str(a) == "" or lit_str(b) == "":
         x, y = empty_if_null(x), empty_if_null(y)
         r = exp.EQ(this=x, expression=y)
         return exp.Not(this=paren(r)) if negated else r
@@ -465,8 +493,9 @@ def term_regex(needles: list[str], mode: str, ci: bool, g: Any) -> str:
     alts = []
     for (left, right), items in groups.items():
         body = items[0] if len(items) == 1 else "(?:" + "|".join(items) + ")"
-        alts.append(("(?:^|" + _TERM_CLASS + ")" if left else "") + body
-                    + ("(?:$|" + _TERM_CLASS + ")" if right else ""))
+        alts.append(
+            ("(?:^|" + _TERM_CLASS + ")" if left else "") + body + ("(?:$|" + _TERM_CLASS + ")" if right else "")
+        )
     pattern = alts[0] if len(alts) == 1 else "|".join(f"(?:{a})" for a in alts)
     return (ci_flag(g) if ci else "") + pattern
 
@@ -480,10 +509,7 @@ def _string_pred(kind: str, *, negated: bool = False, cs: bool = False):
         needle = lit_str(b)
         if kind in ("has", "hasprefix", "hassuffix"):
             if needle is not None:
-                if needle == "":
-                    r = exp.true()
-                else:
-                    r = g.d.regex_match(hay, s(term_regex([needle], kind, not cs, g)))
+                r = exp.true() if needle == "" else g.d.regex_match(hay, s(term_regex([needle], kind, not cs, g)))
             else:
                 r = _dynamic_term_match(g, hay, g.e(b), kind, cs)
         elif kind == "contains":
@@ -502,6 +528,7 @@ def _string_pred(kind: str, *, negated: bool = False, cs: bool = False):
         if negated:
             return exp.Not(this=paren(exp.Coalesce(this=r, expressions=[exp.false()])))
         return false_if_null(r, pred)
+
     return emit
 
 
@@ -510,10 +537,16 @@ def _dynamic_term_match(g: Any, hay: exp.Expression, needle: exp.Expression, kin
     first = fn("substring", needle, n(1), n(1))
     last = fn("substring", needle, fn("length", needle), n(1))
     alnum = s(r"^[\p{L}\p{N}]$")
-    left = case([(g.d.regex_match(first, alnum), s("(?:^|" + _TERM_CLASS + ")"))], s("")) \
-        if kind in ("has", "hasprefix") else s("")
-    right = case([(g.d.regex_match(last, alnum), s("(?:$|" + _TERM_CLASS + ")"))], s("")) \
-        if kind in ("has", "hassuffix") else s("")
+    left = (
+        case([(g.d.regex_match(first, alnum), s("(?:^|" + _TERM_CLASS + ")"))], s(""))
+        if kind in ("has", "hasprefix")
+        else s("")
+    )
+    right = (
+        case([(g.d.regex_match(last, alnum), s("(?:$|" + _TERM_CLASS + ")"))], s(""))
+        if kind in ("has", "hassuffix")
+        else s("")
+    )
     pattern = exp.Concat(expressions=[s("" if cs else ci_flag(g)), left, q, right])
     return g.d.regex_match(hay, pattern)
 
@@ -579,9 +612,13 @@ def _in(ci: bool, negated: bool):
             return exp.true() if negated else exp.false()
         r = exp.In(this=x, expressions=vals)
         if negated:
-            return exp.Not(this=paren(exp.Coalesce(this=r, expressions=[exp.false()]))) if strings \
+            return (
+                exp.Not(this=paren(exp.Coalesce(this=r, expressions=[exp.false()])))
+                if strings
                 else exp.Not(this=paren(r))
+            )
         return false_if_null(r, pred)
+
     return emit
 
 
@@ -703,6 +740,7 @@ def _trim(which: str):
         if which in ("trim", "trim_end"):
             parts.append(f"(?:{pat})$")
         return g.d.regex_replace(x, s("|".join(parts)), s(""))
+
     return emit
 
 
@@ -741,8 +779,12 @@ def _countof(g, c, pred):
     return case([(exp.EQ(this=fn("length", needle), expression=n(0)), n(0))], big(g.d.array_size(found)))
 
 
-@scalar("extract", (3, 4), lambda a: a[3].type if len(a) == 4 and a[3].type != T.NULL else T.STRING,
-        coerce=("string", "long", "string", None))
+@scalar(
+    "extract",
+    (3, 4),
+    lambda a: a[3].type if len(a) == 4 and a[3].type != T.NULL else T.STRING,
+    coerce=("string", "long", "string", None),
+)
 def _extract(g, c, pred):
     group = c.args[1]
     if not (isinstance(group, ir.Lit) and isinstance(group.value, int)):
@@ -766,8 +808,12 @@ def _convert_text(g: Any, text: exp.Expression, t: str) -> exp.Expression:
         return try_cast_(this=g.d.trunc(try_cast_(this=text, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(t))
     if t == T.BOOL:
         low = lower_str(text)
-        return case([(exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
-                     (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false())])
+        return case(
+            [
+                (exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
+                (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false()),
+            ]
+        )
     return try_cast_(this=text, to=g.d.sql_type(t))
 
 
@@ -803,8 +849,14 @@ def _split(g, c, pred):
     if len(c.args) == 3:
         idx = g.e(c.args[2])
         item = g.d.array_element(arr, exp.Add(this=idx, expression=n(1)))
-        return case([(exp.Not(this=exp.Is(this=item, expression=exp.null())),
-                       g.d.dyn_array([g.d.dyn_from_scalar(item, T.STRING)]))])
+        return case(
+            [
+                (
+                    exp.Not(this=exp.Is(this=item, expression=exp.null())),
+                    g.d.dyn_array([g.d.dyn_from_scalar(item, T.STRING)]),
+                )
+            ]
+        )
     return g.d.dyn_array_from_sql_array(arr)
 
 
@@ -816,9 +868,10 @@ def _isempty(g, c, pred):
         return exp.EQ(this=empty_if_null(x), expression=s(""))
     if a.type == T.DYNAMIC:
         k = g.d.dyn_kind(x)
-        return exp.or_(exp.EQ(this=k, expression=s("null")),
-                       exp.and_(exp.EQ(this=k, expression=s("string")),
-                                exp.EQ(this=g.d.dyn_as_string(x), expression=s(""))))
+        return exp.or_(
+            exp.EQ(this=k, expression=s("null")),
+            exp.and_(exp.EQ(this=k, expression=s("string")), exp.EQ(this=g.d.dyn_as_string(x), expression=s(""))),
+        )
     return exp.Is(this=x, expression=exp.null())
 
 
@@ -885,14 +938,13 @@ def _new_guid(g, c, pred):
 # -- logic -----------------------------------------------------------------------------------------
 
 
-@scalar("iff", 3, lambda a: T.unify(a[1].type, a[2].type) or a[1].type, aliases=("iif",),
-        coerce=("bool", None, None))
+@scalar("iff", 3, lambda a: T.unify(a[1].type, a[2].type) or a[1].type, aliases=("iif",), coerce=("bool", None, None))
 def _iff(g, c, pred):
     cond, a, b = c.args
     return case([(g.e(cond, pred=True), g.e(a))], g.e(b))
 
 
-@scalar("case", (3, 999), lambda a: same_type(a[1::2] + [a[-1]]))
+@scalar("case", (3, 999), lambda a: same_type([*a[1::2], a[-1]]))
 def _case(g, c, pred):
     args = list(c.args)
     whens = [(g.e(args[i], pred=True), g.e(args[i + 1])) for i in range(0, len(args) - 1, 2)]
@@ -933,12 +985,24 @@ def _real1(name: str, sql: str):
     @scalar(name, 1, T.REAL, coerce="real")
     def emit(g, c, pred):
         return fn(sql, exp.cast(g.e(c.args[0]), "DOUBLE"))
+
     return emit
 
 
-for _k, _v in {"sqrt": "sqrt", "exp": "exp", "log10": "log10", "log2": "log2", "sin": "sin",
-               "cos": "cos", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
-               "degrees": "degrees", "radians": "radians"}.items():
+for _k, _v in {
+    "sqrt": "sqrt",
+    "exp": "exp",
+    "log10": "log10",
+    "log2": "log2",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "asin": "asin",
+    "acos": "acos",
+    "atan": "atan",
+    "degrees": "degrees",
+    "radians": "radians",
+}.items():
     _real1(_k, _v)
 
 
@@ -999,8 +1063,12 @@ def _isinf(g, c, pred):
 @scalar("isfinite", 1, T.BOOL, coerce="real")
 def _isfinite(g, c, pred):
     x = g.e(c.args[0])
-    return exp.not_(exp.or_(fn("isnan", x), exp.In(this=x, expressions=[
-        exp.cast(s("Infinity"), "DOUBLE"), exp.cast(s("-Infinity"), "DOUBLE")])))
+    return exp.not_(
+        exp.or_(
+            fn("isnan", x),
+            exp.In(this=x, expressions=[exp.cast(s("Infinity"), "DOUBLE"), exp.cast(s("-Infinity"), "DOUBLE")]),
+        )
+    )
 
 
 @scalar("rand", (0, 1), T.REAL)
@@ -1080,8 +1148,7 @@ def _day_us(k: exp.Expression) -> exp.Expression:
 def start_of(g: Any, unit: str, ts: exp.Expression) -> exp.Expression:
     if unit == "week":
         day = g.d.date_trunc("day", ts)
-        return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(day),
-                                    expression=_day_us(big(g.d.date_part("dayofweek", ts)))))
+        return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(day), expression=_day_us(big(g.d.date_part("dayofweek", ts)))))
     return g.d.date_trunc(unit, ts)
 
 
@@ -1098,6 +1165,7 @@ def _startof(unit: str):
     def emit(g, c, pred):
         st = start_of(g, unit, g.e(c.args[0]))
         return _offset(g, unit, st, g.e(c.args[1])) if len(c.args) == 2 else st
+
     return emit
 
 
@@ -1107,6 +1175,7 @@ def _endof(unit: str):
         k = exp.Add(this=g.e(c.args[1]), expression=n(1)) if len(c.args) == 2 else n(1)
         nxt = _offset(g, unit, st, k)
         return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(nxt), expression=n(1)))
+
     return emit
 
 
@@ -1124,15 +1193,34 @@ def _part(name: str, part: str):
     @scalar(name, 1, T.INT, coerce="datetime")
     def emit(g, c, pred):
         return exp.cast(g.d.date_part(part, g.e(c.args[0])), "INT")
+
     return emit
 
 
-for _k, _v in {"dayofmonth": "day", "dayofyear": "dayofyear", "hourofday": "hour", "getmonth": "month",
-               "monthofyear": "month", "getyear": "year", "weekofyear": "week", "week_of_year": "week"}.items():
+for _k, _v in {
+    "dayofmonth": "day",
+    "dayofyear": "dayofyear",
+    "hourofday": "hour",
+    "getmonth": "month",
+    "monthofyear": "month",
+    "getyear": "year",
+    "weekofyear": "week",
+    "week_of_year": "week",
+}.items():
     _part(_k, _v)
 
-_PARTS = {"year": "year", "quarter": "quarter", "month": "month", "week_of_year": "week", "week": "week",
-          "day": "day", "dayofyear": "dayofyear", "hour": "hour", "minute": "minute", "second": "second"}
+_PARTS = {
+    "year": "year",
+    "quarter": "quarter",
+    "month": "month",
+    "week_of_year": "week",
+    "week": "week",
+    "day": "day",
+    "dayofyear": "dayofyear",
+    "hour": "hour",
+    "minute": "minute",
+    "second": "second",
+}
 
 
 @scalar("datetime_part", 2, T.INT, coerce=("string", "datetime"), aliases=("datepart",))
@@ -1151,8 +1239,15 @@ def _datetime_part(g, c, pred):
     raise Refusal(f"datetime_part({part!r})")
 
 
-_UNIT_US = {"week": 7 * 86_400_000_000, "day": 86_400_000_000, "hour": 3_600_000_000, "minute": 60_000_000,
-            "second": 1_000_000, "millisecond": 1000, "microsecond": 1}
+_UNIT_US = {
+    "week": 7 * 86_400_000_000,
+    "day": 86_400_000_000,
+    "hour": 3_600_000_000,
+    "minute": 60_000_000,
+    "second": 1_000_000,
+    "millisecond": 1000,
+    "microsecond": 1,
+}
 
 
 @scalar("datetime_add", 3, T.DATETIME, coerce=("string", "long", "datetime"))
@@ -1172,22 +1267,30 @@ def _datetime_diff(g, c, pred):
     part = (lit_str(c.args[0]) or "").lower()
     a, b = g.e(c.args[1]), g.e(c.args[2])
     if part in ("year", "quarter", "month"):
+
         def months(x):
-            return exp.Add(this=exp.Mul(this=g.d.date_part("year", x), expression=n(12)),
-                           expression=exp.Sub(this=g.d.date_part("month", x), expression=n(1)))
+            return exp.Add(
+                this=exp.Mul(this=g.d.date_part("year", x), expression=n(12)),
+                expression=exp.Sub(this=g.d.date_part("month", x), expression=n(1)),
+            )
+
         if part == "year":
             return big(exp.Sub(this=g.d.date_part("year", a), expression=g.d.date_part("year", b)))
         diff = exp.Sub(this=months(a), expression=months(b))
         if part == "quarter":
+
             def q(x):
-                return exp.Add(this=exp.Mul(this=g.d.date_part("year", x), expression=n(4)),
-                               expression=g.d.date_part("quarter", x))
+                return exp.Add(
+                    this=exp.Mul(this=g.d.date_part("year", x), expression=n(4)), expression=g.d.date_part("quarter", x)
+                )
+
             return big(exp.Sub(this=q(a), expression=q(b)))
         return big(diff)
     if part == "week":
         wa, wb = start_of(g, "week", a), start_of(g, "week", b)
-        return exp.IntDiv(this=exp.Sub(this=g.d.ts_to_us(wa), expression=g.d.ts_to_us(wb)),
-                          expression=n(_UNIT_US["week"]))
+        return exp.IntDiv(
+            this=exp.Sub(this=g.d.ts_to_us(wa), expression=g.d.ts_to_us(wb)), expression=n(_UNIT_US["week"])
+        )
     if part in _UNIT_US:
         unit = n(_UNIT_US[part])
         ua, ub = g.d.ts_to_us(a), g.d.ts_to_us(b)
@@ -1202,11 +1305,19 @@ def _unix(name: str, scale: int):
     def emit(g, c, pred):
         a = c.args[0]
         x = g.e(a)
-        us = exp.Mul(this=x, expression=n(scale)) if a.type in T.INTEGRAL else \
-            big(fn("round", exp.Mul(this=x, expression=n(float(scale)))))
+        us = (
+            exp.Mul(this=x, expression=n(scale))
+            if a.type in T.INTEGRAL
+            else big(fn("round", exp.Mul(this=x, expression=n(float(scale)))))
+        )
         if scale < 1:
-            us = exp.IntDiv(this=x, expression=n(1000)) if a.type in T.INTEGRAL else big(fn("floor", exp.Div(this=x, expression=n(1000.0))))
+            us = (
+                exp.IntDiv(this=x, expression=n(1000))
+                if a.type in T.INTEGRAL
+                else big(fn("floor", exp.Div(this=x, expression=n(1000.0))))
+            )
         return g.d.us_to_ts(us)
+
     return emit
 
 
@@ -1234,19 +1345,41 @@ def _make_timespan(g, c, pred):
         a = [n(0), *a]
     while len(a) < 4:
         a.append(n(0))
-    secs = exp.Add(this=exp.Add(this=exp.Add(this=exp.Mul(this=a[0], expression=n(86400)),
-                                             expression=exp.Mul(this=a[1], expression=n(3600))),
-                                expression=exp.Mul(this=a[2], expression=n(60))), expression=a[3])
+    secs = exp.Add(
+        this=exp.Add(
+            this=exp.Add(
+                this=exp.Mul(this=a[0], expression=n(86400)), expression=exp.Mul(this=a[1], expression=n(3600))
+            ),
+            expression=exp.Mul(this=a[2], expression=n(60)),
+        ),
+        expression=a[3],
+    )
     return big(fn("round", exp.Mul(this=secs, expression=n(1_000_000.0))))
 
 
 # KQL format specifiers -> (Spark pattern, strftime pattern)
 _FMT = {
-    "yyyy": ("yyyy", "%Y"), "yy": ("yy", "%y"), "MM": ("MM", "%m"), "M": ("M", "%-m"),
-    "dd": ("dd", "%d"), "d": ("d", "%-d"), "HH": ("HH", "%H"), "H": ("H", "%-H"), "hh": ("hh", "%I"),
-    "h": ("h", "%-I"), "mm": ("mm", "%M"), "m": ("m", "%-M"), "ss": ("ss", "%S"), "s": ("s", "%-S"),
-    "tt": ("a", "%p"), "fff": ("SSS", "%g"), "ffffff": ("SSSSSS", "%f"), "MMM": ("MMM", "%b"),
-    "MMMM": ("MMMM", "%B"), "ddd": ("EEE", "%a"), "dddd": ("EEEE", "%A"),
+    "yyyy": ("yyyy", "%Y"),
+    "yy": ("yy", "%y"),
+    "MM": ("MM", "%m"),
+    "M": ("M", "%-m"),
+    "dd": ("dd", "%d"),
+    "d": ("d", "%-d"),
+    "HH": ("HH", "%H"),
+    "H": ("H", "%-H"),
+    "hh": ("hh", "%I"),
+    "h": ("h", "%-I"),
+    "mm": ("mm", "%M"),
+    "m": ("m", "%-M"),
+    "ss": ("ss", "%S"),
+    "s": ("s", "%-S"),
+    "tt": ("a", "%p"),
+    "fff": ("SSS", "%g"),
+    "ffffff": ("SSSSSS", "%f"),
+    "MMM": ("MMM", "%b"),
+    "MMMM": ("MMMM", "%B"),
+    "ddd": ("EEE", "%a"),
+    "dddd": ("EEEE", "%A"),
 }
 
 
@@ -1307,14 +1440,16 @@ def _format_timespan(g, c, pred):
             parts.append(fn("lpad", exp.cast(val, g.d.string_type), n(len(run)), s("0")))
         elif ch in "fF":
             frac = exp.Mod(this=a, expression=n(1_000_000))
-            digits = fn("substring", fn("lpad", exp.cast(frac, g.d.string_type), n(6), s("0")), n(1), n(min(len(run), 6)))
+            digits = fn(
+                "substring", fn("lpad", exp.cast(frac, g.d.string_type), n(6), s("0")), n(1), n(min(len(run), 6))
+            )
             parts.append(fn("rpad", digits, n(len(run)), s("0")))
         elif ch == "'":
             k = fmt.find("'", i + 1)
-            parts.append(s(fmt[i + 1:k]))
+            parts.append(s(fmt[i + 1 : k]))
             j = k + 1
         elif ch == "\\":
-            parts.append(s(fmt[i + 1:i + 2]))
+            parts.append(s(fmt[i + 1 : i + 2]))
             j = i + 2
         else:
             parts.append(s(run))
@@ -1347,8 +1482,9 @@ def _bag_pack(g, c, pred):
     values = [_to_dyn(g, c.args[i + 1]) for i in range(0, len(c.args), 2)]
     if all(k is not None for k in keys):
         return g.d.dyn_object([(k, v) for k, v in zip(keys, values, strict=True)])  # type: ignore[misc]
-    return g.d.dyn_object_computed([(to_string(g, c.args[i]), v)
-                                    for i, v in zip(range(0, len(c.args), 2), values, strict=True)])
+    return g.d.dyn_object_computed(
+        [(to_string(g, c.args[i]), v) for i, v in zip(range(0, len(c.args), 2), values, strict=True)]
+    )
 
 
 @scalar("bag_keys", 1, T.DYNAMIC, coerce="dynamic")
@@ -1363,14 +1499,20 @@ def _bag_has_key(g, c, pred):
 
 def _elements_as(g: Any, v: exp.Expression, t: str) -> exp.Expression:
     """A dynamic array's elements as a SQL array of KQL type *t* (for comparisons and sorting)."""
-    target = {T.STRING: "STRING" if g.d.name == "spark" else "VARCHAR", T.REAL: "DOUBLE", T.LONG: "BIGINT",
-              T.BOOL: "BOOLEAN"}[t]
+    target = {
+        T.STRING: "STRING" if g.d.name == "spark" else "VARCHAR",
+        T.REAL: "DOUBLE",
+        T.LONG: "BIGINT",
+        T.BOOL: "BOOLEAN",
+    }[t]
     if g.d.name == "spark":
         return try_cast_(this=v, to=exp.DataType.build(f"ARRAY<{target}>", dialect="spark"))
     if t == T.STRING:
-        return fn("list_transform", try_cast_(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
-            exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")),
-                       expressions=[exp.to_identifier("x")]))
+        return fn(
+            "list_transform",
+            try_cast_(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
+            exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")), expressions=[exp.to_identifier("x")]),
+        )
     return try_cast_(this=v, to=exp.DataType.build(f"{target}[]", dialect="duckdb"))
 
 
@@ -1384,8 +1526,7 @@ def _set_has_element(g, c, pred):
     val = to_string(g, c.args[1]) if k == T.STRING else g.e(c.args[1])
     if k == T.LONG:
         k, val = T.REAL, exp.cast(val, "DOUBLE")
-    return exp.Coalesce(this=g.d.array_contains(_elements_as(g, g.e(c.args[0]), k), val),
-                        expressions=[exp.false()])
+    return exp.Coalesce(this=g.d.array_contains(_elements_as(g, g.e(c.args[0]), k), val), expressions=[exp.false()])
 
 
 @scalar("array_index_of", (2, 4), T.LONG, coerce=("dynamic", None, "long", "long"))
@@ -1408,16 +1549,39 @@ def _sorted(desc: bool):
         v = g.e(c.args[0])
         nums = _elements_as(g, v, T.REAL)
         strs = _elements_as(g, v, T.STRING)
-        all_numbers = exp.EQ(this=g.d.array_size(fn("filter", nums, exp.Lambda(
-            this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]))
-            if g.d.name == "spark" else fn("list_filter", nums, exp.Lambda(
-                this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]))),
-            expression=n(0))
+        all_numbers = exp.EQ(
+            this=g.d.array_size(
+                fn(
+                    "filter",
+                    nums,
+                    exp.Lambda(
+                        this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]
+                    ),
+                )
+                if g.d.name == "spark"
+                else fn(
+                    "list_filter",
+                    nums,
+                    exp.Lambda(
+                        this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]
+                    ),
+                )
+            ),
+            expression=n(0),
+        )
         num_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(_elements_as(g, v, T.REAL), desc))
         str_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(strs, desc))
-        return case([(exp.Is(this=nums, expression=exp.null()), exp.null()),
-                     (exp.and_(all_numbers, exp.Not(this=exp.Is(this=nums, expression=exp.null()))),
-                      _integralize(g, v, num_sorted, desc))], str_sorted)
+        return case(
+            [
+                (exp.Is(this=nums, expression=exp.null()), exp.null()),
+                (
+                    exp.and_(all_numbers, exp.Not(this=exp.Is(this=nums, expression=exp.null()))),
+                    _integralize(g, v, num_sorted, desc),
+                ),
+            ],
+            str_sorted,
+        )
+
     return emit
 
 
@@ -1426,10 +1590,17 @@ def _integralize(g: Any, v: exp.Expression, num_sorted: exp.Expression, desc: bo
     longs = _elements_as(g, v, T.LONG)
     long_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(longs, desc))
     if g.d.name == "spark":
-        exact = fn("forall", fn("arrays_zip", longs, _elements_as(g, v, T.REAL)), exp.Lambda(
-            this=exp.EQ(this=exp.cast(exp.Dot(this=exp.column("z"), expression=exp.to_identifier("0")), "DOUBLE"),
-                        expression=exp.Dot(this=exp.column("z"), expression=exp.to_identifier("1"))),
-            expressions=[exp.to_identifier("z")]))
+        exact = fn(
+            "forall",
+            fn("arrays_zip", longs, _elements_as(g, v, T.REAL)),
+            exp.Lambda(
+                this=exp.EQ(
+                    this=exp.cast(exp.Dot(this=exp.column("z"), expression=exp.to_identifier("0")), "DOUBLE"),
+                    expression=exp.Dot(this=exp.column("z"), expression=exp.to_identifier("1")),
+                ),
+                expressions=[exp.to_identifier("z")],
+            ),
+        )
     else:
         exact = exp.EQ(this=exp.cast(longs, "DOUBLE[]"), expression=_elements_as(g, v, T.REAL))
     kinds_ok = exp.Not(this=exp.Is(this=longs, expression=exp.null()))
@@ -1469,8 +1640,10 @@ def _array_slice(g, c, pred):
     st = fn("greatest", st, n(0))
     en = fn("least", en, exp.Sub(this=size, expression=n(1)))
     length = exp.Add(this=exp.Sub(this=en, expression=st), expression=n(1))
-    return case([(exp.LT(this=length, expression=n(1)), g.d.dyn_array([]))],
-                g.d.dyn_array_from_sql_array(g.d.array_slice(arr, st, length)))
+    return case(
+        [(exp.LT(this=length, expression=n(1)), g.d.dyn_array([]))],
+        g.d.dyn_array_from_sql_array(g.d.array_slice(arr, st, length)),
+    )
 
 
 @scalar("gettype", 1, T.STRING)
@@ -1479,12 +1652,19 @@ def _gettype(g, c, pred):
     if a.type != T.DYNAMIC:
         return s({T.DECIMAL: "decimal", T.GUID: "guid"}.get(a.type, a.type if a.type != T.NULL else "null"))
     k = g.d.dyn_kind(g.e(a))
-    return case([(exp.EQ(this=k, expression=s("object")), s("dictionary")),
-                 (exp.EQ(this=k, expression=s("long")), s("long"))], k)
+    return case(
+        [(exp.EQ(this=k, expression=s("object")), s("dictionary")), (exp.EQ(this=k, expression=s("long")), s("long"))],
+        k,
+    )
 
 
-@scalar("extract_json", (2, 3), lambda a: a[2].type if len(a) == 3 else T.STRING,
-        coerce=("string", "string", None), aliases=("extractjson",))
+@scalar(
+    "extract_json",
+    (2, 3),
+    lambda a: a[2].type if len(a) == 3 else T.STRING,
+    coerce=("string", "string", None),
+    aliases=("extractjson",),
+)
 def _extract_json(g, c, pred):
     from .paths import parse_json_path
 
@@ -1548,13 +1728,21 @@ _IPV4 = r"^\s*(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:/(\d{1,2}))?\s*$"
 
 def ipv4_long(g: Any, text: exp.Expression) -> exp.Expression:
     """An IPv4 address as a number, null when *text* is not one."""
+
     def octet(i):
         return try_cast_(this=g.d.regex_extract(text, s(_IPV4), i), to=g.d.sql_type(T.LONG))
-    total = exp.Add(this=exp.Add(this=exp.Add(
-        this=exp.Mul(this=octet(1), expression=n(16777216)), expression=exp.Mul(this=octet(2), expression=n(65536))),
-        expression=exp.Mul(this=octet(3), expression=n(256))), expression=octet(4))
-    valid = exp.and_(g.d.regex_match(text, s(_IPV4)),
-                     *[exp.LTE(this=octet(i), expression=n(255)) for i in range(1, 5)])
+
+    total = exp.Add(
+        this=exp.Add(
+            this=exp.Add(
+                this=exp.Mul(this=octet(1), expression=n(16777216)),
+                expression=exp.Mul(this=octet(2), expression=n(65536)),
+            ),
+            expression=exp.Mul(this=octet(3), expression=n(256)),
+        ),
+        expression=octet(4),
+    )
+    valid = exp.and_(g.d.regex_match(text, s(_IPV4)), *[exp.LTE(this=octet(i), expression=n(255)) for i in range(1, 5)])
     return case([(valid, total)])
 
 
@@ -1624,16 +1812,18 @@ def _ipv4_is_private(g, c, pred):
     for net, bits in _PRIVATE:
         o = [int(x) for x in net.split(".")]
         base = ((o[0] * 256 + o[1]) * 256 + o[2]) * 256 + o[3]
-        parts.append(exp.EQ(this=exp.IntDiv(this=v, expression=n(2 ** (32 - bits))),
-                            expression=n(base // 2 ** (32 - bits))))
+        parts.append(
+            exp.EQ(this=exp.IntDiv(this=v, expression=n(2 ** (32 - bits))), expression=n(base // 2 ** (32 - bits)))
+        )
     return exp.or_(*parts)
 
 
 @scalar("ipv4_netmask_suffix", 1, T.INT, coerce="string")
 def _ipv4_netmask_suffix(g, c, pred):
     text = g.e(c.args[0])
-    return case([(exp.Not(this=exp.Is(this=ipv4_long(g, text), expression=exp.null())),
-                  exp.cast(ipv4_prefix(g, text), "INT"))])
+    return case(
+        [(exp.Not(this=exp.Is(this=ipv4_long(g, text), expression=exp.null())), exp.cast(ipv4_prefix(g, text), "INT"))]
+    )
 
 
 # -- window functions (need a serialized input) -----------------------------------------------------
@@ -1683,6 +1873,7 @@ def refused_everywhere(name: str, reason: str):
     @scalar(name, (0, 99), T.STRING, refused={"spark": reason, "duckdb": reason})
     def emit(g, c, pred):
         raise Refusal(name, reason=reason)
+
     return emit
 
 
@@ -1719,7 +1910,10 @@ def _serial(g, c, pred):
 def _rank(g, c, pred):
     nparts = c.args[0].value
     desc = c.args[1].value
-    parts = [g.e(a) for a in c.args[2:2 + nparts]]
+    parts = [g.e(a) for a in c.args[2 : 2 + nparts]]
     order_by = g.e(c.args[2 + nparts])
-    return exp.Window(this=fn("row_number"), partition_by=parts or None,
-                      order=exp.Order(expressions=[exp.Ordered(this=order_by, desc=desc, nulls_first=not desc)]))
+    return exp.Window(
+        this=fn("row_number"),
+        partition_by=parts or None,
+        order=exp.Order(expressions=[exp.Ordered(this=order_by, desc=desc, nulls_first=not desc)]),
+    )

@@ -223,9 +223,9 @@ class Union(Node):
 
 @dataclass(frozen=True)
 class Expansion:
-    column: str          # the output column (replaces the input column of that name, or appended)
-    source: Expr         # the dynamic value expanded
-    to_type: str         # the KQL type of the output column
+    column: str  # the output column (replaces the input column of that name, or appended)
+    source: Expr  # the dynamic value expanded
+    to_type: str  # the KQL type of the output column
 
 
 @dataclass(eq=False)
@@ -247,7 +247,7 @@ class MakeSeries(Node):
 
     input: Node
     aggs: list[tuple[str, Agg, Expr]]  # (name, aggregate, default value)
-    axis: tuple[str, Expr]             # (name, expression of the bin axis)
+    axis: tuple[str, Expr]  # (name, expression of the bin axis)
     start: Expr
     stop: Expr
     step: Expr

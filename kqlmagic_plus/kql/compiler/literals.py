@@ -9,19 +9,47 @@ import re
 from typing import Any
 
 _MICRO = {
-    "d": 86_400_000_000, "day": 86_400_000_000, "days": 86_400_000_000,
-    "h": 3_600_000_000, "hr": 3_600_000_000, "hrs": 3_600_000_000, "hour": 3_600_000_000,
+    "d": 86_400_000_000,
+    "day": 86_400_000_000,
+    "days": 86_400_000_000,
+    "h": 3_600_000_000,
+    "hr": 3_600_000_000,
+    "hrs": 3_600_000_000,
+    "hour": 3_600_000_000,
     "hours": 3_600_000_000,
-    "m": 60_000_000, "min": 60_000_000, "minute": 60_000_000, "minutes": 60_000_000,
-    "s": 1_000_000, "sec": 1_000_000, "second": 1_000_000, "seconds": 1_000_000,
-    "ms": 1_000, "milli": 1_000, "millis": 1_000, "millisecond": 1_000, "milliseconds": 1_000,
-    "microsecond": 1, "microseconds": 1,
-    "tick": 0.1, "ticks": 0.1,
+    "m": 60_000_000,
+    "min": 60_000_000,
+    "minute": 60_000_000,
+    "minutes": 60_000_000,
+    "s": 1_000_000,
+    "sec": 1_000_000,
+    "second": 1_000_000,
+    "seconds": 1_000_000,
+    "ms": 1_000,
+    "milli": 1_000,
+    "millis": 1_000,
+    "millisecond": 1_000,
+    "milliseconds": 1_000,
+    "microsecond": 1,
+    "microseconds": 1,
+    "tick": 0.1,
+    "ticks": 0.1,
 }
 _SPAN_UNIT = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]+)$")
 _CLOCK = re.compile(r"^(-)?(?:(\d+)\.)?(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?$")
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0",
-            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "\\": "\\",
+    "'": "'",
+    '"': '"',
+    "0": "\0",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "v": "\v",
+}
 
 
 class LiteralError(ValueError):
@@ -54,11 +82,11 @@ def string_token(tok: str) -> str:
         if c == "\\" and i + 1 < len(body):
             n = body[i + 1]
             if n == "u" and i + 5 < len(body) + 1:
-                out.append(chr(int(body[i + 2:i + 6], 16)))
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             if n == "x":
-                out.append(chr(int(body[i + 2:i + 4], 16)))
+                out.append(chr(int(body[i + 2 : i + 4], 16)))
                 i += 4
                 continue
             out.append(_ESCAPES.get(n, n))
@@ -73,7 +101,7 @@ def _inner(tok: str) -> str | None:
     """``long(5)`` -> ``5``; a bare token -> None."""
     p = tok.find("(")
     if p > 0 and tok.endswith(")"):
-        return tok[p + 1:-1].strip()
+        return tok[p + 1 : -1].strip()
     return None
 
 
@@ -162,7 +190,8 @@ def parse_timespan_text(t: str, bare_number_days: bool = False) -> int | None:
 _DT = re.compile(
     r"^(\d{4})-(\d{1,2})-(\d{1,2})"
     r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$")
+    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
 
 
@@ -191,13 +220,15 @@ def parse_datetime_text(t: str) -> int | None:
             us -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000
         return us
     # RFC 822 / 850 style: "Sat, 8 Nov 2014 15:05:02 GMT", "8 Nov 2014 15:05:02"
-    m = re.match(r"^(?:\w+,\s*)?(\d{1,2})[ -](\w{3})\w*[ -](\d{2,4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
-                 r"(?:\s*(GMT|UTC|Z))?$", t)
+    m = re.match(
+        r"^(?:\w+,\s*)?(\d{1,2})[ -](\w{3})\w*[ -](\d{2,4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
+        r"(?:\s*(GMT|UTC|Z))?$",
+        t,
+    )
     if m and m.group(2).lower() in _MONTHS:
         d, mon, y, hh, mi, ss, _ = m.groups()
         year = int(y) + (2000 if len(y) == 2 else 0)
-        secs = calendar.timegm((year, _MONTHS[mon.lower()], int(d), int(hh or 0), int(mi or 0),
-                                int(ss or 0)))
+        secs = calendar.timegm((year, _MONTHS[mon.lower()], int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
         return secs * 1_000_000
     return None
 

@@ -15,7 +15,7 @@ from . import ir
 from . import literals as L
 from . import types as T
 from .catalog import Function, lookup_aggregate, lookup_operator, lookup_scalar
-from .naming import AGG_NAME_IGNORES_ARGS, Namer, aggregate_name, syntax_name
+from .naming import Namer, aggregate_name, syntax_name
 from .syntax import (
     Pos,
     Refusal,
@@ -38,9 +38,9 @@ from .types import Column, Schema
 @dataclass
 class FunctionDef:
     name: str
-    scalar_params: list[tuple[str, str, Any]]   # (name, type, default literal ctx or None)
+    scalar_params: list[tuple[str, str, Any]]  # (name, type, default literal ctx or None)
     tabular_params: list[tuple[str, Schema | None]]
-    body: Any                                    # LetFunctionBodyContext
+    body: Any  # LetFunctionBodyContext
     env: Env
     order: list[tuple[str, str]] = field(default_factory=list)  # ("scalar"|"tabular", name) in order
 
@@ -83,23 +83,55 @@ class Lowered:
 
 
 _STRING_OPS = {
-    "=~": "=~", "!~": "!~", "has": "has", "!has": "!has", "has_cs": "has_cs", "!has_cs": "!has_cs",
-    "hasprefix": "hasprefix", "!hasprefix": "!hasprefix", "hasprefix_cs": "hasprefix_cs",
-    "!hasprefix_cs": "!hasprefix_cs", "hassuffix": "hassuffix", "!hassuffix": "!hassuffix",
-    "hassuffix_cs": "hassuffix_cs", "!hassuffix_cs": "!hassuffix_cs", "contains": "contains",
-    "!contains": "!contains", "notcontains": "!contains", "contains_cs": "contains_cs",
-    "containscs": "contains_cs", "!contains_cs": "!contains_cs", "notcontainscs": "!contains_cs",
-    "startswith": "startswith", "!startswith": "!startswith", "startswith_cs": "startswith_cs",
-    "!startswith_cs": "!startswith_cs", "endswith": "endswith", "!endswith": "!endswith",
-    "endswith_cs": "endswith_cs", "!endswith_cs": "!endswith_cs", "matchesregex": "matches regex",
+    "=~": "=~",
+    "!~": "!~",
+    "has": "has",
+    "!has": "!has",
+    "has_cs": "has_cs",
+    "!has_cs": "!has_cs",
+    "hasprefix": "hasprefix",
+    "!hasprefix": "!hasprefix",
+    "hasprefix_cs": "hasprefix_cs",
+    "!hasprefix_cs": "!hasprefix_cs",
+    "hassuffix": "hassuffix",
+    "!hassuffix": "!hassuffix",
+    "hassuffix_cs": "hassuffix_cs",
+    "!hassuffix_cs": "!hassuffix_cs",
+    "contains": "contains",
+    "!contains": "!contains",
+    "notcontains": "!contains",
+    "contains_cs": "contains_cs",
+    "containscs": "contains_cs",
+    "!contains_cs": "!contains_cs",
+    "notcontainscs": "!contains_cs",
+    "startswith": "startswith",
+    "!startswith": "!startswith",
+    "startswith_cs": "startswith_cs",
+    "!startswith_cs": "!startswith_cs",
+    "endswith": "endswith",
+    "!endswith": "!endswith",
+    "endswith_cs": "endswith_cs",
+    "!endswith_cs": "!endswith_cs",
+    "matchesregex": "matches regex",
     "matches regex": "matches regex",
     ":": "has",
 }
-_JOIN_KINDS = {"inner": "inner", "innerunique": "innerunique", "leftouter": "leftouter",
-               "rightouter": "rightouter", "fullouter": "fullouter", "outer": "fullouter",
-               "leftsemi": "leftsemi", "semi": "leftsemi", "leftanti": "leftanti", "anti": "leftanti",
-               "leftantisemi": "leftanti", "rightsemi": "rightsemi", "rightanti": "rightanti",
-               "rightantisemi": "rightanti"}
+_JOIN_KINDS = {
+    "inner": "inner",
+    "innerunique": "innerunique",
+    "leftouter": "leftouter",
+    "rightouter": "rightouter",
+    "fullouter": "fullouter",
+    "outer": "fullouter",
+    "leftsemi": "leftsemi",
+    "semi": "leftsemi",
+    "leftanti": "leftanti",
+    "anti": "leftanti",
+    "leftantisemi": "leftanti",
+    "rightsemi": "rightsemi",
+    "rightanti": "rightanti",
+    "rightantisemi": "rightanti",
+}
 _IGNORED_PARAMS = ("hint.", "bin_legacy", "isfuzzy", "decodeblocks")
 
 
@@ -123,20 +155,29 @@ class Lowerer:
         for st in statements:
             inner = collapse(st)
             r = rule(inner)
-            if r in ("LetVariableDeclaration", "LetFunctionDeclaration", "LetViewDeclaration",
-                     "LetMaterializeDeclaration"):
+            if r in (
+                "LetVariableDeclaration",
+                "LetFunctionDeclaration",
+                "LetViewDeclaration",
+                "LetMaterializeDeclaration",
+            ):
                 self.let(inner, env)
             elif r == "SetStatement":
                 continue
             elif r == "DeclareQueryParametersStatement":
                 self.declare_params(inner, env)
-            elif r in ("LetEntityGroupDeclaration", "AliasDatabaseStatement", "RestrictAccessStatement",
-                       "DeclarePatternStatement"):
+            elif r in (
+                "LetEntityGroupDeclaration",
+                "AliasDatabaseStatement",
+                "RestrictAccessStatement",
+                "DeclarePatternStatement",
+            ):
                 raise Refusal(_words(r.replace("Declaration", "").replace("Statement", "")), pos(inner))
             else:
                 if result is not None:
-                    raise Refusal("several query statements", pos(inner),
-                                  "a query must end in exactly one tabular expression")
+                    raise Refusal(
+                        "several query statements", pos(inner), "a query must end in exactly one tabular expression"
+                    )
                 expr_ctx = inner.Expression if r == "QueryStatement" else inner
                 result = self.tabular(expr_ctx, env, top=True)
         if result is None:
@@ -194,9 +235,18 @@ class Lowerer:
         r = rule(c) if not is_token(c) else "Token"
         if r == "PipeExpression":
             return True
-        if r in ("PrintOperator", "RangeExpression", "UnionOperator", "DataTableExpression",
-                 "ExternalDataExpression", "EvaluateOperator", "SearchOperator", "FindOperator",
-                 "ToTableExpression", "MacroExpandOperator"):
+        if r in (
+            "PrintOperator",
+            "RangeExpression",
+            "UnionOperator",
+            "DataTableExpression",
+            "ExternalDataExpression",
+            "EvaluateOperator",
+            "SearchOperator",
+            "FindOperator",
+            "ToTableExpression",
+            "MacroExpandOperator",
+        ):
             return True
         if r in ("IdentifierName", "KeywordName", "ExtendedKeywordName", "EscapedName"):
             name = name_of(c)
@@ -242,8 +292,14 @@ class Lowerer:
             for i, op in enumerate(ops):
                 node = self.operator(op.Operator, node, env, last=(i == len(ops) - 1 and top))
             return node
-        if r in ("IdentifierName", "KeywordName", "ExtendedKeywordName", "EscapedName", "SimpleNameReference",
-                 "NameReferenceWithDataScope"):
+        if r in (
+            "IdentifierName",
+            "KeywordName",
+            "ExtendedKeywordName",
+            "EscapedName",
+            "SimpleNameReference",
+            "NameReferenceWithDataScope",
+        ):
             return self.table_ref(name_of(c), env, pos(c))
         if r == "ParenthesizedExpression":
             return self.tabular(c.Expression, env)
@@ -289,16 +345,18 @@ class Lowerer:
             return self.expand_tabular_function(b, args, piped, env, pos(c))
         raise Refusal(f"{fname}()", pos(c), "not a tabular function this compiler knows")
 
-    def expand_tabular_function(self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env,
-                                where: Pos) -> ir.Node:
+    def expand_tabular_function(
+        self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env, where: Pos
+    ) -> ir.Node:
         fenv = self._bind_args(f, args, piped, env, where)
         self._body_statements(f.body, fenv)
         if f.body.Expression is None:
             raise SemanticError(f"function {f.name!r} has no body expression", where)
         return self.tabular(f.body.Expression, fenv)
 
-    def _bind_args(self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env, where: Pos,
-                   scope: Scope | None = None) -> Env:
+    def _bind_args(
+        self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env, where: Pos, scope: Scope | None = None
+    ) -> Env:
         fenv = f.env.child()
         queue = list(args)
         for kind, pname in f.order:
@@ -315,8 +373,11 @@ class Lowerer:
                 if queue:
                     a = queue.pop(0)
                     value = self.expr(a, scope or Scope(None, env))
-                    fenv.vars[pname] = coerce_to(value, t, pos(a)) if t != T.DYNAMIC or value.type == T.DYNAMIC \
+                    fenv.vars[pname] = (
+                        coerce_to(value, t, pos(a))
+                        if t != T.DYNAMIC or value.type == T.DYNAMIC
                         else coerce_to(value, T.DYNAMIC, pos(a))
+                    )
                 elif default is not None:
                     fenv.vars[pname] = convert_literal(self.literal(default), t, where)
                 else:
@@ -355,11 +416,15 @@ class Lowerer:
     def range_(self, c: Any, env: Env) -> ir.Node:
         sc = Scope(None, env)
         start, stop, step = (self.expr(x, sc) for x in (c.FromExpression, c.ToExpression, c.StepExpression))
-        t = start.type if start.type in (T.DATETIME, T.TIMESPAN) else T.arithmetic_result(
-            start.type if start.type in T.NUMERIC else T.LONG, step.type if step.type in T.NUMERIC else T.LONG)
+        t = (
+            start.type
+            if start.type in (T.DATETIME, T.TIMESPAN)
+            else T.arithmetic_result(
+                start.type if start.type in T.NUMERIC else T.LONG, step.type if step.type in T.NUMERIC else T.LONG
+            )
+        )
         name = name_of(c.Expression)
-        return ir.Range(Schema([Column(name, t)]), start, stop, step,
-                        order=(ir.SortKey(name, False, False),))
+        return ir.Range(Schema([Column(name, t)]), start, stop, step, order=(ir.SortKey(name, False, False),))
 
     # -- operators --------------------------------------------------------------------------------
 
@@ -527,13 +592,15 @@ class Lowerer:
             old_ctx = collapse(ne.Expression)
             old = name_of(old_ctx)
             if new is None or old not in node.schema:
-                raise SemanticError(_no_column(old, node.schema) if new else "project-rename needs new = old",
-                                    pos(ne))
+                raise SemanticError(_no_column(old, node.schema) if new else "project-rename needs new = old", pos(ne))
             renames[old] = new
         items = [(renames.get(col.name, col.name), ir.Col(col.type, col.name)) for col in node.schema]
         out = Schema([Column(n, e.type) for n, e in items])
-        order = None if node.order is None else tuple(
-            ir.SortKey(renames.get(k.column, k.column), k.desc, k.nulls_first) for k in node.order)
+        order = (
+            None
+            if node.order is None
+            else tuple(ir.SortKey(renames.get(k.column, k.column), k.desc, k.nulls_first) for k in node.order)
+        )
         return ir.Select(out, node, items, order=order)
 
     def op_ProjectReorderOperator(self, c: Any, node: ir.Node, env: Env) -> ir.Node:
@@ -565,8 +632,9 @@ class Lowerer:
     def _distinct(self, keys: list[tuple[str, ir.Expr]], node: ir.Node, c: Any) -> ir.Node:
         for name, e in keys:
             if e.type == T.DYNAMIC:
-                raise SemanticError(f"distinct on the dynamic column {name!r}: convert it first "
-                                    "(tostring(...))", pos(c))
+                raise SemanticError(
+                    f"distinct on the dynamic column {name!r}: convert it first (tostring(...))", pos(c)
+                )
         return ir.Aggregate(Schema([Column(n, e.type) for n, e in keys]), node, keys, [])
 
     def op_CountOperator(self, c: Any, node: ir.Node, env: Env) -> ir.Node:
@@ -593,8 +661,7 @@ class Lowerer:
         for oe in ordered:
             e = self.expr(oe.Expression.Expression, sc)
             if e.type == T.DYNAMIC:
-                raise SemanticError("sort by a dynamic value: convert it first (tostring(...), toreal(...))",
-                                    pos(oe))
+                raise SemanticError("sort by a dynamic value: convert it first (tostring(...), toreal(...))", pos(oe))
             kind = oe.Ordering.OrderKind.text.lower() if oe.Ordering.OrderKind is not None else "desc"
             desc = kind == "desc"
             if oe.Ordering.NullsKind is not None:
@@ -636,14 +703,30 @@ class Lowerer:
         return node
 
     def op_GetSchemaOperator(self, c: Any, node: ir.Node, env: Env) -> ir.Node:
-        cols = Schema([Column("ColumnName", T.STRING), Column("ColumnOrdinal", T.INT),
-                       Column("DataType", T.STRING), Column("ColumnType", T.STRING)])
-        net = {"bool": "System.SByte", "int": "System.Int32", "long": "System.Int64", "real": "System.Double",
-               "decimal": "System.Data.SqlTypes.SqlDecimal", "string": "System.String",
-               "datetime": "System.DateTime", "timespan": "System.TimeSpan", "guid": "System.Guid",
-               "dynamic": "System.Object"}
-        rows = [[ir.Lit(T.STRING, col.name), ir.Lit(T.INT, i), ir.Lit(T.STRING, net[col.type]),
-                 ir.Lit(T.STRING, col.type)] for i, col in enumerate(node.schema.visible)]
+        cols = Schema(
+            [
+                Column("ColumnName", T.STRING),
+                Column("ColumnOrdinal", T.INT),
+                Column("DataType", T.STRING),
+                Column("ColumnType", T.STRING),
+            ]
+        )
+        net = {
+            "bool": "System.SByte",
+            "int": "System.Int32",
+            "long": "System.Int64",
+            "real": "System.Double",
+            "decimal": "System.Data.SqlTypes.SqlDecimal",
+            "string": "System.String",
+            "datetime": "System.DateTime",
+            "timespan": "System.TimeSpan",
+            "guid": "System.Guid",
+            "dynamic": "System.Object",
+        }
+        rows = [
+            [ir.Lit(T.STRING, col.name), ir.Lit(T.INT, i), ir.Lit(T.STRING, net[col.type]), ir.Lit(T.STRING, col.type)]
+            for i, col in enumerate(node.schema.visible)
+        ]
         return ir.Values(cols, rows, order=(ir.SortKey("ColumnOrdinal", False, False),))
 
     def op_InvokeOperator(self, c: Any, node: ir.Node, env: Env) -> ir.Node:
@@ -693,8 +776,9 @@ class Lowerer:
             out_cols.append(Column(name, e.type))
         return ir.Aggregate(Schema(out_cols), node, keys, aggs)
 
-    def arg_pick(self, call: Any, fname: str, node: ir.Node, env: Env, key_names: set[str], ne: Any,
-                 namer: Namer) -> ir.ArgPick:
+    def arg_pick(
+        self, call: Any, fname: str, node: ir.Node, env: Env, key_names: set[str], ne: Any, namer: Namer
+    ) -> ir.ArgPick:
         kind = "max" if "max" in fname else "min"
         sc = self.row_scope(node, env)
         args = list(call.Arguments)
@@ -756,8 +840,9 @@ class Lowerer:
             raise Refusal("join without an on clause", pos(c))
         return self.join(node, right, kind, c.OnClause, env, pos(c))
 
-    def join(self, left: ir.Node, right: ir.Node, kind: str, on: Any, env: Env, where: Pos,
-             lookup: bool = False) -> ir.Node:
+    def join(
+        self, left: ir.Node, right: ir.Node, kind: str, on: Any, env: Env, where: Pos, lookup: bool = False
+    ) -> ir.Node:
         lkeys, rkeys = self.join_keys(left, right, on, env)
         for a, b in zip(lkeys, rkeys, strict=True):
             if T.unify(a.type, b.type) is None and not ({a.type, b.type} <= {T.STRING, T.GUID}):
@@ -773,8 +858,11 @@ class Lowerer:
         else:
             taken = {c.name for c in lvis}
             cols = list(lvis)
-            same_keys = {b.name for a, b in zip(lkeys, rkeys, strict=True)
-                         if isinstance(a, ir.Col) and isinstance(b, ir.Col) and a.name == b.name}
+            same_keys = {
+                b.name
+                for a, b in zip(lkeys, rkeys, strict=True)
+                if isinstance(a, ir.Col) and isinstance(b, ir.Col) and a.name == b.name
+            }
             for col in rvis:
                 if lookup and col.name in same_keys:
                     continue
@@ -805,8 +893,11 @@ class Lowerer:
                 lkeys.append(ir.Col(lc.type, name))
                 rkeys.append(ir.Col(rc.type, name))
                 continue
-            if r == "EqualityExpression" and rule(c.Tail) == "EqualsEqualityExpression" \
-                    and c.Tail.OperatorToken.text == "==":
+            if (
+                r == "EqualityExpression"
+                and rule(c.Tail) == "EqualsEqualityExpression"
+                and c.Tail.OperatorToken.text == "=="
+            ):
                 a = self._side_ref(c.Left, left, right)
                 b = self._side_ref(c.Tail.Right, left, right)
                 if a[0] == b[0]:
@@ -823,7 +914,11 @@ class Lowerer:
         if rule(c) == "FunctionCallOrPathPathExpression":
             root = name_of(collapse(c.Expression))
             ops = list(c.Operations)
-            if root in ("$left", "$right") and len(ops) == 1 and rule(collapse(ops[0])) == "FunctionCallOrPathPathOperation":
+            if (
+                root in ("$left", "$right")
+                and len(ops) == 1
+                and rule(collapse(ops[0])) == "FunctionCallOrPathPathOperation"
+            ):
                 name = name_of(collapse(ops[0]).Name)
                 schema = left.schema if root == "$left" else right.schema
                 col = schema.get(name)
@@ -861,8 +956,19 @@ class Lowerer:
             if r == "ParenthesizedExpression":
                 parts.append(("", self.tabular(inner.Expression, env)))
                 continue
-            name = name_of(inner) if r in ("IdentifierName", "KeywordName", "EscapedName", "EntityName",
-                                           "ExtendedKeywordName", "EntityNameReference") else None
+            name = (
+                name_of(inner)
+                if r
+                in (
+                    "IdentifierName",
+                    "KeywordName",
+                    "EscapedName",
+                    "EntityName",
+                    "ExtendedKeywordName",
+                    "EntityNameReference",
+                )
+                else None
+            )
             if name is None:
                 parts.append(("", self.tabular(inner, env)))
             else:
@@ -896,7 +1002,7 @@ class Lowerer:
                 if src is not None and not src.hidden and src.type == col.type:
                     exprs.append(ir.Col(col.type, col.name))
                     continue
-                base, _, t = col.name.rpartition("_")
+                base, _, _t = col.name.rpartition("_")
                 src = p.schema.get(base)
                 if base and src is not None and src.type == col.type and len(types_of.get(base, [])) > 1:
                     exprs.append(ir.Col(col.type, base))
@@ -922,8 +1028,7 @@ class Lowerer:
                 to_type = T.type_from_word(word) or T.DYNAMIC
             name = self._explicit_name(ne) or syntax_name(shape(ne.Expression))
             if name is None:
-                raise Refusal("mv-expand of an unnamed computed expression", pos(ne),
-                              "name it: mv-expand item = ...")
+                raise Refusal("mv-expand of an unnamed computed expression", pos(ne), "name it: mv-expand item = ...")
             if e.type != T.DYNAMIC:
                 e = coerce_to(e, T.DYNAMIC, pos(ne))
             expansions.append(ir.Expansion(name, e, to_type))
@@ -987,8 +1092,9 @@ class Lowerer:
         index = {n: i for i, (n, _) in enumerate(items)}
         matched = ir.Call(T.BOOL, "__parse_matches", (subject, ir.Lit(T.STRING, regex)))
         for i, (name, t) in enumerate(columns):
-            e = ir.Call(t, "__parse_group", (subject, ir.Lit(T.STRING, regex), ir.Lit(T.LONG, i + 1),
-                                              ir.Lit(T.STRING, kind)))
+            e = ir.Call(
+                t, "__parse_group", (subject, ir.Lit(T.STRING, regex), ir.Lit(T.LONG, i + 1), ir.Lit(T.STRING, kind))
+            )
             if name in index:
                 items[index[name]] = (name, e)
             else:
@@ -1017,8 +1123,11 @@ class Lowerer:
 
     def bag_unpack(self, call: Any, c: Any, node: ir.Node, env: Env) -> ir.Node:
         if c.SchemaClause is None:
-            raise Refusal("evaluate bag_unpack without an output schema", pos(c),
-                          "its columns depend on the data; give them: evaluate bag_unpack(col) : (*, a:string)")
+            raise Refusal(
+                "evaluate bag_unpack without an output schema",
+                pos(c),
+                "its columns depend on the data; give them: evaluate bag_unpack(col) : (*, a:string)",
+            )
         args = list(call.Arguments)
         sc = self.row_scope(node, env)
         src_ctx = collapse(args[0])
@@ -1042,7 +1151,7 @@ class Lowerer:
         for name, t in schema_cols:
             if name in have:
                 continue
-            key = name[len(prefix):] if prefix and name.startswith(prefix) else name
+            key = name[len(prefix) :] if prefix and name.startswith(prefix) else name
             e = ir.Call(T.DYNAMIC, "__path", (col, ir.Lit(T.STRING, key)))
             items.append((name, coerce_to(e, t, pos(c)) if t != T.DYNAMIC else e))
         return ir.Select(Schema([Column(n, e.type) for n, e in items]), node, items)
@@ -1073,24 +1182,32 @@ class Lowerer:
             e = self.expr(a.Expression.Expression, agg_sc)
             if not isinstance(e, ir.Agg):
                 raise Refusal("make-series aggregate wrapped in an expression", pos(a))
-            name = self._explicit_name(a.Expression) or aggregate_name(e.fn, [shape(x) for x in
-                                                                            _call_args(a.Expression.Expression)])
-            default = self.expr(a.Default.Value.Expression, Scope(None, env)) if a.Default is not None \
+            name = self._explicit_name(a.Expression) or aggregate_name(
+                e.fn, [shape(x) for x in _call_args(a.Expression.Expression)]
+            )
+            default = (
+                self.expr(a.Default.Value.Expression, Scope(None, env))
+                if a.Default is not None
                 else ir.Lit(e.type, 0 if e.type in T.NUMERIC else None)
+            )
             aggs.append((namer.take(name), e, default))
         axis_ne = c.OnClause.Expression
         axis = self.expr(axis_ne.Expression, sc)
         axis_name = self._explicit_name(axis_ne) or syntax_name(shape(axis_ne.Expression)) or "Column1"
         if c.InRangeClause is not None:
             rc = c.InRangeClause
-            start, stop, step = (self.expr(x.Expression, Scope(None, env))
-                                 for x in (rc.FromExpression, rc.ToExpression, rc.StepExpression))
+            start, stop, step = (
+                self.expr(x.Expression, Scope(None, env))
+                for x in (rc.FromExpression, rc.ToExpression, rc.StepExpression)
+            )
         else:
             fc = c.FromToStepClause
             if fc.FromExpression is None or fc.ToExpression is None:
                 raise Refusal("make-series without from/to", pos(c))
-            start, stop, step = (self.expr(x.Expression, Scope(None, env))
-                                 for x in (fc.FromExpression, fc.ToExpression, fc.StepExpression))
+            start, stop, step = (
+                self.expr(x.Expression, Scope(None, env))
+                for x in (fc.FromExpression, fc.ToExpression, fc.StepExpression)
+            )
         keys = []
         if c.ByClause is not None:
             for ne in c.ByClause.Expressions:
@@ -1134,7 +1251,7 @@ class Lowerer:
             return namer.take(explicit)
         base = syntax_name(shape(ne.Expression if rule(ne) == "NamedExpression" else ne))
         if print_ and base is None:
-            k = int(namer.positional()[len("Column"):]) - 1
+            k = int(namer.positional()[len("Column") :]) - 1
             return namer.take(f"print_{k}")
         return namer.take(base or namer.positional())
 
@@ -1270,8 +1387,9 @@ class Lowerer:
         cols = [col for col in sc.schema.visible if col.type in (T.STRING, T.DYNAMIC, T.GUID)]
         if not cols:
             return ir.Lit(T.BOOL, False)
-        parts = [ir.Call(T.BOOL, name, (coerce_to(ir.Col(col.type, col.name), T.STRING, pos(c)), right))
-                 for col in cols]
+        parts = [
+            ir.Call(T.BOOL, name, (coerce_to(ir.Col(col.type, col.name), T.STRING, pos(c)), right)) for col in cols
+        ]
         return parts[0] if len(parts) == 1 else ir.Call(T.BOOL, "or", tuple(parts))
 
     def x_InvocationExpression(self, c: Any, sc: Scope) -> ir.Expr:
@@ -1292,8 +1410,7 @@ class Lowerer:
             raise Refusal("$left/$right outside a join condition", pos(c))
         base = self.expr(root, sc)
         if base.type != T.DYNAMIC:
-            raise SemanticError(f"path access (.name or [index]) needs a dynamic value, not {base.type}",
-                                pos(c))
+            raise SemanticError(f"path access (.name or [index]) needs a dynamic value, not {base.type}", pos(c))
         steps: list[ir.Expr] = []
         for o in ops:
             oc = collapse(o)
@@ -1429,7 +1546,7 @@ class Lowerer:
         vals = [self.expr(a, sc) for a in args]
         if len(vals) < 3 or len(vals) % 2 == 0:
             raise SemanticError("case() takes condition/value pairs and an else value", where)
-        branches = vals[1::2] + [vals[-1]]
+        branches = [*vals[1::2], vals[-1]]
         t = T.NULL
         for b in branches:
             t = T.unify(t, b.type) or _conflict(t, b.type, where)
@@ -1610,14 +1727,16 @@ def coerce_to(e: ir.Expr, target: str | None, where: Pos, explicit: bool = False
                 return ir.Lit(target, float(v) if target == T.REAL else (int(v) if target in T.INTEGRAL else v))
             if target == T.LONG and t == T.INT:
                 return e
-            return ir.Call(target, {T.REAL: "toreal", T.LONG: "tolong", T.INT: "toint",
-                                    T.DECIMAL: "todecimal"}[target], (e,))
+            return ir.Call(
+                target, {T.REAL: "toreal", T.LONG: "tolong", T.INT: "toint", T.DECIMAL: "todecimal"}[target], (e,)
+            )
         if t in (T.DYNAMIC, T.STRING, T.BOOL):
-            return ir.Call(target, {T.REAL: "toreal", T.LONG: "tolong", T.INT: "toint",
-                                    T.DECIMAL: "todecimal"}[target], (e,))
+            return ir.Call(
+                target, {T.REAL: "toreal", T.LONG: "tolong", T.INT: "toint", T.DECIMAL: "todecimal"}[target], (e,)
+            )
         if t == T.TIMESPAN and target == T.LONG:
             return e
-    if target == T.BOOL and t in (T.DYNAMIC, T.STRING) + T.NUMERIC:
+    if target == T.BOOL and t in (T.DYNAMIC, T.STRING, *T.NUMERIC):
         return ir.Call(T.BOOL, "tobool", (e,))
     if target == T.DATETIME and t in (T.DYNAMIC, T.STRING):
         if isinstance(e, ir.Lit) and isinstance(e.value, str):
@@ -1702,8 +1821,10 @@ def unify_pair(a: ir.Expr, b: ir.Expr, where: Pos) -> tuple[ir.Expr, ir.Expr]:
         if T.DYNAMIC in (a.type, b.type):
             return coerce_to(a, T.DYNAMIC, where), coerce_to(b, T.DYNAMIC, where)
         raise SemanticError(f"the branches have different types ({a.type} and {b.type})", where)
-    return (coerce_to(a, t, where) if a.type not in (t, T.NULL) and not (a.type in T.INTEGRAL and t == T.LONG) else a,
-            coerce_to(b, t, where) if b.type not in (t, T.NULL) and not (b.type in T.INTEGRAL and t == T.LONG) else b)
+    return (
+        coerce_to(a, t, where) if a.type not in (t, T.NULL) and not (a.type in T.INTEGRAL and t == T.LONG) else a,
+        coerce_to(b, t, where) if b.type not in (t, T.NULL) and not (b.type in T.INTEGRAL and t == T.LONG) else b,
+    )
 
 
 def coerce_pair(anchor: ir.Expr, other: ir.Expr, where: Pos) -> ir.Expr:
@@ -1745,8 +1866,15 @@ def arith(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:
         a, ta = coerce_to(a, T.REAL, where), T.REAL
     if tb == T.DYNAMIC:
         b, tb = coerce_to(b, T.REAL, where), T.REAL
-    if isinstance(a, ir.Lit) and isinstance(b, ir.Lit) and a.value is not None and b.value is not None \
-            and ta in T.INTEGRAL and tb in T.INTEGRAL and op in "+-*":
+    if (
+        isinstance(a, ir.Lit)
+        and isinstance(b, ir.Lit)
+        and a.value is not None
+        and b.value is not None
+        and ta in T.INTEGRAL
+        and tb in T.INTEGRAL
+        and op in "+-*"
+    ):
         v = {"+": a.value + b.value, "-": a.value - b.value, "*": a.value * b.value}[op]
         return ir.Lit(T.LONG, v)
     if ta in T.NUMERIC and tb in T.NUMERIC:
@@ -1755,9 +1883,9 @@ def arith(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:
         rt = tb if ta == T.NULL else ta
     elif ta == T.DATETIME and tb == T.DATETIME and op == "-":
         rt = T.TIMESPAN
-    elif ta == T.DATETIME and tb == T.TIMESPAN and op in "+-":
-        rt = T.DATETIME
-    elif ta == T.TIMESPAN and tb == T.DATETIME and op == "+":
+    elif (ta == T.DATETIME and tb == T.TIMESPAN and op in "+-") or (
+        ta == T.TIMESPAN and tb == T.DATETIME and op == "+"
+    ):
         rt = T.DATETIME
     elif ta == T.TIMESPAN and tb == T.TIMESPAN:
         rt = T.REAL if op == "/" else T.TIMESPAN
@@ -1805,15 +1933,31 @@ def _words(camel: str) -> str:
 def _construct_name(c: Any) -> str:
     """A readable name for a grammar construct: ``MvapplyOperator`` -> ``mv-apply``."""
     r = rule(c)
-    special = {"MvapplyOperator": "mv-apply", "MvexpandOperator": "mv-expand", "ProjectAwayOperator": "project-away",
-               "MakeSeriesOperator": "make-series", "TopNestedOperator": "top-nested", "ParseKvOperator": "parse-kv",
-               "ParseWhereOperator": "parse-where", "ExternalDataExpression": "externaldata",
-               "MakeGraphOperator": "make-graph", "GraphMatchOperator": "graph-match",
-               "SampleDistinctOperator": "sample-distinct", "TopHittersOperator": "top-hitters",
-               "PartitionByOperator": "partition-by", "ScanOperator": "scan", "FindOperator": "find",
-               "SearchOperator": "search", "ForkOperator": "fork", "FacetByOperator": "facet",
-               "ReduceByOperator": "reduce", "ConsumeOperator": "consume", "PartitionOperator": "partition",
-               "MacroExpandOperator": "macro-expand", "AssertSchemaOperator": "assert-schema"}
+    special = {
+        "MvapplyOperator": "mv-apply",
+        "MvexpandOperator": "mv-expand",
+        "ProjectAwayOperator": "project-away",
+        "MakeSeriesOperator": "make-series",
+        "TopNestedOperator": "top-nested",
+        "ParseKvOperator": "parse-kv",
+        "ParseWhereOperator": "parse-where",
+        "ExternalDataExpression": "externaldata",
+        "MakeGraphOperator": "make-graph",
+        "GraphMatchOperator": "graph-match",
+        "SampleDistinctOperator": "sample-distinct",
+        "TopHittersOperator": "top-hitters",
+        "PartitionByOperator": "partition-by",
+        "ScanOperator": "scan",
+        "FindOperator": "find",
+        "SearchOperator": "search",
+        "ForkOperator": "fork",
+        "FacetByOperator": "facet",
+        "ReduceByOperator": "reduce",
+        "ConsumeOperator": "consume",
+        "PartitionOperator": "partition",
+        "MacroExpandOperator": "macro-expand",
+        "AssertSchemaOperator": "assert-schema",
+    }
     if r in special:
         return special[r]
     if r.endswith("Operator"):

@@ -14,17 +14,65 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-NAME_PRESERVING = frozenset({
-    "tostring", "toint", "tolong", "todouble", "toreal", "tobool", "toboolean", "todatetime",
-    "totimespan", "timespan", "toguid", "todecimal", "tohex", "todynamic", "parse_json", "split",
-    "bin", "bin_at", "floor", "ceiling", "round", "startofday", "abs", "sqrt", "log", "log10", "log2",
-    "exp", "exp2", "gamma", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "format_datetime",
-})
+NAME_PRESERVING = frozenset(
+    {
+        "tostring",
+        "toint",
+        "tolong",
+        "todouble",
+        "toreal",
+        "tobool",
+        "toboolean",
+        "todatetime",
+        "totimespan",
+        "timespan",
+        "toguid",
+        "todecimal",
+        "tohex",
+        "todynamic",
+        "parse_json",
+        "split",
+        "bin",
+        "bin_at",
+        "floor",
+        "ceiling",
+        "round",
+        "startofday",
+        "abs",
+        "sqrt",
+        "log",
+        "log10",
+        "log2",
+        "exp",
+        "exp2",
+        "gamma",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "format_datetime",
+    }
+)
 _PREFIXED = {"strlen": "strlen", "gettype": "type"}
-AGG_PREFIX = {"make_list": "list", "makelist": "list", "make_set": "set", "makeset": "set",
-              "make_list_if": "list", "make_set_if": "set", "make_bag": "bag", "make_bag_if": "bag",
-              "take_anyif": "", "anyif": "", "count_distinct": "count_distinct", "makelist_if": "list",
-              "makeset_if": "set", "make_dictionary": "bag"}
+AGG_PREFIX = {
+    "make_list": "list",
+    "makelist": "list",
+    "make_set": "set",
+    "makeset": "set",
+    "make_list_if": "list",
+    "make_set_if": "set",
+    "make_bag": "bag",
+    "make_bag_if": "bag",
+    "take_anyif": "",
+    "anyif": "",
+    "count_distinct": "count_distinct",
+    "makelist_if": "list",
+    "makeset_if": "set",
+    "make_dictionary": "bag",
+}
 AGG_NAME_IGNORES_ARGS = frozenset({"count", "countif"})
 AGG_NAME_IS_ARGUMENT = frozenset({"take_any", "any"})
 

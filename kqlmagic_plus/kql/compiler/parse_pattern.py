@@ -22,7 +22,9 @@ _TYPED = {
 }
 
 
-def build_parse(elements: list[tuple[str, object]], kind: str, flags: str, where: Pos) -> tuple[str, list[tuple[str, str]]]:
+def build_parse(
+    elements: list[tuple[str, object]], kind: str, flags: str, where: Pos
+) -> tuple[str, list[tuple[str, str]]]:
     if kind not in ("simple", "regex", "relaxed"):
         raise Refusal(f"parse kind={kind}", where)
     parts: list[str] = []
@@ -69,7 +71,7 @@ def _no_capture(text: str) -> str:
     while i < len(text):
         ch = text[i]
         if ch == "\\":
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
             continue
         if ch == "(" and not text.startswith("(?", i):

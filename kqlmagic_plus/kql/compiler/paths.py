@@ -6,7 +6,9 @@ import re
 
 from .syntax import Refusal
 
-_STEP = re.compile(r"""\.([A-Za-z_$@][\w$@-]*)|\[\s*(-?\d+)\s*\]|\[\s*'((?:[^'\\]|\\.)*)'\s*\]|\[\s*"((?:[^"\\]|\\.)*)"\s*\]""")
+_STEP = re.compile(
+    r"""\.([A-Za-z_$@][\w$@-]*)|\[\s*(-?\d+)\s*\]|\[\s*'((?:[^'\\]|\\.)*)'\s*\]|\[\s*"((?:[^"\\]|\\.)*)"\s*\]"""
+)
 
 
 def parse_json_path(path: str) -> list[tuple[str, object]]:

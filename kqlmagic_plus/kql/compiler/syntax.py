@@ -194,8 +194,13 @@ def preprocess(text: str) -> Rewrite:
             # skip operator parameters (kind=nonempty, hint.x=y)
             while j + 2 < len(toks) and toks[j + 1].text == "=" and toks[j].text.lower() == "kind":
                 j += 3
-            if j + 3 < len(toks) and toks[j].kind == "ident" and toks[j + 1].text == "=" \
-                    and toks[j + 2].kind == "ident" and toks[j + 3].text == "(":
+            if (
+                j + 3 < len(toks)
+                and toks[j].kind == "ident"
+                and toks[j + 1].text == "="
+                and toks[j + 2].kind == "ident"
+                and toks[j + 3].text == "("
+            ):
                 edits.append((toks[j].start, "['"))
                 edits.append((toks[j].end, "']"))
     if not edits:

@@ -55,10 +55,16 @@ def lower_top_nested(lw: Any, parts: list[Any], node: ir.Node, env: Any) -> ir.N
             level = ir.Join(level.schema, level, prev, "leftsemi", lk, rk, {}, null_safe=True)
         if count is not None:
             h = lw.hidden_name()
-            rank = ir.Call(T.LONG, "__rank", (
-                ir.Lit(T.LONG, len(parent_keys)), ir.Lit(T.BOOL, desc),
-                *[ir.Col(level.schema.get(n).type, n) for n in parent_keys],  # type: ignore[union-attr]
-                ir.Col(agg.type, agg_name)))
+            rank = ir.Call(
+                T.LONG,
+                "__rank",
+                (
+                    ir.Lit(T.LONG, len(parent_keys)),
+                    ir.Lit(T.BOOL, desc),
+                    *[ir.Col(level.schema.get(n).type, n) for n in parent_keys],  # type: ignore[union-attr]
+                    ir.Col(agg.type, agg_name),
+                ),
+            )
             ranked = lw._select_with(level, [(h, rank)])
             filt = ir.Filter(ranked.schema, ranked, ir.Call(T.BOOL, "<=", (ir.Col(T.LONG, h), ir.Lit(T.LONG, count))))
             level = lw._drop(filt, {h})

@@ -23,11 +23,32 @@ HIDDEN_PREFIX = "__kqlc_"
 
 #: Spellings the grammar's type tokens use (``typeof(int64)``, ``date``, ``uniqueid``...).
 _TYPE_WORDS = {
-    "bool": BOOL, "boolean": BOOL, "int": INT, "int8": INT, "int16": INT, "int32": INT, "uint": LONG,
-    "uint8": INT, "uint16": INT, "uint32": LONG, "uint64": LONG, "ulong": LONG,
-    "long": LONG, "int64": LONG, "real": REAL, "double": REAL, "float": REAL, "decimal": DECIMAL,
-    "string": STRING, "datetime": DATETIME, "date": DATETIME, "timespan": TIMESPAN, "time": TIMESPAN,
-    "dynamic": DYNAMIC, "guid": GUID, "uniqueid": GUID,
+    "bool": BOOL,
+    "boolean": BOOL,
+    "int": INT,
+    "int8": INT,
+    "int16": INT,
+    "int32": INT,
+    "uint": LONG,
+    "uint8": INT,
+    "uint16": INT,
+    "uint32": LONG,
+    "uint64": LONG,
+    "ulong": LONG,
+    "long": LONG,
+    "int64": LONG,
+    "real": REAL,
+    "double": REAL,
+    "float": REAL,
+    "decimal": DECIMAL,
+    "string": STRING,
+    "datetime": DATETIME,
+    "date": DATETIME,
+    "timespan": TIMESPAN,
+    "time": TIMESPAN,
+    "dynamic": DYNAMIC,
+    "guid": GUID,
+    "uniqueid": GUID,
 }
 
 
