@@ -97,6 +97,14 @@ def mimebundle_for(result: Any) -> dict[str, Any] | None:
     return {"application/vnd.plotly.v1+json": mime, "text/html": chart_html(fig_json, height)}
 
 
+def figure_html(fig: Any) -> str:
+    """Any plotly figure as offline HTML (plotly.js sent once per kernel); a notice instead if it fails."""
+    try:
+        return chart_html(fig.to_json(validate=False, engine="auto"), int(fig.layout.height or _HEIGHT))
+    except Exception as exc:  # a display hook must not raise
+        return notice_html([f"the chart could not be drawn ({type(exc).__name__}: {exc})"])
+
+
 def reset_plotlyjs() -> None:
     """Make the next chart carry plotly.js again (after the output that had it was cleared)."""
     global _plotlyjs_sent

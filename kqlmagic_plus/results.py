@@ -46,6 +46,8 @@ class Result:
     from_cache: bool = False
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     stats: dict[str, Any] = field(default_factory=dict)
+    #: A plotly figure drawn below the table (a hunt's chart); not part of the rows or the cache.
+    chart_below: Any = field(default=None, repr=False, compare=False)
 
     # -- data ---------------------------------------------------------------------------------------
 
@@ -147,6 +149,10 @@ class Result:
                 bundle.update(chart)
                 return bundle
         bundle["text/html"] = self._repr_html_()
+        if self.chart_below is not None and self.show_chart:
+            from . import charts
+
+            bundle["text/html"] += charts.figure_html(self.chart_below)
         return bundle
 
 

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+#: One real Spark (local[2] + its Spark Connect server) per test run, for every test that asks for it.
+pytest_plugins = ("spark_fixtures",)
+
 
 @pytest.fixture
 def ip():

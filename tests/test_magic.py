@@ -190,11 +190,11 @@ def test_deprecated_names_run(run_cell, events):
     assert len(value.df["l"][0]) == 300
 
 
-def test_size_limit_the_engine_would_ignore_is_refused(run_cell, events):
-    # duckdb-kql drops make_list's limit and would return all 300 values: refuse, don't answer wrongly.
-    _, err, out = run_cell("%%kql\nevents | summarize l = makelist(SentBytes, 3)")
-    assert err is not None
-    assert out.startswith("Unsupported KQL: 'make_list with a size limit' at line 1, column 24")
+def test_size_limit_the_engine_would_ignore_is_kept(run_cell, events):
+    # duckdb-kql drops make_list's limit and would return all 300 values: our compiler runs it instead.
+    value, err, out = run_cell("%%kql\nevents | summarize l = makelist(SentBytes, 3), s = make_set(SourceIP, 2)")
+    assert err is None, out
+    assert len(value.df["l"][0]) == 3 and len(value.df["s"][0]) == 2
 
 
 def test_deprecated_name_in_string_untouched(run_cell, events):
@@ -239,9 +239,9 @@ def test_syntax_error_position_survives_deprecated_rename(run_cell, events):
 
 
 def test_unsupported_construct_names_it_and_engines(run_cell, events):
-    _, err, out = run_cell("%%kql\nevents\n| serialize\n| extend p = prev(SentBytes)")
+    _, err, out = run_cell("%%kql\nevents\n| evaluate autocluster()")
     assert err is not None
-    assert out.startswith("Unsupported KQL: 'serialize' at line 2, column 3 cannot run on the local engine")
+    assert out.startswith("Unsupported KQL: 'evaluate autocluster' at line 2, column 3 cannot run on the local engine")
     assert "Log Analytics" in out and "Azure Data Explorer" in out
 
 

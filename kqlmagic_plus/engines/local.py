@@ -174,41 +174,81 @@ class LocalEngine(Engine):
             window = _window_for(request, rewritten.text) if self.lake is not None else None
             report = self._register_lake(window, names)
             self._register_namespace(rewritten.text, request.namespace)
-            sql = self._translate(rewritten, request)
+            compiled = None
+            try:
+                sql = self._translate(rewritten, request)
+            except UnsupportedQueryError:
+                # duckdb-kql refuses many hunting staples (serialize, prev(), make-series, mv-apply, ...):
+                # our own compiler emits DuckDB SQL for them; if it refuses too, the user sees the refusal.
+                compiled = self._compile_ours(rewritten, request)
+                if compiled is None:
+                    raise
+                sql = None
+            if compiled is not None:
+                stats["translator"] = "kqlmagic_plus compiler (duckdb-kql does not translate this query)"
             if request.dry_run:
                 if report is not None:
                     stats["lake"] = report.summary()
                 import pyarrow as pa
 
+                shown = compiled.sql if compiled is not None else self._bound.executed(str(sql))
                 return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
-                              engine=self.name, executed=self._bound.executed(str(sql)),
-                              parameters=self._bound.sent(), render=spec,
+                              engine=self.name, executed=shown,
+                              parameters={} if compiled is not None else self._bound.sent(), render=spec,
                               elapsed=time.perf_counter() - started, stats={**stats, "dry_run": True},
                               warnings=warnings)
             from .sqlopt import optimize
 
-            executed = optimize(str(sql))
+            executed = compiled.sql if compiled is not None else optimize(str(sql))
+            sql_params = {} if compiled is not None else dict(sql.parameters)
             for _attempt in range(5):
                 try:
-                    rel_types, table = self._execute(executed, dict(sql.parameters), request.timeout)
+                    rel_types, table = self._execute(executed, sql_params, request.timeout)
                     break
                 except QueryError as exc:
                     # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
-                    if self.lake is None or not self.lake.recover(str(exc)):
+                    if self.lake is not None and self.lake.recover(str(exc)):
+                        report = self._register_lake(window, names)
+                        continue
+                    # duckdb-kql sometimes writes SQL DuckDB rejects (sum() of timespans, timespan
+                    # arithmetic): if our compiler's SQL for the same query runs, that is the answer.
+                    retry = None if compiled is not None else self._compile_ours(rewritten, request)
+                    if retry is None or type(exc.__context__).__name__ != "BinderException":
                         raise
-                    report = self._register_lake(window, names)
+                    compiled, executed, sql_params = retry, retry.sql, {}
+                    stats["translator"] = "kqlmagic_plus compiler (DuckDB rejected duckdb-kql's SQL)"
                 finally:
                     if rewritten.text.lstrip().startswith("."):
                         self._catalog = None  # a control command may have created or changed tables
             if report is not None:
                 stats["lake"] = report.summary()
                 warnings.extend(report.warnings)
-            kql_types = [kqltypes.kql_type_of_duckdb(t) for t in rel_types]
+            if compiled is not None:
+                kql_types = [t for _, t in compiled.columns]
+                shown, sent = compiled.sql, {}
+            else:
+                kql_types = [kqltypes.kql_type_of_duckdb(t) for t in rel_types]
+                shown, sent = self._bound.executed(executed), self._bound.sent()
             return Result(
                 table=kqltypes.canonical_table(table, kql_types), kql_types=kql_types, query=request.query,
                 connection=self.target, engine=self.name, elapsed=time.perf_counter() - started,
-                executed=self._bound.executed(executed), parameters=self._bound.sent(), render=spec,
-                warnings=warnings, stats=stats)
+                executed=shown, parameters=sent, render=spec, warnings=warnings, stats=stats)
+
+    def _compile_ours(self, rewritten: Rewritten, request: Request) -> Any:
+        """The query through kqlmagic_plus's KQL -> DuckDB compiler, or None when it refuses it too."""
+        from ..kql.compiler import compile as kql_compile
+
+        schema: dict[str, list[tuple[str, str]]] = {}
+        for name in referenced_names(rewritten.text):
+            try:
+                rows = self.con.execute(f'DESCRIBE "{name.replace(chr(34), chr(34) * 2)}"').fetchall()
+            except Exception:  # not a table here (a let name, a function): the compiler decides
+                continue
+            schema[name] = [(r[0], kqltypes_of(r[1])) for r in rows]
+        try:
+            return kql_compile(rewritten.text, schema, "duckdb", params=dict(request.params or {}))
+        except Exception:  # its refusal is not more useful than duckdb-kql's, which the caller raises
+            return None
 
     def _register_lake(self, window: Any, names: set[str]) -> Any:
         """(Re)build the views of the lake tables the query names, over the files its window needs."""
@@ -288,6 +328,10 @@ class LocalEngine(Engine):
             if exc.span is not None:
                 line, col = rewritten.original_position(exc.span.line, exc.span.column)
             construct = exc.construct.split(":", 1)[-1]
+            if construct == "EvaluateOperator" and line is not None and col is not None:
+                # duckdb-kql names the grammar rule; the user wrote "evaluate <plugin>".
+                words = rewritten.original.splitlines()[line - 1][col:].replace("(", " ").split()
+                construct = " ".join(words[:2]) if len(words) > 1 else "evaluate"
             reason = exc.hint if exc.hint and "wave" not in exc.hint else None
             raise UnsupportedQueryError(construct, "local", line=line, column=col, query=rewritten.original,
                                         runs_on=_REMOTE_ENGINES, reason=reason) from None
@@ -349,6 +393,12 @@ KQL_OPERATORS = frozenset({
     "search", "serialize", "sort", "summarize", "take", "top", "top-hitters", "top-nested", "union", "where",
     "filter", "macro-expand", "make-graph", "graph-match", "graph-to-table", "extend-project",
 })
+
+
+def kqltypes_of(duckdb_type: str) -> str:
+    from .. import kqltypes
+
+    return kqltypes.kql_type_of_duckdb(duckdb_type)
 
 
 def _operator_after_pipe(text: str, line: int, col: int) -> Any:

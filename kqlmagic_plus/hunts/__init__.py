@@ -70,8 +70,9 @@ def run_hunt(
     """Run hunt *name* on *engine* over one input; the flagged rows as a Result (``stats`` says what was read)."""
     from ..results import result_from_arrow
     from . import inputs
+    from . import sql as _sql
     from .base import HuntRun
-    from .sql import DIALECTS, run_duckdb, run_spark
+    from .sql import DIALECTS, run_spark
 
     hunt = get_hunt(name)
     engine = str(engine).strip().lower()
@@ -90,7 +91,7 @@ def run_hunt(
 
     if engine == "duckdb":
         con, owned = inputs.duckdb_connection(session)
-        runner = lambda plan: run_duckdb(con, plan)  # noqa: E731
+        runner = lambda plan: _sql.run_duckdb(con, plan)  # noqa: E731
         make_source = lambda w: inputs.duckdb_source(  # noqa: E731
             con,
             hunt,

@@ -239,7 +239,9 @@ def _wrap(text: str, width: int = 104) -> list[str]:
     import textwrap
 
     out: list[str] = []
-    for para in text.strip().split("\n\n"):
+    for i, para in enumerate(text.strip().split("\n\n")):
+        if i:
+            out.append("")
         out.extend(textwrap.wrap(" ".join(para.split()), width) or [""])
     return out
 

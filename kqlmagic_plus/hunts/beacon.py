@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionError
 from .base import Column, Hunt, HuntRun, Param, ordered
-from .iprange import DEFAULT_PRIVATE, parse_ranges, private_predicate
-from .sql import Dialect, Plan
+from .iprange import DEFAULT_PRIVATE, parse_ranges, private_select
+from .sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
     from ..results import Result
@@ -131,15 +131,7 @@ class Beacon(Hunt):
             ref = d.ident(name)
             return f"TRY_CAST({ref} AS {cast})" if cast else ref
 
-        tg = d.ident("TimeGenerated")
-        t = d.epoch_us(tg, cols["TimeGenerated"])
-        where = []
-        if window is not None:
-            lo, hi = window
-            if cols["TimeGenerated"] == "datetime":
-                where.append(f"({tg} IS NULL OR ({d.ts_ge(tg, lo)} AND {d.ts_lt(tg, hi)}))")
-            else:
-                where.append(f"({t} IS NULL OR ({t} >= {lo} AND {t} < {hi}))")
+        t, where = time_filter(d, cols, window, keep_null=True)
         for param, column in (("vendor", "DeviceVendor"), ("activity", "Activity")):
             if v[param] is not None:
                 if column not in cols:
@@ -155,15 +147,13 @@ class Beacon(Hunt):
         plan.add("pairs", f"""
             SELECT s, d, p, count(*) AS rows_all, count(t) AS n, min(t) AS first_t, max(t) AS last_t,
                    CAST(sum(CASE WHEN {live} THEN sent END) AS BIGINT) AS sent,
-                   CAST(sum(CASE WHEN {live} THEN recv END) AS BIGINT) AS recv,
-                   {d.distinct_list(f'CASE WHEN {live} THEN proto END')} AS proto,
-                   {d.distinct_list(f'CASE WHEN {live} THEN vendor END')} AS vendor
+                   CAST(sum(CASE WHEN {live} THEN recv END) AS BIGINT) AS recv
             FROM @ev GROUP BY s, d, p""", materialize=True)
         missing = "(s IS NULL OR d IS NULL OR p IS NULL OR s = '' OR d = '')"
         plan.add("okpairs", f"SELECT * FROM @pairs WHERE NOT {missing} AND n > 0")
-        plan.add("dst", f"""
-            SELECT d, count(DISTINCT s) AS degree, {private_predicate('d', v['private_ranges'], d)} AS private
-            FROM @okpairs GROUP BY d""", materialize=True)
+        plan.add("dst", private_select("SELECT d, count(*) AS degree FROM (SELECT DISTINCT d, s FROM @okpairs) ds "
+                                       "GROUP BY d", "d", v["private_ranges"], d, keep="d, degree"),
+                 materialize=True)
         plan.add("srcs", """
             SELECT o.s, sum(o.n) AS src_n FROM @okpairs o JOIN @dst x ON o.d = x.d
             WHERE NOT x.private GROUP BY o.s""")
@@ -171,7 +161,7 @@ class Beacon(Hunt):
         bound = v["min_pair_deltas"] + (1 if v["scope"] == "pair" else 0)
         plan.add("cand", f"""
             SELECT {d.row_id('o.s, o.d, o.p')} AS pid, o.s, o.d, o.p, o.n, o.first_t, o.last_t, o.sent, o.recv,
-                   o.proto, o.vendor, x.degree
+                   x.degree
             FROM @okpairs o JOIN @dst x ON o.d = x.d JOIN @srcs y ON o.s = y.s
             WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])} AND y.src_n > {int(v['min_src_events'])}
               AND o.n >= {int(bound)}""", materialize=True)
@@ -235,28 +225,34 @@ class Beacon(Hunt):
             FROM @h2 h JOIN @modes m ON {d.key_join('h', 'm')}
             GROUP BY {d.key_select('h')}, m.c""")
         plan.add("flag", f"SELECT * FROM @score WHERE beacon * 1000000 > {pct_ppm} * total", materialize=True)
+        # Protocol and vendor lists only for the flagged pairs: sorted distinct lists cost a sort per group.
+        plan.add("labels", f"""
+            SELECT c.s, c.d, c.p, {d.distinct_list('e.proto')} AS proto, {d.distinct_list('e.vendor')} AS vendor
+            FROM @ev e JOIN (SELECT c.s, c.d, c.p FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}) c
+              ON e.s = c.s AND e.d = c.d AND e.p = c.p WHERE e.t IS NOT NULL
+            GROUP BY c.s, c.d, c.p""", materialize=True)
         plan.output("rows", f"""
-            SELECT c.s AS SourceIP, c.d AS DestinationIP, c.p AS DestinationPort, c.proto AS Protocol,
-                   c.vendor AS DeviceVendor, f.mode AS mode_us, f.beacon AS BeaconCount, f.total AS TotalDeltas,
+            SELECT c.s AS SourceIP, c.d AS DestinationIP, c.p AS DestinationPort, l.proto AS Protocol,
+                   l.vendor AS DeviceVendor, f.mode AS mode_us, f.beacon AS BeaconCount, f.total AS TotalDeltas,
                    c.n AS TotalEvents, {d.idiv('f.beacon * 2000 + f.total', '2 * f.total')} AS pct_x10,
                    c.first_t AS first_us, c.last_t AS last_us, c.sent AS TotalSentBytes,
                    c.recv AS TotalReceivedBytes, c.degree AS DegreeofSourceIps
-            FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}""")
+            FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}
+            JOIN @labels l ON l.s = c.s AND l.d = c.d AND l.p = c.p""")
         plan.output("histograms", f"""
             SELECT c.s AS SourceIP, c.d AS DestinationIP, c.p AS DestinationPort,
                    {d.idiv('h.g + 500000', '1000000')} AS seconds, CAST(sum(h.n) AS BIGINT) AS gaps
             FROM @h2 h JOIN @flag f ON {d.key_join('h', 'f')} JOIN @cand c ON {d.key_join('h', 'c')}
             GROUP BY c.s, c.d, c.p, {d.idiv('h.g + 500000', '1000000')}""")
         plan.output("stats", f"""
-            SELECT CAST(sum(rows_all) AS BIGINT) AS rows_read,
+            SELECT a.*, (SELECT count(*) FROM @cand) AS candidate_pairs,
+                   (SELECT CAST(sum(total) AS BIGINT) FROM @tot) AS gaps_scored,
+                   (SELECT count(*) FROM @tot) AS pairs_scored
+            FROM (SELECT CAST(sum(rows_all) AS BIGINT) AS rows_read,
                    CAST(sum(CASE WHEN {missing} THEN rows_all ELSE rows_all - n END) AS BIGINT) AS rows_skipped,
                    CAST(sum(CASE WHEN {missing} THEN 0 ELSE n END) AS BIGINT) AS events,
                    CAST(sum(CASE WHEN NOT {missing} AND n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS pairs
-            FROM @pairs""")
-        plan.output("work", """
-            SELECT (SELECT count(*) FROM @cand) AS candidate_pairs,
-                   (SELECT CAST(sum(total) AS BIGINT) FROM @tot) AS gaps_scored,
-                   (SELECT count(*) FROM @tot) AS pairs_scored""")
+                  FROM @pairs) a""")
         return plan
 
     # -- output -------------------------------------------------------------------------------------

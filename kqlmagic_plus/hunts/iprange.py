@@ -39,21 +39,23 @@ def parse_ranges(items: Sequence[str], where: str = "private-ranges") -> tuple[l
     return v4, v6, exact
 
 
-def private_predicate(col: str, items: Sequence[str], d: Dialect) -> str:
-    """SQL: TRUE when *col* (an IP address as text) lies in one of *items* (CIDRs); FALSE otherwise."""
+def private_select(inner: str, col: str, items: Sequence[str], d: Dialect, keep: str) -> str:
+    """SQL: ``SELECT keep, private FROM (inner)``, *private* TRUE when *col* (an IP address as text) lies in
+    one of *items* (CIDRs). The address is matched and split once per row, in nested selects."""
     v4, v6, exact = parse_ranges(items)
     octets = [f"TRY_CAST(split_part({col}, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
     ipint = f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"
-    v4_test = " OR ".join(f"{ipint} BETWEEN {lo} AND {hi}" for lo, hi in v4) or "FALSE"
-    low = f"lower({col})"
-    first = f"split_part({low}, ':', 1)"
-    v6_parts = [f"{low} = {d.lit(a)}" for a in exact]
+    v4_test = " OR ".join(f"ipn BETWEEN {lo} AND {hi}" for lo, hi in v4) or "FALSE"
+    v6_parts = [f"low = {d.lit(a)}" for a in exact]
     if v6:
-        ranges = " OR ".join(f"{d.hex_int(first)} BETWEEN {lo} AND {hi}" for lo, hi in v6)
+        ranges = " OR ".join(f"{d.hex_int('h6')} BETWEEN {lo} AND {hi}" for lo, hi in v6)
         # "::1" has an empty first hextet (0); a hextet of fewer than 4 digits has leading zeros dropped.
-        v6_parts.append(f"(({d.full_match(first, _HEXTET)}) AND ({ranges}))")
+        v6_parts.append(f"(({d.full_match('h6', _HEXTET)}) AND ({ranges}))")
         if any(lo == 0 for lo, _ in v6):
-            v6_parts.append(f"{first} = ''")
+            v6_parts.append("h6 = ''")
     v6_test = " OR ".join(v6_parts) or "FALSE"
-    return (f"(CASE WHEN {col} IS NULL THEN FALSE WHEN {d.full_match(col, _V4)} THEN ({v4_test}) "
-            f"WHEN instr({col}, ':') > 0 THEN ({v6_test}) ELSE FALSE END)")
+    return (f"SELECT {keep}, CASE WHEN v4 THEN ({v4_test}) WHEN v6 THEN ({v6_test}) ELSE FALSE END AS private "
+            f"FROM (SELECT {keep}, v4, v6, CASE WHEN v4 THEN {ipint} END AS ipn, CASE WHEN v6 THEN lower({col}) "
+            f"END AS low, CASE WHEN v6 THEN split_part(lower({col}), ':', 1) END AS h6 "
+            f"FROM (SELECT {keep}, {col} IS NOT NULL AND {d.full_match(col, _V4)} AS v4, "
+            f"{col} IS NOT NULL AND instr({col}, ':') > 0 AS v6 FROM ({inner}) i0) i1) i2")

@@ -69,6 +69,10 @@ class Dialect:
         """A unique BIGINT per row of a materialized step."""
         raise NotImplementedError
 
+    def quantile(self, expr: str, q: float) -> str:
+        """Aggregate: the exact *q* quantile, interpolated linearly between the two nearest values."""
+        raise NotImplementedError
+
     def key_select(self, alias: str) -> str:
         return ", ".join(f"{alias}.{k}" for k in self.pair_key)
 
@@ -116,6 +120,9 @@ class DuckDialect(Dialect):
     def row_id(self, order: str) -> str:
         return f"row_number() OVER (ORDER BY {order})"
 
+    def quantile(self, expr: str, q: float) -> str:
+        return f"quantile_cont({expr}, {float(q)!r})"
+
 
 class SparkDialect(Dialect):
     name = "spark"
@@ -153,6 +160,9 @@ class SparkDialect(Dialect):
 
     def row_id(self, order: str) -> str:
         return "monotonically_increasing_id()"
+
+    def quantile(self, expr: str, q: float) -> str:
+        return f"percentile({expr}, {float(q)!r})"
 
 
 DIALECTS = {"duckdb": DuckDialect(), "spark": SparkDialect()}
@@ -260,3 +270,21 @@ def _to_arrow(df: Any) -> pa.Table:
     import pyarrow as pa
 
     return pa.Table.from_pandas(df.toPandas(), preserve_index=False)
+
+
+def time_filter(d: Dialect, columns: dict[str, str], window: tuple[int, int] | None,
+                keep_null: bool = False) -> tuple[str, list[str]]:
+    """(TimeGenerated as epoch microseconds, WHERE conditions for *window*). A datetime column is compared
+    as a timestamp, so file scans can skip row groups outside the window."""
+    tg = d.ident("TimeGenerated")
+    t = d.epoch_us(tg, columns["TimeGenerated"])
+    if window is None:
+        return t, ([] if keep_null else [f"{t} IS NOT NULL"])
+    lo, hi = window
+    if columns["TimeGenerated"] == "datetime":
+        cond = f"({d.ts_ge(tg, lo)} AND {d.ts_lt(tg, hi)})"
+        null = f"{tg} IS NULL"
+    else:
+        cond = f"({t} >= {lo} AND {t} < {hi})"
+        null = f"{t} IS NULL"
+    return t, [f"({null} OR {cond})" if keep_null else cond]

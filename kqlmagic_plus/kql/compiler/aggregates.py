@@ -14,7 +14,7 @@ from sqlglot import exp
 from . import ir
 from . import types as T
 from .catalog import aggregate
-from .dialects import fn, n, s, try_cast_
+from .dialects import cast_, dtype, fn, n, s, try_cast_
 from .functions import case
 from .syntax import Refusal
 
@@ -64,11 +64,11 @@ def _dcountif(g, a):
 def _sum(g: Any, a: ir.Agg, cond: ir.Expr | None) -> exp.Expression:
     x = g.e(a.args[0])
     if a.args[0].type == T.INT:
-        x = exp.cast(x, "BIGINT")
+        x = cast_(x, "BIGINT")
     total: exp.Expression = exp.Sum(this=_only_if(g, x, cond))
     if a.type in (T.LONG, T.TIMESPAN):
-        total = exp.cast(total, "BIGINT")  # DuckDB sums BIGINT into HUGEINT
-    zero = exp.cast(n(0), "DOUBLE") if a.type == T.REAL else n(0)
+        total = cast_(total, "BIGINT")  # DuckDB sums BIGINT into HUGEINT
+    zero = cast_(n(0), "DOUBLE") if a.type == T.REAL else n(0)
     return exp.Coalesce(this=total, expressions=[zero])
 
 
@@ -83,7 +83,7 @@ def _sumif(g, a):
 
 
 def _nan() -> exp.Expression:
-    return exp.cast(s("NaN"), "DOUBLE")
+    return cast_(s("NaN"), "DOUBLE")
 
 
 @aggregate("avg", 1, T.REAL)
@@ -118,8 +118,8 @@ def _maxif(g, a):
 
 def _stat(sql: str, cond: bool):
     def emit(g, a):
-        x = _only_if(g, exp.cast(g.e(a.args[0]), "DOUBLE"), a.args[1] if cond else None)
-        return exp.Coalesce(this=fn(sql, x), expressions=[exp.cast(n(0), "DOUBLE")])
+        x = _only_if(g, cast_(g.e(a.args[0]), "DOUBLE"), a.args[1] if cond else None)
+        return exp.Coalesce(this=fn(sql, x), expressions=[cast_(n(0), "DOUBLE")])
 
     return emit
 
@@ -154,7 +154,7 @@ def _element(g: Any, e: ir.Expr) -> exp.Expression:
 
 def _not_null(g: Any, e: ir.Expr, x: exp.Expression) -> exp.Expression:
     if e.type == T.DYNAMIC:
-        return exp.NEQ(this=g.d.dyn_kind(g.e(e)), expression=s("null"))
+        return exp.Not(this=g.d.dyn_is(g.e(e), "null"))
     return exp.Not(this=exp.Is(this=x, expression=exp.null()))
 
 
@@ -191,7 +191,7 @@ def _collect(g: Any, a: ir.Agg, distinct: bool, cond: ir.Expr | None, limit: ir.
 def _set_of_dynamic(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
     # make_set over dynamic values unions the arrays (a scalar counts as a one-element array).
     v = g.e(arg)
-    keep = exp.NEQ(this=g.d.dyn_kind(v), expression=s("null"))
+    keep = exp.Not(this=g.d.dyn_is(v, "null"))
     if cond is not None:
         keep = exp.and_(keep, g.e(cond, pred=True))
     if g.d.name == "spark":
@@ -245,11 +245,11 @@ def _make_bag_if(g, a):
 
 def _bag(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
     v = g.e(arg)
-    is_bag = exp.EQ(this=g.d.dyn_kind(v), expression=s("object"))
+    is_bag = g.d.dyn_is(v, "object")
     if cond is not None:
         is_bag = exp.and_(is_bag, g.e(cond, pred=True))
     if g.d.name == "spark":
-        mtype = exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")
+        mtype = dtype("MAP<STRING, VARIANT>", dialect="spark")
         entries = fn("flatten", fn("collect_list", case([(is_bag, fn("map_entries", try_cast_(this=v, to=mtype)))])))
         acc, e = exp.column("acc"), exp.column("e")
         key = exp.Dot(this=e, expression=exp.to_identifier("key"))
@@ -272,7 +272,7 @@ def _bag(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
         ),
     )
     return exp.Coalesce(
-        this=case([(exp.GT(this=fn("len", items), expression=n(0)), merged)]), expressions=[exp.cast(s("{}"), "JSON")]
+        this=case([(exp.GT(this=fn("len", items), expression=n(0)), merged)]), expressions=[cast_(s("{}"), "JSON")]
     )
 
 

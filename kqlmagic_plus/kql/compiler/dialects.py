@@ -12,6 +12,8 @@ primitive is spelled. Representations (the same in both):
 
 from __future__ import annotations
 
+import functools
+
 from sqlglot import exp
 
 from . import types as T
@@ -20,6 +22,20 @@ from . import types as T
 def fn(name: str, *args: exp.Expression) -> exp.Expression:
     """A function call rendered as written (no transpilation surprises)."""
     return exp.Anonymous(this=name, expressions=list(args))
+
+
+@functools.lru_cache(maxsize=256)
+def _dtype(text: str, dialect: str | None) -> exp.DataType:
+    return exp.DataType.build(text, dialect=dialect)
+
+
+def dtype(text: str, dialect: str | None = None) -> exp.DataType:
+    """A SQL type node; parsing type text is slow in sqlglot, so parse each spelling once."""
+    return _dtype(text, dialect).copy()
+
+
+def cast_(e: exp.Expression, to: str | exp.DataType) -> exp.Expression:
+    return exp.Cast(this=e, to=dtype(to) if isinstance(to, str) else to)
 
 
 def try_cast_(this: exp.Expression, to: exp.DataType) -> exp.Expression:
@@ -49,7 +65,7 @@ class Dialect:
 
     # -- types -------------------------------------------------------------------------------------
     def sql_type(self, t: str) -> exp.DataType:
-        return exp.DataType.build(
+        return dtype(
             {
                 T.BOOL: "BOOLEAN",
                 T.INT: "INT",
@@ -84,7 +100,7 @@ class Dialect:
         return exp.IntDiv(this=a, expression=fn("NULLIF", b, n(0)))
 
     def real_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
-        return exp.Div(this=a, expression=fn("NULLIF", b, exp.cast(n(0), "DOUBLE")))
+        return exp.Div(this=a, expression=fn("NULLIF", b, cast_(n(0), "DOUBLE")))
 
     def pmod(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
         """A modulo that is never negative (KQL's ``%``)."""
@@ -222,6 +238,11 @@ class Dialect:
 
     def dyn_kind(self, v: exp.Expression) -> exp.Expression:
         """One of 'null', 'string', 'long', 'real', 'bool', 'array', 'object' ('decimal' -> 'real')."""
+        raise NotImplementedError
+
+    def dyn_is(self, v: exp.Expression, kind: str) -> exp.Expression:
+        """True when *v* is of *kind* ('null', 'array', 'object', 'string'); smaller SQL than comparing
+        :meth:`dyn_kind`."""
         raise NotImplementedError
 
     def dyn_as(self, v: exp.Expression, t: str) -> exp.Expression:
@@ -441,7 +462,7 @@ class Spark(Dialect):
 
             return self.dyn_from_scalar(timespan_text(self, e), T.STRING)
         elif t == T.DECIMAL:
-            e = exp.cast(e, "DOUBLE")
+            e = cast_(e, "DOUBLE")
         return exp.Cast(this=e, to=exp.DataType(this=exp.DataType.Type.VARIANT))
 
     def dyn_path(self, v, path):
@@ -457,7 +478,7 @@ class Spark(Dialect):
 
     def dyn_key(self, v, key):
         return fn(
-            "try_element_at", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")), key
+            "try_element_at", try_cast_(this=v, to=dtype("MAP<STRING, VARIANT>", dialect="spark")), key
         )
 
     def dyn_kind(self, v):
@@ -479,6 +500,13 @@ class Spark(Dialect):
             default=s("real"),
         )
 
+    def dyn_is(self, v, kind):
+        sch = fn("schema_of_variant", v)
+        if kind == "null":
+            return exp.or_(exp.Is(this=v, expression=exp.null()), exp.EQ(this=sch, expression=s("VOID")))
+        pattern = {"array": "ARRAY%", "object": "OBJECT%", "string": "STRING"}[kind]
+        return exp.Like(this=sch, expression=s(pattern))
+
     def dyn_as(self, v, t):
         if t == T.DYNAMIC:
             return v
@@ -499,10 +527,10 @@ class Spark(Dialect):
         return fn("try_variant_get", v, s("$"), s(target))
 
     def dyn_as_string(self, v):
-        return exp.Cast(this=v, to=exp.DataType.build("STRING"))
+        return exp.Cast(this=v, to=dtype("STRING"))
 
     def dyn_array_length(self, v):
-        return fn("array_size", try_cast_(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark")))
+        return fn("array_size", try_cast_(this=v, to=dtype("ARRAY<VARIANT>", dialect="spark")))
 
     def dyn_array(self, items):
         return fn("to_variant_object", fn("array", *items)) if items else fn("parse_json", s("[]"))
@@ -522,13 +550,13 @@ class Spark(Dialect):
         return fn("to_variant_object", fn("map", *args))
 
     def dyn_array_elements(self, v):
-        return try_cast_(this=v, to=exp.DataType.build("ARRAY<VARIANT>", dialect="spark"))
+        return try_cast_(this=v, to=dtype("ARRAY<VARIANT>", dialect="spark"))
 
     def dyn_array_from_sql_array(self, arr):
         return fn("to_variant_object", arr)
 
     def dyn_keys(self, v):
-        return fn("map_keys", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark")))
+        return fn("map_keys", try_cast_(this=v, to=dtype("MAP<STRING, VARIANT>", dialect="spark")))
 
     def array_distinct(self, arr):
         return fn("array_distinct", arr)
@@ -544,7 +572,7 @@ class Spark(Dialect):
         return fn("array_size", arr)
 
     def array_element(self, arr, one_based):
-        return fn("try_element_at", arr, exp.cast(one_based, "INT"))
+        return fn("try_element_at", arr, cast_(one_based, "INT"))
 
     def array_slice(self, arr, start0, length):
         return fn("slice", arr, exp.Add(this=start0, expression=n(1)), length)
@@ -631,7 +659,7 @@ class DuckDB(Dialect):
         return fn("sha256", value)
 
     def new_guid(self):
-        return exp.cast(fn("uuid"), "VARCHAR")
+        return cast_(fn("uuid"), "VARCHAR")
 
     def rand(self):
         return fn("random")
@@ -664,13 +692,13 @@ class DuckDB(Dialect):
         )
 
     def add_months(self, ts, months):
-        return exp.Add(this=ts, expression=fn("to_months", exp.cast(months, "INTEGER")))
+        return exp.Add(this=ts, expression=fn("to_months", cast_(months, "INTEGER")))
 
     def format_ts(self, ts, fmt):
         return fn("strftime", ts, s(fmt))
 
     def parse_ts(self, text):
-        return exp.AtTimeZone(this=try_cast_(this=text, to=exp.DataType.build("TIMESTAMPTZ")), zone=s("UTC"))
+        return exp.AtTimeZone(this=try_cast_(this=text, to=dtype("TIMESTAMPTZ")), zone=s("UTC"))
 
     def span_to_interval(self, us):
         return fn("to_microseconds", us)
@@ -679,13 +707,13 @@ class DuckDB(Dialect):
         return fn("epoch_us", iv)
 
     def dyn_from_json_text(self, text):
-        return try_cast_(this=text, to=exp.DataType.build("JSON", dialect="duckdb"))
+        return try_cast_(this=text, to=dtype("JSON", dialect="duckdb"))
 
     def dyn_source_column(self, col):
-        return try_cast_(this=col, to=exp.DataType.build("JSON", dialect="duckdb"))
+        return try_cast_(this=col, to=dtype("JSON", dialect="duckdb"))
 
     def dyn_to_json_text(self, v):
-        return exp.cast(v, "VARCHAR")
+        return cast_(v, "VARCHAR")
 
     def dyn_from_scalar(self, e, t):
         if t == T.DYNAMIC:
@@ -697,7 +725,7 @@ class DuckDB(Dialect):
 
             e = timespan_text(self, e)
         elif t == T.DECIMAL:
-            e = exp.cast(e, "DOUBLE")
+            e = cast_(e, "DOUBLE")
         return fn("to_json", e)
 
     def dyn_path(self, v, path):
@@ -712,12 +740,12 @@ class DuckDB(Dialect):
                     exp.If(
                         this=exp.GTE(this=index, expression=n(0)),
                         true=exp.DPipe(
-                            this=exp.DPipe(this=s("$["), expression=exp.cast(index, "VARCHAR")), expression=s("]")
+                            this=exp.DPipe(this=s("$["), expression=cast_(index, "VARCHAR")), expression=s("]")
                         ),
                     )
                 ],
                 default=exp.DPipe(
-                    this=exp.DPipe(this=s("$[#"), expression=exp.cast(index, "VARCHAR")), expression=s("]")
+                    this=exp.DPipe(this=s("$[#"), expression=cast_(index, "VARCHAR")), expression=s("]")
                 ),
             ),
         )
@@ -740,6 +768,12 @@ class DuckDB(Dialect):
             default=s("real"),
         )
 
+    def dyn_is(self, v, kind):
+        jt = fn("json_type", v)
+        if kind == "null":
+            return exp.or_(exp.Is(this=v, expression=exp.null()), exp.EQ(this=jt, expression=s("NULL")))
+        return exp.EQ(this=jt, expression=s({"array": "ARRAY", "object": "OBJECT", "string": "VARCHAR"}[kind]))
+
     def dyn_as(self, v, t):
         if t == T.DYNAMIC:
             return v
@@ -749,7 +783,7 @@ class DuckDB(Dialect):
         if t == T.DATETIME:
             return self.parse_ts(text)
         if t in (T.INT, T.LONG):
-            return try_cast_(this=try_cast_(this=text, to=exp.DataType.build("DOUBLE")), to=self.sql_type(t))
+            return try_cast_(this=try_cast_(this=text, to=dtype("DOUBLE")), to=self.sql_type(t))
         return try_cast_(this=text, to=self.sql_type(t))
 
     def dyn_as_string(self, v):
@@ -762,8 +796,8 @@ class DuckDB(Dialect):
 
     def dyn_array(self, items):
         if not items:
-            return exp.cast(s("[]"), "JSON")
-        return exp.cast(fn("to_json", fn("list_value", *items)), "JSON")
+            return cast_(s("[]"), "JSON")
+        return cast_(fn("to_json", fn("list_value", *items)), "JSON")
 
     def dyn_object(self, pairs):
         args: list[exp.Expression] = []
@@ -782,7 +816,7 @@ class DuckDB(Dialect):
             ifs=[
                 exp.If(
                     this=exp.EQ(this=fn("json_type", v), expression=s("ARRAY")),
-                    true=exp.Cast(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
+                    true=exp.Cast(this=v, to=dtype("JSON[]", dialect="duckdb")),
                 )
             ]
         )

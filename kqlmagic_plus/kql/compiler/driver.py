@@ -22,9 +22,8 @@ from .types import Schema, canonical
 _ELSEWHERE = ("Log Analytics / Sentinel", "Azure Data Explorer")
 
 
-def compile_query(
-    query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str, params: Mapping[str, Any] | None
-) -> Compiled:
+def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str,
+                  params: Mapping[str, Any] | None, probe: bool = False) -> Compiled:
     d = DIALECTS.get(dialect)
     if d is None:
         raise OptionError(f"unknown SQL dialect {dialect!r}: use 'spark' or 'duckdb'")
@@ -45,7 +44,8 @@ def compile_query(
     except Refusal as exc:
         p = rw.original_pos(exc.pos)
         line, col = (p.line, p.column) if p else (None, None)
-        other = [n.engine for k, n in DIALECTS.items() if k != dialect and _runs_on(query, schema, k, params)]
+        other = [] if probe else \
+            [n.engine for k, n in DIALECTS.items() if k != dialect and _runs_on(query, schema, k, params)]
         raise UnsupportedQueryError(
             exc.construct,
             d.engine,
@@ -71,7 +71,7 @@ def _runs_on(
     query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str, params: Mapping[str, Any] | None
 ) -> bool:
     try:
-        compile_query(query, schema, dialect, params)
+        compile_query(query, schema, dialect, params, probe=True)
         return True
     except Exception:
         return False

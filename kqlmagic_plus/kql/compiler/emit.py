@@ -16,7 +16,7 @@ from sqlglot import exp
 from . import ir
 from . import types as T
 from .catalog import lookup_aggregate, lookup_operator, lookup_scalar
-from .dialects import Dialect, fn, n, s, try_cast_
+from .dialects import Dialect, cast_, dtype, fn, n, s, try_cast_
 from .literals import format_datetime_iso
 from .syntax import Refusal
 
@@ -122,9 +122,9 @@ class Emitter:
             elif c.type == T.DYNAMIC:
                 e = self.d.dyn_source_column(col)
             elif c.type == T.DATETIME and self.d.name == "duckdb":
-                e = exp.cast(col, "TIMESTAMP")
+                e = cast_(col, "TIMESTAMP")
             elif c.type == T.GUID and self.d.name == "duckdb":
-                e = exp.cast(col, "VARCHAR")
+                e = cast_(col, "VARCHAR")
             else:
                 e = col
             items.append(alias(e, c.name))
@@ -196,7 +196,7 @@ class Emitter:
             )
         else:
             count = exp.Add(
-                this=exp.cast(
+                this=cast_(
                     fn("floor", exp.Div(this=exp.Sub(this=stop, expression=start), expression=step)), "BIGINT"
                 ),
                 expression=n(1),
@@ -214,7 +214,7 @@ class Emitter:
     def sequence(self, count: exp.Expression) -> exp.Expression:
         """The integers 0..count-1 as an array (empty when count is 0)."""
         if self.d.name == "spark":
-            return fn("slice", fn("sequence", n(0), exp.cast(count, "BIGINT")), n(1), count)
+            return fn("slice", fn("sequence", n(0), cast_(count, "BIGINT")), n(1), count)
         return fn("range", n(0), count)
 
     def explode(self, arr: exp.Expression) -> exp.Expression:
@@ -412,23 +412,22 @@ class Emitter:
             if c.name in replaced:
                 items.append(alias(replaced[c.name], c.name))
             elif c.name in (node.index_column, node.position_column):
-                items.append(alias(exp.cast(p, "BIGINT"), c.name))
+                items.append(alias(cast_(p, "BIGINT"), c.name))
             else:
                 items.append(alias(exp.column(ident(c.name)), c.name))
         return exp.Select(expressions=items).from_(table(step2))
 
     def mv_elements(self, v: exp.Expression, bag_mode: str) -> exp.Expression:
         d = self.d
-        kind = d.dyn_kind(v)
 
         def is_(k: str) -> exp.Expression:
-            return exp.EQ(this=kind, expression=s(k))
+            return d.dyn_is(v, k)
 
         if d.name == "spark":
             vt = exp.DataType(this=exp.DataType.Type.VARIANT)
             null_elem = fn("array", exp.Cast(this=exp.null(), to=vt))
             entries = fn(
-                "map_entries", try_cast_(this=v, to=exp.DataType.build("MAP<STRING, VARIANT>", dialect="spark"))
+                "map_entries", try_cast_(this=v, to=dtype("MAP<STRING, VARIANT>", dialect="spark"))
             )
             e = exp.column("e")
             key = exp.Dot(this=e, expression=exp.to_identifier("key"))
@@ -440,13 +439,13 @@ class Emitter:
             bag = fn("transform", entries, exp.Lambda(this=body, expressions=[exp.to_identifier("e")]))
             single = fn("array", v)
         else:
-            null_elem = exp.Array(expressions=[exp.cast(exp.null(), "JSON")])
+            null_elem = exp.Array(expressions=[cast_(exp.null(), "JSON")])
             k = exp.column("k")
             value = fn("json_extract", v, exp.DPipe(this=exp.DPipe(this=s('$."'), expression=k), expression=s('"')))
             body = (
                 fn("json_object", k, value)
                 if bag_mode != "array"
-                else exp.cast(fn("to_json", fn("list_value", fn("to_json", k), value)), "JSON")
+                else cast_(fn("to_json", fn("list_value", fn("to_json", k), value)), "JSON")
             )
             bag = fn("list_transform", fn("json_keys", v), exp.Lambda(this=body, expressions=[exp.to_identifier("k")]))
             single = fn("list_value", v)
@@ -544,18 +543,18 @@ class Emitter:
         if t == T.REAL:
             f = float(v)
             if math.isnan(f) or math.isinf(f):
-                return exp.cast(s("NaN" if math.isnan(f) else ("Infinity" if f > 0 else "-Infinity")), "DOUBLE")
+                return cast_(s("NaN" if math.isnan(f) else ("Infinity" if f > 0 else "-Infinity")), "DOUBLE")
             return (
-                exp.cast(exp.Literal.number(repr(f)), "DOUBLE")
+                cast_(exp.Literal.number(repr(f)), "DOUBLE")
                 if f >= 0
-                else exp.Neg(this=exp.cast(exp.Literal.number(repr(-f)), "DOUBLE"))
+                else exp.Neg(this=cast_(exp.Literal.number(repr(-f)), "DOUBLE"))
             )
         if t == T.DECIMAL:
             return exp.Cast(this=s(str(v)), to=self.d.sql_type(T.DECIMAL))
         if t in (T.STRING, T.GUID):
             return s(str(v))
         if t == T.DATETIME:
-            return exp.cast(s(format_datetime_iso(int(v))), "TIMESTAMP")
+            return cast_(s(format_datetime_iso(int(v))), "TIMESTAMP")
         if t == T.TIMESPAN:
             return n(int(v))
         if t == T.DYNAMIC:
@@ -571,7 +570,22 @@ def emit_sql(node: ir.Node, dialect: Dialect) -> str:
     em = Emitter(dialect)
     tree = em.statement(node)
     parenthesize(tree)
+    if dialect.name == "spark":
+        _refuse_subquery_in_lambda(tree)
     return tree.sql(dialect=dialect.sqlglot)
+
+
+def _refuse_subquery_in_lambda(tree: exp.Expression) -> None:
+    """Spark cannot evaluate a subquery inside a higher-order function (UNSUPPORTED_SUBQUERY_EXPRESSION_CATEGORY):
+    a toscalar() used by an array operation. Refused here, before Spark fails at analysis."""
+    from .syntax import Refusal
+
+    for lam in tree.find_all(exp.Lambda):
+        call = lam.parent if lam.parent is not None else lam
+        if call.find(exp.Select, exp.Subquery) is not None:
+            raise Refusal("toscalar() inside an operation over a dynamic array (in, has_any, set functions ...)",
+                          None, "Spark evaluates no subquery inside array functions; compute the value with a "
+                          "let first and pass it as a literal, or run the query on DuckDB")
 
 
 _NO_PARENS = (exp.Dot, exp.PropertyEQ, exp.Paren)

@@ -20,7 +20,7 @@ from sqlglot import exp
 from . import ir
 from . import types as T
 from .catalog import scalar
-from .dialects import fn, n, paren, s, try_cast_
+from .dialects import cast_, dtype, fn, n, paren, s, try_cast_
 from .syntax import Refusal
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def lower_str(e: exp.Expression) -> exp.Expression:
 
 
 def big(e: exp.Expression) -> exp.Expression:
-    return exp.cast(e, "BIGINT")
+    return cast_(e, "BIGINT")
 
 
 def us_of(g: Any, e: ir.Expr) -> exp.Expression:
@@ -105,12 +105,12 @@ def timespan_text(d: Any, us: exp.Expression) -> exp.Expression:
     frac = exp.Mod(this=rem, expression=n(1_000_000))
 
     def pad(x: exp.Expression, width: int) -> exp.Expression:
-        return fn("lpad", exp.cast(x, d.string_type), n(width), s("0"))
+        return fn("lpad", cast_(x, d.string_type), n(width), s("0"))
 
     parts = [
         case([(exp.LT(this=us, expression=n(0)), s("-"))], s("")),
         case(
-            [(exp.GT(this=days, expression=n(0)), exp.Concat(expressions=[exp.cast(days, d.string_type), s(".")]))],
+            [(exp.GT(this=days, expression=n(0)), exp.Concat(expressions=[cast_(days, d.string_type), s(".")]))],
             s(""),
         ),
         pad(hh, 2),
@@ -141,7 +141,7 @@ def datetime_text(g: Any, ts: exp.Expression) -> exp.Expression:
 def real_text(g: Any, x: exp.Expression) -> exp.Expression:
     """KQL prints whole reals without a fraction (``1``, not ``1.0``)."""
     whole = exp.and_(exp.EQ(this=x, expression=fn("floor", x)), exp.LT(this=fn("abs", x), expression=n(1e15)))
-    return case([(whole, exp.cast(big(x), g.d.string_type))], exp.cast(x, g.d.string_type))
+    return case([(whole, cast_(big(x), g.d.string_type))], cast_(x, g.d.string_type))
 
 
 def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
@@ -162,7 +162,7 @@ def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
     if t == T.BOOL:
         # .NET's spelling, as Kusto prints it.
         return case([(x, s("True")), (exp.Not(this=x), s("False"))])
-    return exp.cast(x, g.d.string_type)
+    return cast_(x, g.d.string_type)
 
 
 @scalar("tostring", 1, T.STRING)
@@ -388,7 +388,7 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
             return g.d.pmod(x, y)
         return exp.Add(this=x, expression=y) if op == "+" else exp.Sub(this=x, expression=y)
     if ta == T.TIMESPAN and tb == T.TIMESPAN and op == "/":
-        return g.d.real_div(exp.cast(x, "DOUBLE"), exp.cast(y, "DOUBLE"))
+        return g.d.real_div(cast_(x, "DOUBLE"), cast_(y, "DOUBLE"))
     if c.type in T.INTEGRAL:
         if ta == T.INT:
             x = big(x)
@@ -400,7 +400,7 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
             return g.d.pmod(x, y)
     if c.type == T.REAL:
         if op == "/":
-            return g.d.real_div(exp.cast(x, "DOUBLE") if ta != T.REAL else x, y)
+            return g.d.real_div(cast_(x, "DOUBLE") if ta != T.REAL else x, y)
         if op == "%":
             return g.d.pmod(x, y)
     cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div, "%": exp.Mod}[op]
@@ -887,7 +887,7 @@ def _isnull(g, c, pred):
         return exp.false()  # a KQL string is never null
     x = g.e(a)
     if a.type == T.DYNAMIC:
-        return exp.EQ(this=g.d.dyn_kind(x), expression=s("null"))
+        return g.d.dyn_is(x, "null")
     return exp.Is(this=x, expression=exp.null())
 
 
@@ -899,7 +899,7 @@ def _isnotnull(g, c, pred):
 @scalar("strcmp", 2, T.INT, coerce="string")
 def _strcmp(g, c, pred):
     x, y = empty_if_null(g.e(c.args[0])), empty_if_null(g.e(c.args[1]))
-    return exp.cast(case([(exp.LT(this=x, expression=y), n(-1)), (exp.GT(this=x, expression=y), n(1))], n(0)), "INT")
+    return cast_(case([(exp.LT(this=x, expression=y), n(-1)), (exp.GT(this=x, expression=y), n(1))], n(0)), "INT")
 
 
 @scalar("base64_encode_tostring", 1, T.STRING, coerce="string", aliases=("base64_encodestring",))
@@ -957,7 +957,7 @@ def _coalesce(g, c, pred):
         vals = [fn("NULLIF", g.e(a), s("")) for a in c.args]
         return exp.Coalesce(this=vals[0], expressions=vals[1:]) if len(vals) > 1 else vals[0]
     if c.type == T.DYNAMIC:
-        vals = [case([(exp.NEQ(this=g.d.dyn_kind(g.e(a)), expression=s("null")), g.e(a))]) for a in c.args]
+        vals = [case([(exp.Not(this=g.d.dyn_is(g.e(a), "null")), g.e(a))]) for a in c.args]
         return exp.Coalesce(this=vals[0], expressions=vals[1:])
     vals = [g.e(a) for a in c.args]
     return exp.Coalesce(this=vals[0], expressions=vals[1:]) if len(vals) > 1 else vals[0]
@@ -984,7 +984,7 @@ def _abs(g, c, pred):
 def _real1(name: str, sql: str):
     @scalar(name, 1, T.REAL, coerce="real")
     def emit(g, c, pred):
-        return fn(sql, exp.cast(g.e(c.args[0]), "DOUBLE"))
+        return fn(sql, cast_(g.e(c.args[0]), "DOUBLE"))
 
     return emit
 
@@ -1008,7 +1008,7 @@ for _k, _v in {
 
 @scalar("log", 1, T.REAL, coerce="real")
 def _log(g, c, pred):
-    return fn("ln", exp.cast(g.e(c.args[0]), "DOUBLE"))
+    return fn("ln", cast_(g.e(c.args[0]), "DOUBLE"))
 
 
 @scalar("exp2", 1, T.REAL, coerce="real")
@@ -1023,7 +1023,7 @@ def _exp10(g, c, pred):
 
 @scalar("pow", 2, T.REAL, coerce="real")
 def _pow(g, c, pred):
-    return fn("pow", exp.cast(g.e(c.args[0]), "DOUBLE"), g.e(c.args[1]))
+    return fn("pow", cast_(g.e(c.args[0]), "DOUBLE"), g.e(c.args[1]))
 
 
 @scalar("pi", 0, T.REAL)
@@ -1033,7 +1033,7 @@ def _pi(g, c, pred):
 
 @scalar("sign", 1, T.REAL, coerce="real")
 def _sign(g, c, pred):
-    return exp.cast(fn("sign", g.e(c.args[0])), "DOUBLE")
+    return cast_(fn("sign", g.e(c.args[0])), "DOUBLE")
 
 
 @scalar("round", (1, 2), lambda a: T.REAL if a[0].type in (T.REAL, T.DECIMAL) else a[0].type)
@@ -1046,7 +1046,7 @@ def _round(g, c, pred):
 @scalar("ceiling", 1, first_type)
 def _ceiling(g, c, pred):
     x = g.e(c.args[0])
-    return exp.cast(fn("ceil", x), "DOUBLE") if c.type == T.REAL else fn("ceil", x)
+    return cast_(fn("ceil", x), "DOUBLE") if c.type == T.REAL else fn("ceil", x)
 
 
 @scalar("isnan", 1, T.BOOL, coerce="real")
@@ -1057,7 +1057,7 @@ def _isnan(g, c, pred):
 @scalar("isinf", 1, T.BOOL, coerce="real")
 def _isinf(g, c, pred):
     x = g.e(c.args[0])
-    return exp.In(this=x, expressions=[exp.cast(s("Infinity"), "DOUBLE"), exp.cast(s("-Infinity"), "DOUBLE")])
+    return exp.In(this=x, expressions=[cast_(s("Infinity"), "DOUBLE"), cast_(s("-Infinity"), "DOUBLE")])
 
 
 @scalar("isfinite", 1, T.BOOL, coerce="real")
@@ -1066,7 +1066,7 @@ def _isfinite(g, c, pred):
     return exp.not_(
         exp.or_(
             fn("isnan", x),
-            exp.In(this=x, expressions=[exp.cast(s("Infinity"), "DOUBLE"), exp.cast(s("-Infinity"), "DOUBLE")]),
+            exp.In(this=x, expressions=[cast_(s("Infinity"), "DOUBLE"), cast_(s("-Infinity"), "DOUBLE")]),
         )
     )
 
@@ -1075,7 +1075,7 @@ def _isfinite(g, c, pred):
 def _rand(g, c, pred):
     r = g.d.rand()
     if c.args:
-        return exp.cast(fn("floor", exp.Mul(this=r, expression=g.e(c.args[0]))), "DOUBLE")
+        return cast_(fn("floor", exp.Mul(this=r, expression=g.e(c.args[0]))), "DOUBLE")
     return r
 
 
@@ -1099,7 +1099,7 @@ def bin_expr(g: Any, value: ir.Expr, size: ir.Expr, origin: ir.Expr | None = Non
             x = big(x)
         r = exp.Sub(this=x, expression=g.d.pmod(x, sz))
     else:
-        r = exp.Mul(this=fn("floor", g.d.real_div(exp.cast(x, "DOUBLE"), sz)), expression=sz)
+        r = exp.Mul(this=fn("floor", g.d.real_div(cast_(x, "DOUBLE"), sz)), expression=sz)
     if origin is not None:
         r = exp.Add(this=r, expression=g.e(origin))
     return paren(r)
@@ -1192,7 +1192,7 @@ def _dayofweek(g, c, pred):
 def _part(name: str, part: str):
     @scalar(name, 1, T.INT, coerce="datetime")
     def emit(g, c, pred):
-        return exp.cast(g.d.date_part(part, g.e(c.args[0])), "INT")
+        return cast_(g.d.date_part(part, g.e(c.args[0])), "INT")
 
     return emit
 
@@ -1228,14 +1228,14 @@ def _datetime_part(g, c, pred):
     part = (lit_str(c.args[0]) or "").lower()
     ts = g.e(c.args[1])
     if part in _PARTS:
-        return exp.cast(g.d.date_part(_PARTS[part], ts), "INT")
+        return cast_(g.d.date_part(_PARTS[part], ts), "INT")
     frac = exp.Mod(this=g.d.ts_to_us(ts), expression=n(1_000_000))
     if part == "millisecond":
-        return exp.cast(exp.IntDiv(this=frac, expression=n(1000)), "INT")
+        return cast_(exp.IntDiv(this=frac, expression=n(1000)), "INT")
     if part == "microsecond":
-        return exp.cast(frac, "INT")
+        return cast_(frac, "INT")
     if part == "nanosecond":
-        return exp.cast(exp.Mul(this=frac, expression=n(1000)), "INT")
+        return cast_(exp.Mul(this=frac, expression=n(1000)), "INT")
     raise Refusal(f"datetime_part({part!r})")
 
 
@@ -1332,8 +1332,8 @@ def _make_datetime(g, c, pred):
     args = [g.e(a) for a in c.args] + [n(0)] * (6 - len(c.args))
     if len(c.args) == 7:
         raise Refusal("make_datetime with 7 arguments")
-    ints = [exp.cast(a, "INT") for a in args[:5]]
-    return fn("make_timestamp", *ints, exp.cast(args[5], "DOUBLE"))
+    ints = [cast_(a, "INT") for a in args[:5]]
+    return fn("make_timestamp", *ints, cast_(args[5], "DOUBLE"))
 
 
 @scalar("make_timespan", (2, 5), T.TIMESPAN, coerce="real")
@@ -1437,12 +1437,10 @@ def _format_timespan(g, c, pred):
         run = fmt[i:j]
         if ch in "dhHms":
             val = fields["h" if ch == "H" else ch]
-            parts.append(fn("lpad", exp.cast(val, g.d.string_type), n(len(run)), s("0")))
+            parts.append(fn("lpad", cast_(val, g.d.string_type), n(len(run)), s("0")))
         elif ch in "fF":
             frac = exp.Mod(this=a, expression=n(1_000_000))
-            digits = fn(
-                "substring", fn("lpad", exp.cast(frac, g.d.string_type), n(6), s("0")), n(1), n(min(len(run), 6))
-            )
+            digits = fn("substring", fn("lpad", cast_(frac, g.d.string_type), n(6), s("0")), n(1), n(min(len(run), 6)))
             parts.append(fn("rpad", digits, n(len(run)), s("0")))
         elif ch == "'":
             k = fmt.find("'", i + 1)
@@ -1506,14 +1504,14 @@ def _elements_as(g: Any, v: exp.Expression, t: str) -> exp.Expression:
         T.BOOL: "BOOLEAN",
     }[t]
     if g.d.name == "spark":
-        return try_cast_(this=v, to=exp.DataType.build(f"ARRAY<{target}>", dialect="spark"))
+        return try_cast_(this=v, to=dtype(f"ARRAY<{target}>", dialect="spark"))
     if t == T.STRING:
         return fn(
             "list_transform",
-            try_cast_(this=v, to=exp.DataType.build("JSON[]", dialect="duckdb")),
+            try_cast_(this=v, to=dtype("JSON[]", dialect="duckdb")),
             exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")), expressions=[exp.to_identifier("x")]),
         )
-    return try_cast_(this=v, to=exp.DataType.build(f"{target}[]", dialect="duckdb"))
+    return try_cast_(this=v, to=dtype(f"{target}[]", dialect="duckdb"))
 
 
 def _value_kind(e: ir.Expr) -> str:
@@ -1525,7 +1523,7 @@ def _set_has_element(g, c, pred):
     k = _value_kind(c.args[1])
     val = to_string(g, c.args[1]) if k == T.STRING else g.e(c.args[1])
     if k == T.LONG:
-        k, val = T.REAL, exp.cast(val, "DOUBLE")
+        k, val = T.REAL, cast_(val, "DOUBLE")
     return exp.Coalesce(this=g.d.array_contains(_elements_as(g, g.e(c.args[0]), k), val), expressions=[exp.false()])
 
 
@@ -1536,7 +1534,7 @@ def _array_index_of(g, c, pred):
     k = _value_kind(c.args[1])
     val = to_string(g, c.args[1]) if k == T.STRING else g.e(c.args[1])
     if k == T.LONG:
-        k, val = T.REAL, exp.cast(val, "DOUBLE")
+        k, val = T.REAL, cast_(val, "DOUBLE")
     arr = _elements_as(g, g.e(c.args[0]), k)
     pos = fn("array_position", arr, val) if g.d.name == "spark" else fn("coalesce", fn("list_position", arr, val), n(0))
     return case([(exp.Is(this=arr, expression=exp.null()), exp.null())], exp.Sub(this=big(pos), expression=n(1)))
@@ -1595,14 +1593,14 @@ def _integralize(g: Any, v: exp.Expression, num_sorted: exp.Expression, desc: bo
             fn("arrays_zip", longs, _elements_as(g, v, T.REAL)),
             exp.Lambda(
                 this=exp.EQ(
-                    this=exp.cast(exp.Dot(this=exp.column("z"), expression=exp.to_identifier("0")), "DOUBLE"),
+                    this=cast_(exp.Dot(this=exp.column("z"), expression=exp.to_identifier("0")), "DOUBLE"),
                     expression=exp.Dot(this=exp.column("z"), expression=exp.to_identifier("1")),
                 ),
                 expressions=[exp.to_identifier("z")],
             ),
         )
     else:
-        exact = exp.EQ(this=exp.cast(longs, "DOUBLE[]"), expression=_elements_as(g, v, T.REAL))
+        exact = exp.EQ(this=cast_(longs, "DOUBLE[]"), expression=_elements_as(g, v, T.REAL))
     kinds_ok = exp.Not(this=exp.Is(this=longs, expression=exp.null()))
     return case([(exp.and_(kinds_ok, exp.Coalesce(this=exact, expressions=[exp.false()])), long_sorted)], num_sorted)
 
@@ -1822,7 +1820,7 @@ def _ipv4_is_private(g, c, pred):
 def _ipv4_netmask_suffix(g, c, pred):
     text = g.e(c.args[0])
     return case(
-        [(exp.Not(this=exp.Is(this=ipv4_long(g, text), expression=exp.null())), exp.cast(ipv4_prefix(g, text), "INT"))]
+        [(exp.Not(this=exp.Is(this=ipv4_long(g, text), expression=exp.null())), cast_(ipv4_prefix(g, text), "INT"))]
     )
 
 
@@ -1917,3 +1915,154 @@ def _rank(g, c, pred):
         partition_by=parts or None,
         order=exp.Order(expressions=[exp.Ordered(this=order_by, desc=desc, nulls_first=not desc)]),
     )
+
+
+def _elements_text(g: Any, v: exp.Expression, ci: bool) -> exp.Expression:
+    arr = _elements_as(g, v, T.STRING)
+    if not ci:
+        return arr
+    lam = exp.Lambda(this=exp.Lower(this=exp.column("x")), expressions=[exp.to_identifier("x")])
+    return fn("transform", arr, lam) if g.d.name == "spark" else fn("list_transform", arr, lam)
+
+
+@scalar("__in_dyn", 3, T.BOOL, category="internal")
+def _in_dyn(g, c, pred):
+    x_ir, arr_ir, ci = c.args
+    v = g.e(arr_ir)
+    if x_ir.type in T.NUMERIC:
+        r = g.d.array_contains(_elements_as(g, v, T.REAL), cast_(g.e(x_ir), "DOUBLE"))
+    else:
+        x = empty_if_null(g.e(x_ir))
+        if ci.value:
+            x = lower_str(x)
+        r = g.d.array_contains(_elements_text(g, v, bool(ci.value)), x)
+    return false_if_null(r, pred)
+
+
+@scalar("__has_dyn", 3, T.BOOL, category="internal")
+def _has_dyn(g, c, pred):
+    hay = g.e(c.args[0])
+    arr = _elements_as(g, g.e(c.args[1]), T.STRING)
+    all_ = bool(c.args[2].value)
+    e = exp.column("e")
+    test = exp.Lambda(this=_dynamic_term_match(g, hay, e, "has", False), expressions=[exp.to_identifier("e")])
+    if g.d.name == "spark":
+        r = fn("forall" if all_ else "exists", arr, test)
+    else:
+        hits = fn("len", fn("list_filter", arr, test))
+        r = exp.EQ(this=hits, expression=fn("len", arr)) if all_ else exp.GT(this=hits, expression=n(0))
+    return false_if_null(r, pred)
+
+
+@scalar("range", (2, 3), T.DYNAMIC)
+def _range_fn(g, c, pred):
+    a, b = c.args[0], c.args[1]
+    step = g.e(c.args[2]) if len(c.args) == 3 else n(1)
+    if a.type not in T.INTEGRAL or b.type not in T.INTEGRAL:
+        raise Refusal("range() over non-integers")
+    start, stop = g.e(a), g.e(b)
+    seq = (
+        fn("sequence", start, stop, step)
+        if g.d.name == "spark"
+        else fn("range", start, exp.Add(this=stop, expression=fn("sign", step)), step)
+    )
+    return g.d.dyn_array_from_sql_array(seq)
+
+
+def _first_occurrences(arr: exp.Expression) -> exp.Expression:
+    """DuckDB's list_distinct loses the order; Kusto keeps each value where it first appears."""
+    keep = exp.EQ(this=fn("list_position", arr, exp.column("v")), expression=exp.column("i"))
+    return fn("list_filter", arr, exp.Lambda(this=keep, expressions=[exp.to_identifier("v"), exp.to_identifier("i")]))
+
+
+def _set_op(kind: str):
+    def emit(g, c, pred):
+        arrs = [
+            fn(
+                "transform" if g.d.name == "spark" else "list_transform",
+                g.d.dyn_array_elements(g.e(a)),
+                exp.Lambda(this=g.d.dyn_to_json_text(exp.column("x")), expressions=[exp.to_identifier("x")]),
+            )
+            for a in c.args
+        ]
+        out = arrs[0]
+        for other in arrs[1:]:
+            if g.d.name == "spark":
+                out = fn(
+                    {"union": "array_union", "intersect": "array_intersect", "difference": "array_except"}[kind],
+                    out,
+                    other,
+                )
+            else:
+                if kind == "union":
+                    out = fn("list_concat", out, other)
+                else:
+                    member = fn("list_contains", other, exp.column("y"))
+                    out = fn("list_filter", out, exp.Lambda(this=member if kind == "intersect" else exp.Not(
+                        this=member), expressions=[exp.to_identifier("y")]))
+        if g.d.name == "duckdb":
+            out = _first_occurrences(out)
+        back = exp.Lambda(this=g.d.dyn_from_json_text(exp.column("j")), expressions=[exp.to_identifier("j")])
+        return g.d.dyn_array_from_sql_array(fn("transform" if g.d.name == "spark" else "list_transform", out, back))
+
+    return emit
+
+
+scalar("set_union", (2, 64), T.DYNAMIC, coerce="dynamic")(_set_op("union"))
+scalar("set_intersect", (2, 64), T.DYNAMIC, coerce="dynamic")(_set_op("intersect"))
+scalar("set_difference", (2, 64), T.DYNAMIC, coerce="dynamic")(_set_op("difference"))
+
+
+_URL = (
+    r"^(?:([A-Za-z][A-Za-z0-9+.\-]*)://)?(?:([^:@/?#]*)(?::([^@/?#]*))?@)?([^:/?#]*)(?::(\d+))?"
+    r"([^?#]*)(?:\?([^#]*))?(?:#(.*))?$"
+)
+
+
+@scalar("parse_url", 1, T.DYNAMIC, coerce="string")
+def _parse_url(g, c, pred):
+    url = empty_if_null(g.e(c.args[0]))
+    pat = s(_URL)
+
+    def part(i: int) -> exp.Expression:
+        return g.d.dyn_from_scalar(g.d.regex_extract(url, pat, i), T.STRING)
+
+    query = g.d.regex_extract(url, pat, 7)
+    if g.d.name == "spark":
+        m = fn("str_to_map", query, s("&"), s("="))
+        params = case([(exp.EQ(this=query, expression=s("")), fn("parse_json", s("{}")))], fn("to_variant_object", m))
+    else:
+        entries = fn(
+            "list_transform",
+            fn("string_split", query, s("&")),
+            exp.Lambda(
+                this=fn(
+                    "struct_pack",
+                    exp.PropertyEQ(
+                        this=exp.to_identifier("k"), expression=fn("split_part", exp.column("x"), s("="), n(1))
+                    ),
+                    exp.PropertyEQ(
+                        this=exp.to_identifier("v"), expression=fn("split_part", exp.column("x"), s("="), n(2))
+                    ),
+                ),
+                expressions=[exp.to_identifier("x")],
+            ),
+        )
+        params = case(
+            [(exp.EQ(this=query, expression=s("")), cast_(s("{}"), "JSON"))],
+            cast_(fn("to_json", fn("map_from_entries", entries)), "JSON"),
+        )
+    bag = g.d.dyn_object(
+        [
+            ("Scheme", part(1)),
+            ("Host", part(4)),
+            ("Port", part(5)),
+            ("Path", part(6)),
+            ("Username", part(2)),
+            ("Password", part(3)),
+            ("Query Parameters", params),
+            ("Fragment", part(8)),
+        ]
+    )
+    # Text that is not a URL (no scheme) parses to an empty bag... per field, as Kusto returns "".
+    return case([(g.d.regex_match(url, s(r"^[A-Za-z][A-Za-z0-9+.\-]*://")), bag)], g.d.dyn_object([]))

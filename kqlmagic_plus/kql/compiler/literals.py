@@ -209,6 +209,13 @@ def datetime_value(tok: str) -> int | None:
 def parse_datetime_text(t: str) -> int | None:
     """Microseconds since the epoch (UTC) of the datetime formats KQL accepts in literals."""
     t = t.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        t = t[1:-1].strip()
+    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?$", t)
+    if m:
+        mo, d, y, hh, mi, ss, frac = m.groups()
+        secs = calendar.timegm((int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
+        return secs * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0)
     m = _DT.match(t)
     if m:
         y, mo, d, hh, mi, ss, frac, tz = m.groups()

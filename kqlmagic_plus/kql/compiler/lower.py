@@ -1322,8 +1322,13 @@ class Lowerer:
                 for v in vals:
                     items.append(python_literal(v, where))
                 continue
+            if isinstance(e, ir.Call) and e.fn == "pack_array" and all(isinstance(a, ir.Lit) for a in e.args):
+                items.extend(e.args)
+                continue
             if e.type == T.DYNAMIC:
-                raise Refusal(f"{op} over a computed dynamic array", pos(x))
+                if len(exprs) != 1:
+                    raise Refusal(f"{op} over a computed dynamic array among other values", pos(x))
+                return self._in_dynamic(op, left, e, where)
             items.append(e)
         if op in ("has_any", "has_all"):
             left = coerce_to(left, T.STRING, where)
@@ -1335,6 +1340,21 @@ class Lowerer:
             left = coerce_to(left, _scalar_kind(items[0].type), where)
         items = [coerce_pair(left, i, where) for i in items]
         return ir.Call(T.BOOL, op, (left, *items))
+
+    def _in_dynamic(self, op: str, left: ir.Expr, arr: ir.Expr, where: Pos) -> ir.Expr:
+        """Membership in a dynamic array computed at run time (a let of pack_array(...), a function
+        parameter, toscalar(... make_set(...)))."""
+        negated = op.startswith("!")
+        base = op.lstrip("!")
+        if base in ("has_any", "has_all"):
+            call = ir.Call(T.BOOL, "__has_dyn", (coerce_to(left, T.STRING, where), arr,
+                                                 ir.Lit(T.BOOL, base == "has_all")))
+        else:
+            ci = base == "in~"
+            kind = T.REAL if left.type in T.NUMERIC else T.STRING
+            subject = left if kind == T.REAL else coerce_to(left, T.STRING, where)
+            call = ir.Call(T.BOOL, "__in_dyn", (subject, arr, ir.Lit(T.BOOL, ci)))
+        return ir.not_(call) if negated else call
 
     def _in_subquery(self, op: str, left: ir.Expr, node: ir.Node, where: Pos) -> ir.Expr:
         if op not in ("in", "!in", "in~", "!in~"):
@@ -1511,6 +1531,8 @@ class Lowerer:
     # special scalar forms
 
     def f_toscalar(self, args: list[Any], sc: Scope, where: Pos) -> ir.Expr:
+        if not self.is_tabular(args[0], sc.env):
+            return self.expr(args[0], sc)
         node = self.tabular(args[0], sc.env)
         return ir.ScalarSubquery(node.schema.visible[0].type, node)
 
@@ -1852,12 +1874,33 @@ def compare(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:
         b = coerce_to(b, _scalar_kind(a.type), where)
     elif a.type == T.DYNAMIC and b.type == T.DYNAMIC:
         a, b = coerce_to(a, T.STRING, where), coerce_to(b, T.STRING, where)
+    # KQL converts a literal to the other side's type: `RemotePort == "3389"`, `IsLocal == 1`.
+    if isinstance(b, ir.Lit) and b.value is not None:
+        b = _convert_literal_for(a.type, b)
+    if isinstance(a, ir.Lit) and a.value is not None:
+        a = _convert_literal_for(b.type, a)
     b = coerce_pair(a, b, where)
     if a.type == T.STRING and b.type == T.DATETIME:
         a = coerce_to(a, T.DATETIME, where)
     if a.type == T.BOOL and b.type in T.NUMERIC and isinstance(b, ir.Lit):
         b = ir.Lit(T.BOOL, bool(b.value))
     return ir.Call(T.BOOL, op, (a, b))
+
+
+def _convert_literal_for(t: str, lit: ir.Lit) -> ir.Lit:
+    v = lit.value
+    if t in T.NUMERIC and lit.type == T.STRING:
+        try:
+            f = float(str(v).strip())
+        except ValueError:
+            return lit
+        return ir.Lit(T.REAL if t == T.REAL or not f.is_integer() else T.LONG, f if t == T.REAL else
+                      (int(f) if f.is_integer() else f))
+    if t == T.STRING and lit.type in T.NUMERIC and not isinstance(v, bool):
+        return ir.Lit(T.STRING, str(v))
+    if t == T.BOOL and lit.type in T.INTEGRAL and v in (0, 1):
+        return ir.Lit(T.BOOL, bool(v))
+    return lit
 
 
 def arith(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:

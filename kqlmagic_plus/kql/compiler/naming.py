@@ -73,7 +73,7 @@ AGG_PREFIX = {
     "makeset_if": "set",
     "make_dictionary": "bag",
 }
-AGG_NAME_IGNORES_ARGS = frozenset({"count", "countif"})
+AGG_NAME_IGNORES_ARGS = frozenset({"countif"})
 AGG_NAME_IS_ARGUMENT = frozenset({"take_any", "any"})
 
 

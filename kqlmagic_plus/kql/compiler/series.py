@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from . import ir
 from . import types as T
-from .dialects import fn, n, s
+from .dialects import cast_, fn, n, s
 from .syntax import Refusal
 
 
@@ -40,8 +40,8 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
             expression=step,
         )
     else:
-        idx = exp.cast(fn("floor", exp.Div(this=exp.Sub(this=a, expression=start), expression=step)), "BIGINT")
-        count = exp.cast(fn("ceil", exp.Div(this=exp.Sub(this=stop, expression=start), expression=step)), "BIGINT")
+        idx = cast_(fn("floor", exp.Div(this=exp.Sub(this=a, expression=start), expression=step)), "BIGINT")
+        count = cast_(fn("ceil", exp.Div(this=exp.Sub(this=stop, expression=start), expression=step)), "BIGINT")
 
     keys = [(name, em.e(e)) for name, e in node.keys]
     key_exprs = [

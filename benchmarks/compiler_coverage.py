@@ -1,0 +1,180 @@
+"""KQL compiler coverage on real hunting queries (the M365 Defender hunting corpus, 364 queries) with the real
+Log Analytics table schemas: how many parse, compile, and run against empty tables, on Spark and DuckDB, next to
+duckdb-kql alone; and the local engine's coverage with its fallback (duckdb-kql first, our DuckDB emission when
+duckdb-kql refuses or DuckDB rejects its SQL). Also the compile time per query.
+
+    python benchmarks/compiler_coverage.py                 # all of it (starts a local Spark)
+    python benchmarks/compiler_coverage.py --no-spark      # DuckDB only
+    python benchmarks/compiler_coverage.py --reasons 25    # the most common refusals, to know what to build next
+
+The Defender tables' ``Timestamp`` column is added where a schema has ``TimeGenerated`` but no ``Timestamp``
+(Sentinel's copies of the Defender tables carry both; the corpus queries use ``Timestamp``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import sys
+import time
+
+SHARED = os.environ.get("KQLMP_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
+DUCK_TYPES = {"bool": "BOOLEAN", "int": "INTEGER", "long": "BIGINT", "real": "DOUBLE", "decimal": "DECIMAL(38,18)",
+              "string": "VARCHAR", "guid": "VARCHAR", "datetime": "TIMESTAMP", "timespan": "INTERVAL",
+              "dynamic": "JSON"}
+
+
+def load(shared: str) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
+    with open(os.path.join(shared, "data", "la_table_schemas.json"), encoding="utf-8") as f:
+        tables = json.load(f)["tables"]
+    schema: dict[str, list[tuple[str, str]]] = {}
+    for name, cols in tables.items():
+        cols = [(c, t) for c, t in cols]
+        names = {c.lower() for c, _ in cols}
+        if "timegenerated" in names and "timestamp" not in names:
+            cols.append(("Timestamp", "datetime"))
+        schema[name] = cols
+    with open(os.path.join(shared, "corpus", "m365d_hunting_queries.jsonl"), encoding="utf-8") as f:
+        queries = [json.loads(line) for line in f if line.strip()]
+    return queries, schema
+
+
+def duck_db(schema: dict[str, list[tuple[str, str]]]):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, cols in schema.items():
+        seen: set[str] = set()  # DuckDB's names are case-insensitive; a few LA tables differ only in case
+        body = ", ".join(f'"{c}" {DUCK_TYPES.get(t, "VARCHAR")}' for c, t in cols
+                         if not (c.lower() in seen or seen.add(c.lower())))
+        con.execute(f'CREATE TABLE "{name}" ({body})')
+    return con
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=SHARED)
+    ap.add_argument("--no-spark", action="store_true")
+    ap.add_argument("--reasons", type=int, default=12)
+    args = ap.parse_args()
+
+    import duckdb_kql
+
+    from kqlmagic_plus.errors import KqlMagicPlusError, QuerySyntaxError, UnsupportedQueryError
+    from kqlmagic_plus.kql.compiler import compile as kcompile
+
+    queries, schema = load(args.shared)
+    con = duck_db(schema)
+    dk_schema = {t: [c for c, _ in cols] for t, cols in schema.items()}
+    spark = None
+    if not args.no_spark:
+        from pyspark.sql import SparkSession
+
+        spark = (SparkSession.builder.master("local[2]").appName("compiler-coverage")
+                 .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false").getOrCreate())
+        spark.sparkContext.setLogLevel("OFF")
+    views: set[str] = set()
+
+    def spark_view(name: str) -> None:
+        from kqlmagic_plus.kql.compiler.execute import spark_schema
+
+        if name not in views:
+            spark.createDataFrame([], spark_schema(schema[name])).createOrReplaceTempView(name)
+            views.add(name)
+
+    n = len(queries)
+    c = collections.Counter()
+    times: list[tuple[float, str]] = []
+    reasons: collections.Counter = collections.Counter()
+    examples: dict[str, str] = {}
+    dk_reasons: collections.Counter = collections.Counter()
+    for q in queries:
+        text, qid = q["query"], q["id"]
+        # duckdb-kql alone
+        dk_ok = False
+        try:
+            sql = duckdb_kql.to_sql(text, schema=dk_schema)
+            c["dk_translated"] += 1
+            con.execute(str(sql), list(getattr(sql, "parameters", None) or [])).fetchall()
+            c["dk_ran"] += 1
+            dk_ok = True
+        except Exception as exc:  # noqa: BLE001 - counting what fails, by kind
+            dk_reasons[type(exc).__name__] += 1
+        # ours
+        parsed = spark_sql = False
+        t = time.perf_counter()
+        try:
+            compiled = kcompile(text, schema, "spark")
+            parsed = spark_sql = True
+        except QuerySyntaxError as exc:
+            key = f"syntax: {str(exc).splitlines()[0][:90]}"
+        except UnsupportedQueryError as exc:
+            parsed = True
+            key = f"unsupported: {exc.construct}" if hasattr(exc, "construct") else str(exc).splitlines()[0][:90]
+        except KqlMagicPlusError as exc:
+            parsed = True
+            key = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"
+        except Exception as exc:  # noqa: BLE001 - a crash is a bug to report, not to hide
+            parsed = True
+            key = f"CRASH {type(exc).__name__}: {str(exc)[:90]}"
+        times.append((time.perf_counter() - t, qid))
+        c["parsed"] += parsed
+        if not spark_sql:
+            reasons[key] += 1
+            examples.setdefault(key, qid)
+        elif spark is not None:
+            try:
+                import re
+
+                for name in set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", compiled.sql)) & set(schema):
+                    spark_view(name)
+                spark.sql(compiled.sql).collect()
+                c["spark_ran"] += 1
+            except Exception as exc:  # noqa: BLE001
+                key = f"spark rejected: {str(exc).splitlines()[0][:90]}"
+                reasons[key] += 1
+                examples.setdefault(key, qid)
+        c["spark_compiled"] += spark_sql
+        ours_duck = False
+        try:
+            dcomp = kcompile(text, schema, "duckdb")
+            c["duck_compiled"] += 1
+            con.execute(dcomp.sql).fetchall()
+            c["duck_ran"] += 1
+            ours_duck = True
+        except Exception as exc:  # noqa: BLE001
+            if not isinstance(exc, KqlMagicPlusError) and spark_sql:
+                key = f"duckdb rejected: {str(exc).splitlines()[0][:90]}"
+                reasons[key] += 1
+                examples.setdefault(key, qid)
+        c["local_with_fallback"] += dk_ok or ours_duck
+
+    pct = lambda k: f"{c[k]:>4}/{n}  {100 * c[k] / n:5.1f} %"  # noqa: E731
+    print(f"KQL compiler coverage on {n} real hunting queries ({len(schema)} table schemas)\n")
+    print(f"{'':42} {'count':>16}")
+    print(f"{'parsed (our parser)':42} {pct('parsed'):>16}")
+    print(f"{'compiled to Spark SQL':42} {pct('spark_compiled'):>16}")
+    if spark is not None:
+        print(f"{'ran on Spark (empty tables)':42} {pct('spark_ran'):>16}")
+    print(f"{'compiled to DuckDB SQL':42} {pct('duck_compiled'):>16}")
+    print(f"{'ran on DuckDB (empty tables)':42} {pct('duck_ran'):>16}")
+    print(f"{'duckdb-kql: translated':42} {pct('dk_translated'):>16}")
+    print(f"{'duckdb-kql: ran on DuckDB':42} {pct('dk_ran'):>16}")
+    print(f"{'local engine with fallback: ran':42} {pct('local_with_fallback'):>16}")
+    secs = sorted(t for t, _ in times)
+    slowest = max(times)
+    print(f"\ncompile time (Spark): median {1000 * statistics.median(secs):.1f} ms, p95 "
+          f"{1000 * secs[int(0.95 * (len(secs) - 1))]:.1f} ms, max {1000 * slowest[0]:.0f} ms ({slowest[1]})")
+    print(f"\nmost common reasons a query did not compile/run on Spark (top {args.reasons}):")
+    for key, count in reasons.most_common(args.reasons):
+        print(f"  {count:>3}  {key}   e.g. {examples[key]}")
+    print(f"\nduckdb-kql failures by kind: {dict(dk_reasons.most_common())}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
