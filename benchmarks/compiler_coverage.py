@@ -102,7 +102,7 @@ def main() -> None:
             con.execute(str(sql), list(getattr(sql, "parameters", None) or [])).fetchall()
             c["dk_ran"] += 1
             dk_ok = True
-        except Exception as exc:  # noqa: BLE001 - counting what fails, by kind
+        except Exception as exc:
             dk_reasons[type(exc).__name__] += 1
         # ours
         parsed = spark_sql = False
@@ -118,7 +118,7 @@ def main() -> None:
         except KqlMagicPlusError as exc:
             parsed = True
             key = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"
-        except Exception as exc:  # noqa: BLE001 - a crash is a bug to report, not to hide
+        except Exception as exc:
             parsed = True
             key = f"CRASH {type(exc).__name__}: {str(exc)[:90]}"
         times.append((time.perf_counter() - t, qid))
@@ -134,7 +134,7 @@ def main() -> None:
                     spark_view(name)
                 spark.sql(compiled.sql).collect()
                 c["spark_ran"] += 1
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 key = f"spark rejected: {str(exc).splitlines()[0][:90]}"
                 reasons[key] += 1
                 examples.setdefault(key, qid)
@@ -146,7 +146,7 @@ def main() -> None:
             con.execute(dcomp.sql).fetchall()
             c["duck_ran"] += 1
             ours_duck = True
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not isinstance(exc, KqlMagicPlusError) and spark_sql:
                 key = f"duckdb rejected: {str(exc).splitlines()[0][:90]}"
                 reasons[key] += 1

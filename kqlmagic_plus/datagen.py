@@ -623,10 +623,14 @@ def _plant_beacons(env: _Env, rng: np.random.Generator, day_us: int) -> tuple[li
         expected_row={"ModeTimedelta": 60, "BeaconCount": 239, "TotalDeltas": 239, "TotalEvents": 240,
                       "PercentBeacon": 100.0},
         expected_compat_notebook="flagged")
-    add("B", "10.1.1.20", "203.0.113.50", _PORT_443, periodic(start + 7 * _US, 60, 240, 0.4), "flagged",
+    # B and C check in on a fixed 60 s grid, each check-in displaced by up to 0.4 s / 5 s (the spec's example).
+    grid = start + np.arange(240, dtype=np.int64) * 60 * _US
+    on_grid = lambda offset_s, jitter_s: grid + offset_s * _US + (  # noqa: E731
+        rng.uniform(-jitter_s, jitter_s, 240) * _US).astype(np.int64)
+    add("B", "10.1.1.20", "203.0.113.50", _PORT_443, on_grid(7, 0.4), "flagged",
         period_s=60, jitter_s=0.4, missed_pct=0, expected_row={"PercentBeacon": 100.0},
         expected_compat_notebook="not flagged")
-    add("C", "10.1.1.21", "198.51.100.77", _PORT_8443, periodic(start + 13 * _US, 60, 240, 5.0), "flagged",
+    add("C", "10.1.1.21", "198.51.100.77", _PORT_8443, on_grid(13, 5.0), "flagged",
         period_s=60, jitter_s=5, missed_pct=0, expected_compat_notebook="not flagged",
         note="with --jitter 1 --jitter-pct 0: 20-35 %, not flagged")
     # D: Poisson traffic to three destinations, mean gap 60 s.

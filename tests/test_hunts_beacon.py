@@ -80,10 +80,13 @@ def test_ipv6_private_ranges(example):
     tr = Traffic(np.random.default_rng(0))
     t0 = day_us("2024-05-01")
     grid = t0 + np.arange(100, dtype=np.int64) * 60_000_000
-    for i, dst in enumerate(("fd12:3456::1", "fe80::1", "::1", "2001:db8::7", "fc00::9", "fec0::1")):
+    for i, dst in enumerate(("fd12:3456::1", "fe80::1", "::1", "2001:db8::7", "fc00::9", "fec0::1",
+                             "::ffff:10.1.2.3", "::FFFF:192.168.7.7", "::ffff:203.0.113.9")):
         tr.add(grid, f"10.9.9.{i}", dst, 443)
     r = run_hunt("beacon", dataframe=tr.table())
-    assert sorted(x["DestinationIP"] for x in r.table.to_pylist()) == ["2001:db8::7", "fec0::1"]
+    # IPv4-mapped IPv6 addresses count by their IPv4 address: private ones are dropped, public ones kept.
+    assert sorted(x["DestinationIP"] for x in r.table.to_pylist()) == ["2001:db8::7", "::ffff:203.0.113.9",
+                                                                       "fec0::1"]
     assert isinstance(tr.table(), pa.Table)
 
 
@@ -183,6 +186,31 @@ def test_lake_reads_only_the_window(small_lake):
     want = {(p["SourceIP"], p["DestinationIP"]) for p in pairs if p["expected"] == "flagged"}
     assert {(x["SourceIP"], x["DestinationIP"]) for x in r.table.to_pylist()} == want
     assert run_hunt("beacon", lake=str(small_lake), end_date="2024-04-20").row_count == 0
+    # The notebook's method on the same lake flags what the ground truth says it does (only the jitter-free A).
+    nb = run_hunt("beacon", lake=str(small_lake), end_date="2024-05-02", compat="notebook")
+    want_nb = {(p["SourceIP"], p["DestinationIP"]) for p in pairs if p.get("expected_compat_notebook") == "flagged"}
+    assert {(x["SourceIP"], x["DestinationIP"]) for x in nb.table.to_pylist()} == want_nb and len(want_nb) == 1
+
+
+def test_cli_in_a_subprocess(small_lake, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli", "hunt", *args], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+
+    ok = run("beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    rows = json.loads(ok.stdout)
+    assert rows and list(rows[0]) == SPEC_COLUMNS and all(r["PercentBeacon"] >= 75 for r in rows)
+    bad = run("beacon", "--lake", str(small_lake), "--min-pair-deltas", "many")
+    assert bad.returncode == 2 and "--min-pair-deltas" in bad.stderr.replace("_", "-")
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) <= 3
+    missing = run("beacon", "--lake", str(tmp_path / "nowhere"), "--end-date", "2024-05-02")
+    assert missing.returncode != 0 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr
+    table = run("spray", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "table")
+    assert table.returncode == 0 and "198.51.100.200" in table.stdout
 
 
 def test_cli_json(small_lake, capsys):

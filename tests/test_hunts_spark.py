@@ -65,3 +65,16 @@ def test_parquet_lake_identical(spark, tmp_path):
     local, _ = _same("beacon", spark, lake=str(tmp_path), end_date=info["end_date"])
     planted = {(b["SourceIP"], b["DestinationIP"]) for b in info["beacons"]}
     assert planted <= {(x["SourceIP"], x["DestinationIP"]) for x in local.table.to_pylist()}
+
+
+def test_ipv6_and_ipv4_mapped_destinations_identical(spark):
+    import numpy as np
+
+    from kqlmagic_plus.hunts.traffic import Traffic, day_us
+
+    tr = Traffic(np.random.default_rng(0))
+    grid = day_us("2024-05-01") + np.arange(60, dtype=np.int64) * 60_000_000
+    for i, dst in enumerate(("fd12::1", "2001:db8::7", "::ffff:10.1.2.3", "::ffff:203.0.113.9")):
+        tr.add(grid, f"10.9.9.{i}", dst, 443)
+    local, _ = _same("beacon", spark, dataframe=tr.table())
+    assert sorted(x["DestinationIP"] for x in local.table.to_pylist()) == ["2001:db8::7", "::ffff:203.0.113.9"]

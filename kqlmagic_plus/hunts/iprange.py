@@ -43,7 +43,7 @@ def private_select(inner: str, col: str, items: Sequence[str], d: Dialect, keep:
     """SQL: ``SELECT keep, private FROM (inner)``, *private* TRUE when *col* (an IP address as text) lies in
     one of *items* (CIDRs). The address is matched and split once per row, in nested selects."""
     v4, v6, exact = parse_ranges(items)
-    octets = [f"TRY_CAST(split_part({col}, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
+    octets = [f"TRY_CAST(split_part(a4, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
     ipint = f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"
     v4_test = " OR ".join(f"ipn BETWEEN {lo} AND {hi}" for lo, hi in v4) or "FALSE"
     v6_parts = [f"low = {d.lit(a)}" for a in exact]
@@ -57,5 +57,14 @@ def private_select(inner: str, col: str, items: Sequence[str], d: Dialect, keep:
     return (f"SELECT {keep}, CASE WHEN v4 THEN ({v4_test}) WHEN v6 THEN ({v6_test}) ELSE FALSE END AS private "
             f"FROM (SELECT {keep}, v4, v6, CASE WHEN v4 THEN {ipint} END AS ipn, CASE WHEN v6 THEN lower({col}) "
             f"END AS low, CASE WHEN v6 THEN split_part(lower({col}), ':', 1) END AS h6 "
-            f"FROM (SELECT {keep}, {col} IS NOT NULL AND {d.full_match(col, _V4)} AS v4, "
-            f"{col} IS NOT NULL AND instr({col}, ':') > 0 AS v6 FROM ({inner}) i0) i1) i2")
+            f"FROM (SELECT {keep}, a4, a4 IS NOT NULL AS v4, "
+            f"a4 IS NULL AND {col} IS NOT NULL AND instr({col}, ':') > 0 AS v6 "
+            f"FROM (SELECT {keep}, {_ipv4_of(col, d)} AS a4 FROM ({inner}) i00) i0) i1) i2")
+
+
+def _ipv4_of(col: str, d: Dialect) -> str:
+    """The IPv4 address of *col*: itself when dotted IPv4, the embedded one of an IPv4-mapped IPv6 address
+    (``::ffff:10.0.0.1``, how dual-stack sockets log IPv4 peers), else NULL."""
+    mapped = f"substr({col}, 8)"
+    return (f"CASE WHEN {col} IS NOT NULL AND {d.full_match(col, _V4)} THEN {col} "
+            f"WHEN lower({col}) LIKE '::ffff:%' AND {d.full_match(mapped, _V4)} THEN {mapped} END")

@@ -1,0 +1,70 @@
+"""The KQL compiler's errors: what was wrong and where, as the package's errors, never a parser traceback."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from kqlmagic_plus.errors import QueryError, QuerySyntaxError, TableNotFoundError, UnsupportedQueryError
+from kqlmagic_plus.kql.compiler import compile as kql_compile
+
+S = {"T": [("a", "string"), ("n", "long"), ("ts", "datetime")], "Other": [("a", "string")]}
+
+
+@pytest.mark.parametrize("dialect", ["spark", "duckdb"])
+@pytest.mark.parametrize(("query", "construct", "line", "column"), [
+    ("T | mv-apply x = a on (take 1)", "mv-apply", 1, 4),
+    ("T\n| evaluate pivot(a)", "evaluate pivot", 2, 2),
+    ("T | search 'x'", "search", 1, 4),
+])
+def test_unsupported_construct_named_with_position(query, construct, line, column, dialect):
+    with pytest.raises(UnsupportedQueryError) as e:
+        kql_compile(query, S, dialect)
+    assert e.value.construct == construct
+    assert (e.value.line, e.value.column) == (line, column)
+    assert "Log Analytics" in str(e.value)
+
+
+def test_unknown_column_is_named_with_the_columns_there():
+    with pytest.raises(QueryError) as e:
+        kql_compile("T\n| where nope == 1", S, "spark")
+    text = str(e.value)
+    assert "nope" in text and "line 2" in text and "columns: " in text and "ts" in text
+
+
+def test_type_mismatch_is_a_query_error_with_position():
+    with pytest.raises(QueryError, match=r"cannot compare long with string at line 1, column 11"):
+        kql_compile("T | where n == 'x'", S, "duckdb")
+
+
+def test_syntax_error_has_line_and_column():
+    with pytest.raises(QuerySyntaxError) as e:
+        kql_compile("T\n| where a ==", S, "spark")
+    assert e.value.line == 2
+
+
+def test_unknown_table_lists_tables():
+    with pytest.raises(TableNotFoundError) as e:
+        kql_compile("Othr | take 1", S, "spark")
+    assert "Other" in str(e.value)
+
+
+def test_unknown_dialect_is_an_option_error():
+    from kqlmagic_plus.errors import OptionError
+
+    with pytest.raises(OptionError, match="dialect"):
+        kql_compile("T", S, "postgres")
+
+
+def test_no_plausible_wrong_answer_for_unreproducible_functions():
+    with pytest.raises(UnsupportedQueryError, match="hash"):
+        kql_compile("T | extend h = hash(a)", S, "spark")
+
+
+def test_support_matrix_doc_is_current():
+    from kqlmagic_plus.kql.compiler.matrix import render
+
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "support-matrix.md")
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == render(), "regenerate: python -m kqlmagic_plus.kql.compiler.matrix > docs/support-matrix.md"
