@@ -35,7 +35,7 @@ def main() -> None:
 
         spark = (SparkSession.builder.master("local[2]").appName("hunt-quality")
                  .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "4")
-                 .config("spark.ui.enabled", "false").getOrCreate())
+                 .config("spark.ui.enabled", "false").config("spark.driver.memory", "4g").getOrCreate())
         spark.sparkContext.setLogLevel("ERROR")
 
     totals: dict[tuple[str, str], dict[str, int]] = {}

@@ -188,3 +188,28 @@ def test_abfss_lake_without_connector_is_a_clear_error(sh, run_cell):
     text = str(err) + out
     assert "hadoop-azure" in text and "abfss://" in text
     assert "org.apache" not in str(err).split("hadoop-azure")[0]
+
+
+def test_progress_follows_the_job_and_can_be_turned_off(sh, run_cell):
+    slow = "SELECT count(DISTINCT a.id % 1000003) AS n FROM range(0, 3000000) a"
+    _, err, out = _cell(run_cell, "--sql --no-cache", slow)
+    assert err is None, out
+    assert "Spark:" in out and "tasks" in out and "finished" in out
+    _, err, out = _cell(run_cell, "--sql --no-cache --no-progress", slow)
+    assert err is None, out
+    assert "tasks" not in out
+
+
+def test_notebook_progress_is_a_tqdm_bar():
+    import io
+
+    from kqlmagic_plus.spark.progress import ProgressSink, StageSnapshot
+
+    sink = ProgressSink("notebook", delay=0, interval=0, stream=io.StringIO())
+    sink.stages([StageSnapshot(stage_id=3, num_tasks=10, completed=4, active=2)])
+    bar = sink._bar
+    assert bar is not None and type(bar).__module__.startswith("tqdm")
+    assert (bar.n, bar.total) == (4, 10)
+    sink.stages([StageSnapshot(stage_id=3, num_tasks=10, completed=10)])
+    sink.close()
+    assert bar.n == 10

@@ -254,3 +254,26 @@ def ordered(table: pa.Table, order: Sequence[tuple[str, bool]]) -> pa.Table:
         return table
     keys = [(name, "descending" if desc else "ascending") for name, desc in order]
     return table.take(pc.sort_indices(table, sort_keys=keys))
+
+
+def typed_output(raw: pa.Table, columns: Sequence[tuple[str, str, str]]) -> pa.Table:
+    """The hunt's output from the engine's raw rows: one (name, raw column, kind) per output column, kind
+    ``string``, ``long``, ``time`` (integer microseconds -> UTC timestamp) or ``/N`` (an integer the SQL scaled
+    up by N, so both engines round alike, back to a real)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for name, src, kind in columns:
+        col = raw.column(src)
+        if kind == "string":
+            out[name] = col.cast(pa.string())
+        elif kind == "long":
+            out[name] = col.cast(pa.int64())
+        elif kind == "time":
+            out[name] = col.cast(pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+        elif kind.startswith("/"):
+            out[name] = pc.divide(col.cast(pa.float64()), pa.scalar(float(kind[1:])))
+        else:
+            raise ValueError(f"output kind {kind!r}")
+    return pa.table(out)

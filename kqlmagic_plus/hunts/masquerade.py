@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionError
-from .base import Column, Hunt, HuntRun, Param, ordered
+from .base import Column, Hunt, HuntRun, Param, ordered, typed_output
 from .sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
@@ -104,25 +104,22 @@ class Masquerade(Hunt):
         return plan
 
     def finish(self, run: HuntRun, values: Mapping[str, Any]) -> HuntRun:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        raw = run.table
-        ts = pa.timestamp("us", tz="UTC")
-        out = {
-            "RareProcess": raw.column("RareProcess").cast(pa.string()),
-            "CommonProcess": raw.column("CommonProcess").cast(pa.string()),
-            "Similarity": pc.divide(raw.column("sim_x1000").cast(pa.float64()), pa.scalar(1000.0)),
-            "RareCount": raw.column("RareCount").cast(pa.int64()),
-            "CommonCount": raw.column("CommonCount").cast(pa.int64()),
-            "RareHostCount": raw.column("RareHostCount").cast(pa.int64()),
-            "RareHosts": raw.column("RareHosts").cast(pa.string()),
-            "RarePaths": raw.column("RarePaths").cast(pa.string()),
-            "FirstSeen": raw.column("first_us").cast(pa.int64()).cast(ts),
-            "LastSeen": raw.column("last_us").cast(pa.int64()).cast(ts),
-        }
-        run.table = ordered(pa.table(out), self.order)
+        run.table = ordered(typed_output(run.table, _OUTPUT), self.order)
         return run
 
+
+#: (output column, raw column, kind): see base.typed_output.
+_OUTPUT = (
+    ('RareProcess', 'RareProcess', 'string'),
+    ('CommonProcess', 'CommonProcess', 'string'),
+    ('Similarity', 'sim_x1000', '/1000'),
+    ('RareCount', 'RareCount', 'long'),
+    ('CommonCount', 'CommonCount', 'long'),
+    ('RareHostCount', 'RareHostCount', 'long'),
+    ('RareHosts', 'RareHosts', 'string'),
+    ('RarePaths', 'RarePaths', 'string'),
+    ('FirstSeen', 'first_us', 'time'),
+    ('LastSeen', 'last_us', 'time'),
+)
 
 HUNT = Masquerade()

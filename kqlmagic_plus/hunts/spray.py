@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .base import Column, Hunt, HuntRun, Param, ordered
+from .base import Column, Hunt, HuntRun, Param, ordered, typed_output
 from .sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
@@ -93,27 +93,24 @@ class Spray(Hunt):
         return plan
 
     def finish(self, run: HuntRun, values: Mapping[str, Any]) -> HuntRun:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        raw = run.table
-        ts = pa.timestamp("us", tz="UTC")
-        out = {
-            "IPAddress": raw.column("IPAddress").cast(pa.string()),
-            "FailedAccounts": raw.column("FailedAccounts").cast(pa.int64()),
-            "FailedSignins": raw.column("FailedSignins").cast(pa.int64()),
-            "SuccessfulAccounts": raw.column("SuccessfulAccounts").cast(pa.int64()),
-            "SuccessfulSignins": raw.column("SuccessfulSignins").cast(pa.int64()),
-            "SuccessPercent": pc.divide(raw.column("pct_x10").cast(pa.float64()), pa.scalar(10.0)),
-            "CompromisedAccounts": raw.column("CompromisedAccounts").cast(pa.string()),
-            "ResultTypes": raw.column("ResultTypes").cast(pa.string()),
-            "Apps": raw.column("Apps").cast(pa.string()),
-            "UserAgents": raw.column("UserAgents").cast(pa.string()),
-            "FirstSeen": raw.column("first_us").cast(pa.int64()).cast(ts),
-            "LastSeen": raw.column("last_us").cast(pa.int64()).cast(ts),
-        }
-        run.table = ordered(pa.table(out), self.order)
+        run.table = ordered(typed_output(run.table, _OUTPUT), self.order)
         return run
 
+
+#: (output column, raw column, kind): see base.typed_output.
+_OUTPUT = (
+    ('IPAddress', 'IPAddress', 'string'),
+    ('FailedAccounts', 'FailedAccounts', 'long'),
+    ('FailedSignins', 'FailedSignins', 'long'),
+    ('SuccessfulAccounts', 'SuccessfulAccounts', 'long'),
+    ('SuccessfulSignins', 'SuccessfulSignins', 'long'),
+    ('SuccessPercent', 'pct_x10', '/10'),
+    ('CompromisedAccounts', 'CompromisedAccounts', 'string'),
+    ('ResultTypes', 'ResultTypes', 'string'),
+    ('Apps', 'Apps', 'string'),
+    ('UserAgents', 'UserAgents', 'string'),
+    ('FirstSeen', 'first_us', 'time'),
+    ('LastSeen', 'last_us', 'time'),
+)
 
 HUNT = Spray()

@@ -237,6 +237,12 @@ class InProcessSession(SparkHandle):
     def spark(self) -> Any:
         return self._spark
 
+    def stop(self) -> None:
+        if self._spark is not None:
+            with contextlib.suppress(Exception):
+                self._spark.stop()
+        self._spark = None
+
     def run_cell(self, mode: str, code: str, *, namespace: dict[str, Any] | None, limit: int | None,
                  to_lake: str | None, overwrite: bool, lake_spec: dict[str, Any] | None,
                  progress: Callable[[], ProgressSink], what: str = "",
@@ -409,12 +415,6 @@ class LocalSession(InProcessSession):
         with contextlib.suppress(Exception):
             self._spark.sparkContext.cancelJobGroup(tag)
 
-    def stop(self) -> None:
-        if self._spark is not None:
-            with contextlib.suppress(Exception):
-                self._spark.stop()
-        self._spark = None
-
     def status(self) -> dict[str, Any]:
         out = super().status()
         spark = self._spark
@@ -522,12 +522,6 @@ class ConnectSession(InProcessSession):
     def _cancel(self, tag: str) -> None:
         with contextlib.suppress(Exception):
             self._spark.interruptTag(tag)
-
-    def stop(self) -> None:
-        if self._spark is not None:
-            with contextlib.suppress(Exception):
-                self._spark.stop()
-        self._spark = None
 
     def status(self) -> dict[str, Any]:
         out = super().status()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import ssl
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +23,9 @@ def make_tls(folder: str | None = None) -> Tls:
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = folder or tempfile.mkdtemp(prefix="kqlmp-tls-")
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="kqlmp-tls-")
+        atexit.register(shutil.rmtree, folder, True)  # the test run leaves no CA files behind
     ca_path = os.path.join(folder, "loopback-ca.pem")
     ca.cert_pem.write_to_path(ca_path)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
