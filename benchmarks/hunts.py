@@ -31,7 +31,7 @@ def _size(text: str) -> int:
 def ensure_lake(root: str, events: int, sources: int) -> dict:
     from kqlmagic_plus.hunts.traffic import write_parquet_lake
 
-    path = os.path.join(root, f"lake_{events}")
+    path = os.path.join(root, f"lake_{events}_v2")  # v2: planted beacons on servers of their own
     marker = os.path.join(path, "_bench.json")
     if os.path.exists(marker):
         with open(marker) as f:

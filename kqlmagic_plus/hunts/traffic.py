@@ -257,7 +257,12 @@ def write_parquet_lake(root: str, events: int, *, days: int = 1, end_date: date 
     pool = np.array(_public_pool(rng, 60_000), object)
     n_pub = len(pool)
     private = np.array([f"10.200.{i // 250}.{i % 250 + 1}" for i in range(2000)], object)
-    dst_dict = pa.array(np.concatenate([pool, private]), pa.string())
+    # Planted beacons talk to servers of their own (198.19.0.0/16, never in the public pool): drawn from the
+    # pool they would, at 100 M events, share destinations with hundreds of sources and be dropped as popular.
+    taken = set(pool)
+    own_c2 = np.array([a for a in (f"198.19.{k // 250}.{k % 250 + 1}" for k in range(beacons + 256))
+                       if a not in taken][:beacons], object)
+    dst_dict = pa.array(np.concatenate([pool, private, own_c2]), pa.string())
     src_dict = pa.array(src_ips, pa.string())
     # Each source's own 16 servers: rarely shared, so their pairs reach the gap computation.
     own = rng.integers(0, n_pub, (sources, 16))
@@ -273,7 +278,7 @@ def write_parquet_lake(root: str, events: int, *, days: int = 1, end_date: date 
     per_hour = np.full(hours, events // hours)
     per_hour[: events % hours] += 1
     beacon_src = rng.choice(sources, beacons, replace=False)
-    beacon_dst = rng.choice(n_pub, beacons, replace=False)
+    beacon_dst = n_pub + len(private) + np.arange(beacons)
     written = 0
     files = 0
     for h in range(hours):
@@ -326,6 +331,6 @@ def write_parquet_lake(root: str, events: int, *, days: int = 1, end_date: date 
         pq.write_table(table, os.path.join(folder, "PT1H.parquet"), compression="zstd", row_group_size=1 << 20)
         written += total
         files += 1
-    planted = [{"SourceIP": str(src_ips[int(a)]), "DestinationIP": str(pool[int(b)])}
-               for a, b in zip(beacon_src, beacon_dst, strict=True)]
+    planted = [{"SourceIP": str(src_ips[int(a)]), "DestinationIP": str(own_c2[k])}
+               for k, a in enumerate(beacon_src)]
     return {"events": written, "files": files, "days": days, "end_date": str(end_date), "beacons": planted}
