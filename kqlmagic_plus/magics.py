@@ -157,6 +157,8 @@ def _looks_like_connection(text: str) -> bool:
 
 def _strip_quiet(query: str) -> tuple[str, bool]:
     """A trailing ``;`` suppresses display (as in Python cells); KQL does not need it."""
+    if ";" not in query:
+        return query, False
     from .kql.lexer import significant, tokenize
 
     toks = significant(tokenize(query))

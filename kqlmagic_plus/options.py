@@ -72,7 +72,14 @@ KQL_OPTIONS: tuple[Opt, ...] = (
 )
 
 
+_INDEXES: dict[int, tuple[tuple[Opt, ...], dict[str, Opt]]] = {}
+
+
 def _index(opts: tuple[Opt, ...]) -> dict[str, Opt]:
+    # Keyed by identity: hashing 23 dataclasses on every magic line cost more than the lookup saves.
+    hit = _INDEXES.get(id(opts))
+    if hit is not None and hit[0] is opts:
+        return hit[1]
     idx: dict[str, Opt] = {}
     for o in opts:
         idx[o.long] = o
@@ -80,6 +87,7 @@ def _index(opts: tuple[Opt, ...]) -> dict[str, Opt]:
         for a in o.aliases:
             idx[a] = o
             idx[a.lower()] = o
+    _INDEXES[id(opts)] = (opts, idx)
     return idx
 
 
@@ -95,6 +103,8 @@ def parse_line(line: str, opts: tuple[Opt, ...] = KQL_OPTIONS, *, allow_rest: bo
     values: dict[str, Any] = {}
     rest = line.strip()
     while rest:
+        if rest[0] != "-":  # the query starts here (most lines have no options at all)
+            break
         first = _peek(rest)
         if first is None:
             break
@@ -166,7 +176,7 @@ def _peek(rest: str, raw: bool = False) -> tuple[str, str] | None:
     if quote:
         raise OptionError(f"unterminated quote in the options: {text[:40]!r}")
     word = text[:i]
-    if not raw:
+    if not raw and ("'" in word or '"' in word or "\\" in word):
         try:
             parts = shlex.split(word)
         except ValueError as exc:

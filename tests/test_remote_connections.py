@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kqlmagic_plus import auth
 from kqlmagic_plus.connections import connections, parse
@@ -172,3 +174,60 @@ def test_retry_after_header_forms():
     assert parse_retry_after("3") == 3.0 and parse_retry_after(None) is None and parse_retry_after("soon") is None
     later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     assert 25 <= parse_retry_after(later) <= 31
+
+
+def _kusto_timespan(td: timedelta) -> str:
+    """Kusto's text for *td*: ``[-][d.]hh:mm:ss[.fffffff]``."""
+    sign = "-" if td < timedelta(0) else ""
+    us = abs(td) // timedelta(microseconds=1)
+    days, rest = divmod(us, 86_400_000_000)
+    secs, frac = divmod(rest, 1_000_000)
+    h, m, s = secs // 3600, secs // 60 % 60, secs % 60
+    text = f"{sign}{f'{days}.' if days else ''}{h:02d}:{m:02d}:{s:02d}"
+    return text + (f".{frac:06d}0" if frac else "")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.timedeltas(min_value=timedelta(days=-40000), max_value=timedelta(days=40000))),
+                min_size=64, max_size=300))
+def test_timespan_columns_parse_like_single_values(spans):
+    """The column-wise parser (64+ values) gives exactly what the per-value parser gives."""
+    import pyarrow as pa
+
+    from kqlmagic_plus.engines.remote import _timespan_us, arrow_table
+
+    texts = [None if s is None else _kusto_timespan(s) for s in spans]
+    got = arrow_table(["span"], ["timespan"], [[t] for t in texts], dynamic_as_text=True).column(0).to_pylist()
+    assert got == spans
+    expected = pa.array([None if t is None else _timespan_us(t) for t in texts], pa.int64()).cast(pa.duration("us"))
+    assert got == expected.to_pylist()
+
+
+def test_timespan_column_with_another_spelling_falls_back_per_value():
+    from kqlmagic_plus.engines.remote import arrow_table
+
+    texts = ["00:00:01"] * 70 + ["1 day, 2:03:04", "00:00:00.0000001"]
+    got = arrow_table(["span"], ["timespan"], [[t] for t in texts], dynamic_as_text=True).column(0).to_pylist()
+    assert got[0] == timedelta(seconds=1) and got[70] == timedelta(days=1, hours=2, minutes=3, seconds=4)
+    assert got[71] == timedelta(0)  # 100 ns is below the canonical microsecond
+
+
+def test_small_results_convert_row_wise_to_the_same_table_as_column_wise():
+    """Up to 256 rows go through one row-wise conversion; the table must not depend on the path."""
+    from kqlmagic_plus.engines import remote
+
+    names = ["t", "n", "r", "b", "s", "d"]
+    types = ["datetime", "long", "real", "bool", "string", "dynamic"]
+    when = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    rows = [[when + timedelta(seconds=i), i, i / 3, i % 2 == 0, f"u{i}", '{"k":1}'] for i in range(50)]
+    rows += [[None, None, None, None, None, None], [when, 2**62, float("-inf"), True, "", "[]"]]
+    small = remote.arrow_table(names, types, rows, dynamic_as_text=True)
+    # Values the row-wise conversion refuses (text numbers, a dict) take the per-column path.
+    odd = remote.arrow_table(names, types, [*rows, [when, "7", "NaN", "true", 5, '""']], dynamic_as_text=True)
+    assert odd.slice(0, len(rows)).equals(small) and odd.to_pylist()[-1]["n"] == 7
+    saved = remote._ROW_WISE_MAX
+    try:
+        remote._ROW_WISE_MAX = 0
+        assert remote.arrow_table(names, types, rows, dynamic_as_text=True).equals(small, check_metadata=True)
+    finally:
+        remote._ROW_WISE_MAX = saved

@@ -281,6 +281,55 @@ def test_unreachable_endpoint_and_untrusted_certificate(la, monkeypatch):
         run(untrusted, "SigninLogs | count")
 
 
+def test_https_proxy_and_no_proxy_from_the_environment_are_honoured(la, monkeypatch):
+    """Read once per connection (not per request), and re-read when they change."""
+    from servers.proxy import ConnectProxy
+
+    from kqlmagic_plus.engines.loganalytics import LogAnalyticsEngine
+
+    proxy = ConnectProxy().start()
+    try:
+        for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        eng = LogAnalyticsEngine(WORKSPACE, credential=StaticToken(la.static_token()), endpoint=la.url, retries=1)
+        assert run(eng, "SigninLogs | count").df.iloc[0, 0] > 0
+        host = la.url.removeprefix("https://")
+        assert proxy.tunnels == [host]
+        run(eng, "SigninLogs | take 1")  # the same client: its pooled tunnel carries the second query
+        assert proxy.tunnels == [host]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        run(eng, "SigninLogs | take 1")
+        assert proxy.tunnels == [host], "NO_PROXY set after the first query must be honoured by the next"
+        monkeypatch.delenv("NO_PROXY")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_closed_port()}")
+        with pytest.raises(RemoteError, match=r"cannot reach"):
+            run(eng, "SigninLogs | count")
+        eng.close()
+    finally:
+        proxy.stop()
+
+
+def _closed_port() -> int:
+    from servers.kusto import free_port
+
+    return free_port()
+
+
+def test_setting_the_ca_bundle_after_a_tls_error_fixes_the_next_query(la, monkeypatch):
+    """What the TLS error tells the user to do must work without reconnecting."""
+    from kqlmagic_plus.engines.loganalytics import LogAnalyticsEngine
+
+    ca = os.environ["REQUESTS_CA_BUNDLE"]
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    eng = LogAnalyticsEngine(WORKSPACE, credential=StaticToken(la.static_token()), endpoint=la.url, retries=1)
+    with pytest.raises(RemoteError, match=r"TLS certificate is not trusted"):
+        run(eng, "SigninLogs | count")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca)
+    assert run(eng, "SigninLogs | count").df.iloc[0, 0] > 0
+    eng.close()
+
+
 def test_service_refusing_the_token_is_an_auth_error(la):
     from kqlmagic_plus.engines.loganalytics import LogAnalyticsEngine
 

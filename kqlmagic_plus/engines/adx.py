@@ -33,12 +33,12 @@ from .base import Engine
 from .remote import (
     RetrySettings,
     Runner,
-    arrow_table,
     host_of,
     network_reason,
     parse_retry_after,
     retrying,
     seconds_of,
+    service_result,
     split_plus_properties,
     status_word,
 )
@@ -240,9 +240,6 @@ class AdxEngine(Engine):
 
     def _result(self, response: Any, request: Request, executed: str, parameters: dict[str, str],
                 options: dict[str, Any], notes: list[str], started: float, original: str) -> Result:
-        from ..kqltypes import normalize_type
-        from ..results import Result
-
         warnings = list(notes)
         stats: dict[str, Any] = {"request_options": _shown_options(options)}
         primary = [t for t in response.tables if _kind(t) == "PrimaryResult"] or \
@@ -273,21 +270,13 @@ class AdxEngine(Engine):
                 warnings.append(f"Azure Data Explorer warning: {text}")
         if len(primary) > 1:
             warnings.append(f"The query returned {len(primary)} result tables; this result holds the first.")
-        if primary:
-            first = primary[0]
-            kql_types = [normalize_type(c.column_type) for c in first.columns]
-            table = arrow_table([c.column_name for c in first.columns], kql_types, first.raw_rows,
-                                dynamic_as_text=False)
-        else:
-            import pyarrow as pa
-
-            kql_types, table = [], pa.table({})
-        render = _render(visualization, original, stats)
-        # arrow_table's columns are canonical already: no second pass through canonical_table.
-        return Result(
-            table=table, kql_types=kql_types, query=request.query, connection=self.target, engine=self.name,
-            elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings, executed=executed,
-            parameters=dict(parameters), render=render, stats=stats)
+        first = primary[0] if primary else None
+        return service_result(
+            self, request, columns=[c.column_name for c in first.columns] if first else [],
+            column_types=[c.column_type for c in first.columns] if first else [],
+            rows=first.raw_rows if first else None, dynamic_as_text=False, visualization=visualization,
+            original=original, executed=executed, parameters=parameters, stats=stats, warnings=warnings,
+            truncated=truncated, started=started)
 
     # -- errors --------------------------------------------------------------------------------------------
 
@@ -482,20 +471,3 @@ def _timeout_of(options: dict[str, Any], request: Request) -> float | None:
 
 def _shown_options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, timedelta | datetime) else v) for k, v in options.items()}
-
-
-def _render(visualization: Any, original: str, stats: dict[str, Any]) -> Any:
-    try:
-        from ..kql.render import RenderSpec, split_render
-    except ImportError:  # render support not installed in this build: keep what the service said
-        if visualization:
-            stats["visualization"] = visualization
-        return None
-    spec = RenderSpec.from_service(visualization) if visualization else None
-    if spec is None and "render" in original:
-        # The endpoint left the visualization empty (duckdb-kql serve does): read the clause itself.
-        try:
-            _, spec = split_render(original)
-        except KqlMagicPlusError:
-            spec = None
-    return spec

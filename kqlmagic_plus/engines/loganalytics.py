@@ -29,7 +29,17 @@ from ..errors import (
     RemoteError,
 )
 from .base import Engine
-from .remote import Runner, arrow_table, host_of, network_reason, seconds_of, split_plus_properties, status_word
+from .remote import (
+    NetworkSettings,
+    Runner,
+    host_of,
+    network_environment,
+    network_reason,
+    seconds_of,
+    service_result,
+    split_plus_properties,
+    status_word,
+)
 
 if TYPE_CHECKING:
     from ..auth import SignIn
@@ -75,6 +85,8 @@ class LogAnalyticsEngine(Engine):
         self._retries = retries
         self._client_kwargs = client_kwargs
         self._client: Any = None
+        #: network_environment() when the client was built (None: the caller's own transport).
+        self._network: tuple[str | None, ...] | None = None
         self._runner = Runner()
 
     @classmethod
@@ -129,9 +141,16 @@ class LogAnalyticsEngine(Engine):
                 credential = _NoCredential()
                 kwargs["authentication_policy"] = SansIOHTTPPolicy()
         kwargs.setdefault("retry_policy", _query_retry_policy(self._retries))
+        if "transport" not in kwargs:
+            network = NetworkSettings.for_url(self.endpoint)
+            self._network = network.environment
+            # The caller's CA file (connection_verify) beats REQUESTS_CA_BUNDLE.
+            kwargs.update(network.transport_kwargs(verify=kwargs.pop("connection_verify", None)))
         return LogsQueryClient(credential, endpoint=self.endpoint, **kwargs)
 
     def _get_client(self) -> Any:
+        if self._client is not None and self._network is not None and self._network != network_environment():
+            self._drop_client()  # a proxy or CA variable changed since the client was built
         if self._client is None:
             self._client = self._make_client()
         return self._client
@@ -212,9 +231,6 @@ class LogAnalyticsEngine(Engine):
 
     def _result(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
                 started: float, workspaces: list[str], timespan: Any) -> Result:
-        from ..kqltypes import normalize_type
-        from ..results import Result
-
         partial = getattr(response, "partial_error", None)
         tables = (response.partial_data if partial is not None else response.tables) or []
         stats: dict[str, Any] = {}
@@ -246,20 +262,12 @@ class LogAnalyticsEngine(Engine):
         if len(tables) > 1:
             warnings.append(f"The query returned {len(tables)} tables; this result holds the first "
                             f"({tables[0].name}).")
-        if tables:
-            first = tables[0]
-            kql_types = [normalize_type(t) for t in first.columns_types]
-            table = arrow_table(first.columns, kql_types, first.rows, dynamic_as_text=True)
-        else:
-            import pyarrow as pa
-
-            kql_types, table = [], pa.table({})
-        render = _render(getattr(response, "visualization", None), bound.original, stats)
-        # arrow_table's columns are canonical already: no second pass through canonical_table.
-        return Result(
-            table=table, kql_types=kql_types, query=request.query, connection=self.target, engine=self.name,
-            elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings,
-            executed=bound.query, parameters={}, render=render, stats=stats)
+        first = tables[0] if tables else None
+        return service_result(
+            self, request, columns=first.columns if first else [], column_types=first.columns_types if first else [],
+            rows=first.rows if first else None, dynamic_as_text=True,
+            visualization=getattr(response, "visualization", None), original=bound.original, executed=bound.query,
+            parameters={}, stats=stats, warnings=warnings, truncated=truncated, started=started)
 
     # -- errors --------------------------------------------------------------------------------------------
 
@@ -429,23 +437,6 @@ def _service_error(exc: Any) -> tuple[str | None, str | None, dict[str, Any] | N
 def _is_syntax(code: str | None, inner: dict[str, Any]) -> bool:
     c = f"{code} {inner.get('code')}".lower()
     return "syntax" in c or str(inner.get("code", "")).upper().startswith("SYN")
-
-
-def _render(visualization: Any, original: str, stats: dict[str, Any]) -> Any:
-    try:
-        from ..kql.render import RenderSpec, split_render
-    except ImportError:  # render support not installed in this build: keep what the service said
-        if visualization:
-            stats["visualization"] = visualization
-        return None
-    spec = RenderSpec.from_service(visualization) if visualization else None
-    if spec is None and "render" in original:
-        # The service did not describe the chart (an endpoint without include-render): read the clause.
-        try:
-            _, spec = split_render(original)
-        except KqlMagicPlusError:
-            spec = None
-    return spec
 
 
 def _workspaces(value: Any) -> list[str]:
