@@ -398,3 +398,30 @@ def test_cli_query_with_a_connection_string(la, home, capsys):
     out, err = capsys.readouterr()
     assert code == 1
     assert len(err.strip().splitlines()) == 1 and "AADSTS7000215" in err and "Authentication failed" in err
+
+
+@pytest.mark.parametrize("rows", [3, 300])
+def test_rows_are_those_the_sdk_itself_parses(engine, la, rows):
+    """The JSON answer goes to Arrow without the SDK's per-row objects: every value must still be
+    what LogsQueryClient's own parsing gives (datetimes to the microsecond, timespans, dynamics)."""
+    from datetime import UTC, timedelta
+
+    from azure.monitor.query import LogsQueryClient
+
+    query = (f"range i from 1 to {rows} step 1 "
+             "| extend t = datetime(2024-05-01T10:00:00.1234567Z) + i * 1h, s = strcat('u', i), b = i % 2 == 0, "
+             "r = i / 7.0, span = i * 1s + 5ms, d = bag_pack('k', i), n = iff(i % 3 == 0, long(null), i * 1000000007)")
+    ours = run(engine, query)
+    client = LogsQueryClient(StaticToken(la.static_token()), endpoint=la.url)
+    sdk = client.query_workspace(WORKSPACE, query, timespan=None).tables[0]
+    assert ours.columns == sdk.columns and ours.row_count == len(sdk.rows) == rows
+    from kqlmagic_plus.engines.remote import _timespan_us
+
+    for got, row in zip(ours.table.to_pylist(), sdk.rows, strict=True):
+        want = dict(zip(sdk.columns, row, strict=True))
+        assert got["t"] == want["t"].astimezone(UTC)
+        assert got["span"] == timedelta(microseconds=_timespan_us(want["span"]))
+        assert got["d"] == want["d"]  # dynamic stays the service's JSON text
+        for name in ("i", "s", "b", "r", "n"):
+            assert got[name] == want[name], name
+    assert ours.kql_types == ["long", "datetime", "string", "bool", "real", "timespan", "dynamic", "long"]

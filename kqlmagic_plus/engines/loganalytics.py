@@ -190,16 +190,27 @@ class LogAnalyticsEngine(Engine):
         statuses: list[int] = []
         client_timeout = (request.timeout + CLIENT_GRACE) if request.timeout else None
 
-        def call() -> Any:
-            return self._get_client().query_workspace(
+        def call() -> dict[str, Any]:
+            bodies: list[bytes] = []
+
+            def keep_body(pipeline_response: Any, _stream: Any, _headers: Any) -> dict[str, Any]:
+                # The SDK would build a Python object per row and parse every datetime on its own;
+                # the rows go to Arrow column-wise instead, so the 200 answer's body is taken raw
+                # (stream=True skips the SDK's model pass; errors still go through the SDK's mapping).
+                bodies.append(pipeline_response.http_response.read())
+                return {}
+
+            self._get_client().query_workspace(
                 self.workspace, bound.query, timespan=timespan, server_timeout=server_timeout,
                 include_statistics=True, include_visualization=True, additional_workspaces=workspaces or None,
                 # A query only reads: a POST is as safe to repeat as a GET after a dropped connection.
                 retry_on_methods=frozenset({"GET", "POST"}),
                 raw_response_hook=lambda r: statuses.append(r.http_response.status_code),
                 connection_timeout=10, read_timeout=(client_timeout or MAX_SERVER_TIMEOUT + 30),
+                stream=True, cls=keep_body,
                 **({"timeout": client_timeout} if client_timeout else {}),
             )
+            return _answer(bodies[0])
 
         deadline = time.monotonic() + client_timeout if client_timeout else None
         try:
@@ -231,11 +242,11 @@ class LogAnalyticsEngine(Engine):
 
     def _result(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
                 started: float, workspaces: list[str], timespan: Any) -> Result:
-        partial = getattr(response, "partial_error", None)
-        tables = (response.partial_data if partial is not None else response.tables) or []
+        partial = response.get("error") or None
+        tables = [t for t in response.get("tables") or [] if isinstance(t, Mapping)]
         stats: dict[str, Any] = {}
-        if getattr(response, "statistics", None):
-            stats["service"] = response.statistics
+        if response.get("statistics"):
+            stats["service"] = response["statistics"]
         if timespan is not None:
             stats["timespan"] = _iso_timespan(timespan)
         if workspaces:
@@ -261,12 +272,14 @@ class LogAnalyticsEngine(Engine):
                                 f"it had: {detail}")
         if len(tables) > 1:
             warnings.append(f"The query returned {len(tables)} tables; this result holds the first "
-                            f"({tables[0].name}).")
+                            f"({tables[0].get('name')}).")
         first = tables[0] if tables else None
+        columns = [c for c in (first.get("columns") or []) if isinstance(c, Mapping)] if first else []
         return service_result(
-            self, request, columns=first.columns if first else [], column_types=first.columns_types if first else [],
-            rows=first.rows if first else None, dynamic_as_text=True,
-            visualization=getattr(response, "visualization", None), original=bound.original, executed=bound.query,
+            self, request, columns=[str(c.get("name")) for c in columns],
+            column_types=[str(c.get("type") or "string") for c in columns],
+            rows=(first.get("rows") or []) if first else None, dynamic_as_text=True,
+            visualization=response.get("render"), original=bound.original, executed=bound.query,
             parameters={}, stats=stats, warnings=warnings, truncated=truncated, started=started)
 
     # -- errors --------------------------------------------------------------------------------------------
@@ -389,6 +402,16 @@ def _query_retry_policy(retries: int) -> Any:
     return QueryRetryPolicy(retry_total=retries, retry_backoff_factor=0.5, retry_backoff_max=30)
 
 
+def _answer(body: bytes) -> dict[str, Any]:
+    """The query API's JSON answer (a ValueError naming JSON when it is not one)."""
+    import json
+
+    answer = json.loads(body)
+    if not isinstance(answer, dict):
+        raise ValueError(f"JSON answer is a {type(answer).__name__}, not an object")
+    return answer
+
+
 def partial_message(error: Any) -> str:
     """The service's own words for a partial error: the innermost messages of its details."""
     found: list[str] = []
@@ -403,12 +426,15 @@ def partial_message(error: Any) -> str:
             for d in node.get("details") or []:
                 walk(d)
 
-    for d in getattr(error, "details", None) or []:
+    if not isinstance(error, Mapping):  # the SDK's LogsQueryError
+        error = {"code": getattr(error, "code", None), "message": getattr(error, "message", None),
+                 "details": getattr(error, "details", None)}
+    for d in error.get("details") or []:
         walk(d)
-    if not found and getattr(error, "message", None):
-        found.append(str(error.message))
+    if not found and error.get("message"):
+        found.append(str(error["message"]))
     out = " / ".join(dict.fromkeys(m.strip() for m in found if m.strip()))
-    return (out or str(getattr(error, "code", "") or "no detail given")).rstrip(".") + "."
+    return (out or str(error.get("code") or "no detail given")).rstrip(".") + "."
 
 
 def _service_error(exc: Any) -> tuple[str | None, str | None, dict[str, Any] | None]:
