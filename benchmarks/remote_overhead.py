@@ -11,6 +11,11 @@ side pays for one). ADX: the same against ``duckdb-kql serve`` (through the test
 proxy, which sends each reply in one write) with ``KustoClient.execute`` and the request options
 %kql sends.
 
+Why %kql beats the bare call on 100 k Log Analytics rows: LogsQueryClient builds a Python object per
+row and parses every datetime with isodate; %kql takes the same client's 200 answer raw (the
+operation's ``stream``/``cls`` keywords) and converts it to Arrow column-wise. Network settings
+(proxies, CA bundle) are read once per connection instead of by requests on every call.
+
 Runs alternate (bare, %kql, bare, ...) so drift on a shared machine hits both sides alike; medians
 are reported, of wall time and of this process's CPU time (which the client's own work decides,
 not the server or other load on the machine). Target: %kql within 10 % of the bare call.
