@@ -30,7 +30,7 @@ whole TTL. Replay ignores age: it reproduces what the notebook showed, and each 
 was computed.
 
 Integrity (:mod:`kqlmagic_plus.cache_format`, :mod:`kqlmagic_plus.cache_store`): one file per entry,
-published by rename, SHA-256 over the whole file, verified on every read. A damaged entry is
+published by rename, a checksum (XXH3-128) over the whole file, verified on every read. A damaged entry is
 discarded with a warning on the result and the query re-run; it is never served. A write that fails
 (full disk, read-only folder) leaves the query's result intact and says so in ``result.warnings``.
 Entries this kernel has verified are reused from memory while their file is unchanged, so re-running

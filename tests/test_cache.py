@@ -433,6 +433,34 @@ def _corrupt(path, how):
     path.write_bytes(bytes(data))
 
 
+def _as_version_1(path):
+    """Rewrite an entry in the first format (same layout, SHA-256 digest), as an older release wrote it."""
+    import hashlib
+
+    from kqlmagic_plus.cache_format import MAGIC, MAGIC_V1
+
+    data = path.read_bytes()
+    assert data.startswith(MAGIC)
+    body = MAGIC_V1 + data[len(MAGIC):-16]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_entries_of_the_first_format_are_still_verified_and_served(cache_dir, events, damaged):
+    """Export folders written before the checksum changed keep working; damage in them is still caught."""
+    ns = {"events": events}
+    fresh = kp.kql(Q, namespace=ns, cache="1h")
+    (entry,) = (cache_dir / "results-v1").glob("*" + SUFFIX)
+    _as_version_1(entry)
+    if damaged:
+        _corrupt(entry, "flip_payload")
+    verified.clear()
+    r = kp.kql(Q, namespace=ns, cache="1h")
+    assert r.from_cache is not damaged
+    assert any("damaged" in w for w in r.warnings) is damaged
+    pd.testing.assert_frame_equal(r.df, fresh.df)
+
+
 @pytest.mark.parametrize("how", ["truncated", "empty", "flip_payload", "flip_meta", "flip_digest", "garbage",
                                  "appended"])
 def test_damaged_entry_is_discarded_with_a_warning_and_recomputed(cache_dir, events, how):
