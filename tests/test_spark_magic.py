@@ -213,3 +213,16 @@ def test_notebook_progress_is_a_tqdm_bar():
     sink.stages([StageSnapshot(stage_id=3, num_tasks=10, completed=10)])
     sink.close()
     assert bar.n == 10
+
+
+def test_list_names_every_hunt_with_what_it_finds(ip):
+    from kqlmagic_plus.hunts import get_hunt, list_hunts
+
+    listing = ip.run_line_magic("sparkhunt", "--list")
+    text, page = repr(listing), listing._repr_html_()
+    assert list(listing) == list_hunts() == ["beacon", "masquerade", "spray"]
+    for name in list_hunts():
+        hunt = get_hunt(name)
+        assert f"{name}  " in text and hunt.title in text and hunt.table in text
+        assert f"<code>{name}</code>" in page
+    assert "--help" in text

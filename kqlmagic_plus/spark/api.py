@@ -281,6 +281,13 @@ def hunt_names() -> list[str] | None:
     return sorted(registry) if registry is not None else []
 
 
+def hunt_catalog() -> list[dict[str, str]]:
+    """Each built-in hunt's name, what it finds (title) and the table it reads."""
+    hunts = _hunts()
+    return [{"name": n, "title": h.title, "table": h.table}
+            for n in hunts.list_hunts() for h in [hunts.get_hunt(n)]]
+
+
 def list_hunts() -> Any:
     hunts = _hunts()
     fn = getattr(hunts, "list_hunts", None)

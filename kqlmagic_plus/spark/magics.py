@@ -73,7 +73,7 @@ class SparkHuntMagics(Magics):
             print("Spark: stopped " + ", ".join(stopped) if stopped else "Spark: no session to stop")
             return None
         if opts.get("list"):
-            return api.list_hunts()
+            return _HuntList(api.hunt_catalog())
         modes = [m for m in ("pyspark", "sql", "kql") if opts.get(m)]
         if len(modes) > 1:
             raise OptionError(f"give one of --pyspark, --sql, --kql, not {' and '.join('--' + m for m in modes)}")
@@ -252,6 +252,32 @@ def _strip_quiet(code: str, mode: str) -> tuple[str, bool]:
     if mode == "pyspark" or not stripped.endswith(";"):
         return code, False
     return stripped[:-1], True
+
+
+class _HuntList:
+    """``%sparkhunt --list``: the built-in hunts, what each finds and the table it reads."""
+
+    def __init__(self, rows: list[dict[str, str]]):
+        self.rows = rows
+
+    def __iter__(self):  # the names, as the list this used to be
+        return iter(r["name"] for r in self.rows)
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return "No built-in hunts in this build."
+        width = max(len(r["name"]) for r in self.rows)
+        lines = [f"{r['name']:<{width}}  {r['title']}  (reads {r['table']})" for r in self.rows]
+        return "\n".join([*lines, "", "%sparkhunt HUNT --help shows a hunt's parameters and output columns."])
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head = "<tr><th>hunt</th><th>finds</th><th>reads</th></tr>"
+        body = "".join(f"<tr><td><code>{html.escape(r['name'])}</code></td><td>{html.escape(r['title'])}</td>"
+                       f"<td>{html.escape(r['table'])}</td></tr>" for r in self.rows)
+        return (f"<table class='kqlmp-hunts'>{head}{body}</table>"
+                "<p><code>%sparkhunt HUNT --help</code> shows a hunt's parameters and output columns.</p>")
 
 
 class _Status:
