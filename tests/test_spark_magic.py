@@ -139,6 +139,42 @@ def test_ctrl_c_cancels_the_job_and_the_session_stays_usable(sh):
     assert again.df["ok"].tolist() == [1]
 
 
+def test_cancel_stops_a_spark_connect_job_and_the_session_stays_usable(sh, run_cell, spark_connect_url):
+    """Through Spark Connect the job runs in the server: cancel() interrupts it by tag over the wire."""
+    from kqlmagic_plus.errors import QueryCancelledError
+    from kqlmagic_plus.spark.api import sparkhunt
+    from kqlmagic_plus.spark.sessions import manager
+
+    _, err, out = run_cell(f"%sparkhunt --connect {spark_connect_url}")
+    assert err is None, out
+    try:
+        session = manager().current()
+        assert session.kind == "connect"
+        outcome: dict[str, object] = {}
+
+        def slow():
+            try:
+                outcome["value"] = sparkhunt("SELECT sum(a.id * b.id) AS s FROM range(0, 200000) a CROSS JOIN "
+                                             "range(0, 200000) b", mode="sql", progress="none", no_cache=True)
+            except BaseException as exc:
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        time.sleep(4)
+        started = time.monotonic()
+        session.cancel()
+        worker.join(30)
+        assert not worker.is_alive()
+        assert time.monotonic() - started < 10
+        assert isinstance(outcome.get("error"), QueryCancelledError), outcome
+        again = sparkhunt("SELECT 1 AS ok", mode="sql", progress="none", no_cache=True)
+        assert again.df["ok"].tolist() == [1]
+    finally:
+        run_cell(f"%sparkhunt --stop --connect {spark_connect_url}")
+        run_cell("%sparkhunt --connect local[2]")
+
+
 def test_hunt_through_the_magic_same_rows_on_both_engines(sh, run_cell, lake):
     _, err, out = run_cell(f"%sparkhunt beacon --lake {lake} --end-date 2024-05-01 --engine duckdb -o d")
     assert err is None, out
