@@ -411,7 +411,9 @@ def test_rows_are_those_the_sdk_itself_parses(engine, la, rows):
     query = (f"range i from 1 to {rows} step 1 "
              "| extend t = datetime(2024-05-01T10:00:00.1234567Z) + i * 1h, s = strcat('u', i), b = i % 2 == 0, "
              "r = i / 7.0, span = i * 1s + 5ms, d = bag_pack('k', i), n = iff(i % 3 == 0, long(null), i * 1000000007)")
+    gzipped = la.counts["gzip"]
     ours = run(engine, query)
+    assert la.counts["gzip"] > gzipped, "the answer should come gzipped, as the real service sends it"
     client = LogsQueryClient(StaticToken(la.static_token()), endpoint=la.url)
     sdk = client.query_workspace(WORKSPACE, query, timespan=None).tables[0]
     assert ours.columns == sdk.columns and ours.row_count == len(sdk.rows) == rows

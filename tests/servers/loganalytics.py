@@ -252,6 +252,14 @@ class _Handler(BaseHTTPRequestHandler):
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
+        if "gzip" in (self.headers.get("Accept-Encoding") or "") and len(data) > 256:
+            # As the real query API does: clients that accept gzip get it.
+            import gzip
+
+            data = gzip.compress(data, compresslevel=1)
+            self.send_header("Content-Encoding", "gzip")
+            if self.owner is not None:
+                self.owner.state.counts["gzip"] += 1
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
