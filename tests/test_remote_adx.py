@@ -189,6 +189,19 @@ def test_dropped_connection_retried_and_malformed_json_named(proxied, kusto_prox
         kp.kql("Events | count", conn=proxied)
 
 
+def test_connection_cut_mid_answer_is_retried_then_a_one_line_error(proxied, kusto_proxy, capfd):
+    kusto_proxy.inject(Fault("cut"))
+    r = kp.kql("Events | count", conn=proxied)
+    assert r.df["Count"][0] == 200 and r.warnings
+    kusto_proxy.inject(*[Fault("cut")] * 8)
+    with pytest.raises(RemoteError) as info:
+        kp.kql("Events | count", conn=proxied)
+    msg = str(info.value)
+    assert "\n" not in msg and "IncompleteRead" not in msg and "closed the connection" in msg, msg
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+
+
 @pytest.mark.slow
 def test_hung_endpoint_hits_the_client_timeout(proxied, kusto_proxy):
     kusto_proxy.inject(Fault("hang", seconds=8))

@@ -236,6 +236,23 @@ def test_connection_dropped_every_time_is_a_one_line_error(engine, la):
     assert "\n" not in str(info.value)
 
 
+def test_connection_cut_while_the_answer_streams_is_retried(engine, la):
+    la.inject(Fault("cut"))
+    r = run(engine, "SigninLogs | count")
+    assert r.df["Count"][0] == 48 and la.counts["query"] == 2
+    assert any("retried" in w or "retry" in w for w in r.warnings), r.warnings
+
+
+def test_connection_cut_every_time_is_a_one_line_error(engine, la, capfd):
+    la.inject(*[Fault("cut")] * 8)
+    with pytest.raises(RemoteError, match=r"dropped before the whole answer arrived \(the server closed the "
+                                          r"connection\), also on retry") as info:
+        run(engine, "SigninLogs | count")
+    assert "\n" not in str(info.value) and "IncompleteRead" not in str(info.value)
+    out, err = capfd.readouterr()
+    assert "Incomplete download" not in out + err  # the SDK's log line stays out of the cell
+
+
 def test_malformed_json_is_named(engine, la):
     la.inject(Fault("malformed"))
     with pytest.raises(RemoteError, match="not valid JSON"):

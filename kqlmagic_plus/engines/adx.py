@@ -111,6 +111,8 @@ class AdxEngine(Engine):
                                          "pip install azure-kusto-data azure-identity") from None
         from .. import auth
 
+        auth.quiet_sdk_loggers()
+
         anonymous = self._credential is None and self._sign_in is not None and self._sign_in.method == "anonymous"
         if anonymous:
             if not self.cluster.startswith("http://"):

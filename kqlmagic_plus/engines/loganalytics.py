@@ -31,10 +31,12 @@ from ..errors import (
 from .base import Engine
 from .remote import (
     NetworkSettings,
+    RetrySettings,
     Runner,
     host_of,
     network_environment,
     network_reason,
+    retrying,
     seconds_of,
     service_result,
     split_plus_properties,
@@ -127,6 +129,7 @@ class LogAnalyticsEngine(Engine):
                                          "pip install azure-monitor-query azure-identity") from None
         from .. import auth
 
+        auth.quiet_sdk_loggers()  # azure-core's "Incomplete download." etc.: we say it in one line
         kwargs = dict(self._client_kwargs)
         credential = self._credential
         if credential is None and self._sign_in is not None:
@@ -190,14 +193,19 @@ class LogAnalyticsEngine(Engine):
         statuses: list[int] = []
         client_timeout = (request.timeout + CLIENT_GRACE) if request.timeout else None
 
-        def call() -> dict[str, Any]:
+        deadline = time.monotonic() + client_timeout if client_timeout else None
+
+        def attempt() -> dict[str, Any]:
             bodies: list[bytes] = []
 
             def keep_body(pipeline_response: Any, _stream: Any, _headers: Any) -> dict[str, Any]:
                 # The SDK would build a Python object per row and parse every datetime on its own;
                 # the rows go to Arrow column-wise instead, so the 200 answer's body is taken raw
                 # (stream=True skips the SDK's model pass; errors still go through the SDK's mapping).
-                bodies.append(pipeline_response.http_response.read())
+                try:
+                    bodies.append(pipeline_response.http_response.read())
+                except Exception as exc:  # the link died mid-answer: past the SDK's retry policy
+                    raise _CutAnswer(exc) from exc
                 return {}
 
             self._get_client().query_workspace(
@@ -212,7 +220,12 @@ class LogAnalyticsEngine(Engine):
             )
             return _answer(bodies[0])
 
-        deadline = time.monotonic() + client_timeout if client_timeout else None
+        notes: list[str] = []
+
+        def call() -> dict[str, Any]:
+            return retrying(attempt, _cut_answer, settings=RetrySettings(attempts=max(1, self._retries)),
+                            deadline=deadline, cancelled=self._runner.cancelled, notes=notes)
+
         try:
             response = self._runner.run(call, deadline=deadline, timeout_message=(
                 f"no answer from {host_of(self.endpoint)} within {request.timeout:g} s; the query was abandoned "
@@ -223,6 +236,7 @@ class LogAnalyticsEngine(Engine):
             raise
         except Exception as exc:
             raise self._explain(exc, bound, request, statuses) from None
+        warnings.extend(notes)
         return self._result(response, request, bound, statuses, warnings, started, workspaces, timespan)
 
     def _server_timeout(self, request: Request, plus: dict[str, Any]) -> int | None:
@@ -298,6 +312,10 @@ class LogAnalyticsEngine(Engine):
 
         host = host_of(self.endpoint)
         sign_in = self._sign_in
+        if isinstance(exc, _CutAnswer):
+            return RemoteError(f"the connection to {host} was dropped before the whole answer arrived "
+                               f"({network_reason(exc.__cause__ or exc)}), also on retry. Run the query again, or "
+                               "narrow it if the result is large")
         credential_error = _credential_error(exc)
         if credential_error is not None:
             return auth.explain(credential_error, sign_in, resource=host)
@@ -400,6 +418,14 @@ def _query_retry_policy(retries: int) -> Any:
             return super().is_retry(settings, response)
 
     return QueryRetryPolicy(retry_total=retries, retry_backoff_factor=0.5, retry_backoff_max=30)
+
+
+class _CutAnswer(Exception):
+    """The answer's body broke off (the connection closed mid-stream)."""
+
+
+def _cut_answer(exc: BaseException) -> tuple[str, float | None] | None:
+    return ("the connection broke while the answer arrived", None) if isinstance(exc, _CutAnswer) else None
 
 
 def _answer(body: bytes) -> dict[str, Any]:

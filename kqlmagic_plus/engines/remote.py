@@ -646,7 +646,8 @@ def network_reason(exc: BaseException) -> str:
         return "connection refused"
     if "Name or service not known" in text or "getaddrinfo failed" in text or "nodename nor servname" in text:
         return "the host name does not resolve"
-    for marker in ("RemoteDisconnected", "Connection aborted", "Connection reset", "EOF occurred"):
+    for marker in ("RemoteDisconnected", "Connection aborted", "Connection reset", "EOF occurred", "IncompleteRead",
+                   "Connection broken"):
         if marker in text:
             return "the server closed the connection"
     from ..auth import first_line

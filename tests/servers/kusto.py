@@ -212,6 +212,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         status, data, headers = self._forward("POST", raw)
         if status == 200 and fault is not None and fault.kind in ("truncate", "partial", "visualization"):
             data = _edit(json.loads(data), fault)
+        if fault is not None and fault.kind == "cut":  # headers and half the body, then the link dies
+            self.proxy.statuses.append(-1)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.close_connection = True
+            write_response(self, data[: len(data) // 2])
+            return
         self._send(status, data)
 
     def _forward(self, method: str, raw: bytes | None) -> tuple[int, bytes, dict[str, str]]:

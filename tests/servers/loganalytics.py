@@ -40,7 +40,7 @@ TRUNCATION_MESSAGE = ("Query result set has exceeded the internal record count l
 class Fault:
     """One misbehaviour, applied to the next query request."""
 
-    kind: str  # status | delay | hang | drop | malformed | partial | truncate | visualization
+    kind: str  # status | delay | hang | drop | cut | malformed | partial | truncate | visualization
     status: int = 0
     retry_after: str | None = None
     seconds: float = 0.0
@@ -435,6 +435,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = _payload(result, prefer, fault)
         seen.status = 200
+        if fault is not None and fault.kind == "cut":
+            # The answer's headers and half its body, then the connection closes: a link that dies
+            # while a large result streams.
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.close_connection = True
+            write_response(self, data[: len(data) // 2])
+            return
         self._send_json(200, payload)
 
 
