@@ -14,7 +14,6 @@ the Result's warnings (truncation marks it truncated).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,10 +28,9 @@ from ..errors import (
     QueryTimeoutError,
     RemoteError,
 )
-from .base import Engine
 from .remote import (
+    RemoteEngine,
     RetrySettings,
-    Runner,
     host_of,
     network_reason,
     parse_retry_after,
@@ -58,7 +56,7 @@ TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "truncat")
 CLIENT_GRACE = 2.0
 
 
-class AdxEngine(Engine):
+class AdxEngine(RemoteEngine):
     """One database of one cluster, queried through the real KustoClient."""
 
     name = "adx"
@@ -67,13 +65,12 @@ class AdxEngine(Engine):
                  retry: RetrySettings | None = None):
         if not database:
             raise OptionError("adx:// needs database='<name>' (or db@cluster)")
+        super().__init__()
         self.cluster = cluster.rstrip("/")
         self.database = database
         self._sign_in = sign_in
         self._credential = credential
         self._retry = retry or RetrySettings()
-        self._client: Any = None
-        self._runner = Runner()
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> AdxEngine:
@@ -131,22 +128,6 @@ class AdxEngine(Engine):
         kcsb.application_for_tracing = "kqlmagic_plus"
         return KustoClient(kcsb)
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
-
-    def cancel(self) -> None:
-        self._runner.cancel(self._drop_client)
-
-    def _drop_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # best effort; a fresh client serves the next query
-                client.close()
-
-    def close(self) -> None:
-        self._drop_client()
 
     def tables(self) -> list[str]:
         from ..request import Request

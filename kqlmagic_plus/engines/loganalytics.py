@@ -13,7 +13,6 @@ or size limit is marked truncated and says so; retries after throttling are repo
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Mapping
@@ -28,11 +27,10 @@ from ..errors import (
     QueryTimeoutError,
     RemoteError,
 )
-from .base import Engine
 from .remote import (
     NetworkSettings,
+    RemoteEngine,
     RetrySettings,
-    Runner,
     host_of,
     network_environment,
     network_reason,
@@ -63,7 +61,7 @@ TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "exceeded the internal rec
                       "exceeded the internal data size limit")
 
 
-class LogAnalyticsEngine(Engine):
+class LogAnalyticsEngine(RemoteEngine):
     """One workspace (plus any ``--workspaces``), queried through the real LogsQueryClient."""
 
     name = "loganalytics"
@@ -76,6 +74,7 @@ class LogAnalyticsEngine(Engine):
 
         if not workspace:
             raise OptionError("loganalytics:// needs workspace='<workspace id>'")
+        super().__init__()
         self.workspace = workspace
         self._sign_in = sign_in
         self._credential = credential
@@ -86,10 +85,8 @@ class LogAnalyticsEngine(Engine):
         self._default_endpoint = self.endpoint == default
         self._retries = retries
         self._client_kwargs = client_kwargs
-        self._client: Any = None
         #: network_environment() when the client was built (None: the caller's own transport).
         self._network: tuple[str | None, ...] | None = None
-        self._runner = Runner()
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> LogAnalyticsEngine:
@@ -151,24 +148,9 @@ class LogAnalyticsEngine(Engine):
             kwargs.update(network.transport_kwargs(verify=kwargs.pop("connection_verify", None)))
         return LogsQueryClient(credential, endpoint=self.endpoint, **kwargs)
 
-    def _get_client(self) -> Any:
-        if self._client is not None and self._network is not None and self._network != network_environment():
-            self._drop_client()  # a proxy or CA variable changed since the client was built
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
-
-    def cancel(self) -> None:
-        self._runner.cancel(self._drop_client)
-
-    def _drop_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # best effort; a fresh client serves the next query
-                client.close()  # the abandoned call's connection is closed under it
-
-    def close(self) -> None:
-        self._drop_client()
+    def _client_is_stale(self) -> bool:
+        # A proxy or CA variable changed since the client was built.
+        return self._network is not None and self._network != network_environment()
 
     # -- running -------------------------------------------------------------------------------------------
 

@@ -20,12 +20,14 @@ import math
 import queue
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import OptionError, QueryCancelledError, QueryTimeoutError
+from .base import Engine
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -34,6 +36,41 @@ T = TypeVar("T")
 
 #: Poll interval of the waiting thread: the bound on how late a Ctrl-C or a cancel() is noticed.
 _POLL = 0.05
+
+
+class RemoteEngine(Engine):
+    """An engine over one SDK client: built on first use, dropped (closed) on cancel and close, so an
+    abandoned call dies with its connection and the next query gets a fresh client."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._runner = Runner()
+
+    @abstractmethod
+    def _make_client(self) -> Any: ...
+
+    def _client_is_stale(self) -> bool:
+        """True when the client must be rebuilt before the next call."""
+        return False
+
+    def _get_client(self) -> Any:
+        if self._client is not None and self._client_is_stale():
+            self._drop_client()
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def cancel(self) -> None:
+        self._runner.cancel(self._drop_client)
+
+    def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # best effort; a fresh client serves the next query
+                client.close()  # an abandoned call's connection is closed under it
+
+    def close(self) -> None:
+        self._drop_client()
 
 
 class Runner:

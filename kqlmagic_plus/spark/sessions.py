@@ -232,6 +232,8 @@ class InProcessSession(SparkHandle):
         super().__init__(target, conf)
         self._spark: Any = None
         self._running: str | None = None
+        #: The tag of the job cancel() was called for.
+        self._cancelled: str | None = None
 
     @property
     def spark(self) -> Any:
@@ -291,6 +293,8 @@ class InProcessSession(SparkHandle):
         except KqlMagicPlusError:
             raise
         except Exception as exc:
+            if self._cancelled == tag:
+                raise QueryCancelledError(spark_errors.CANCELLED) from None
             if spark_errors.is_connection_loss(exc):
                 reason = self.alive()
                 if reason is not None:
@@ -308,8 +312,20 @@ class InProcessSession(SparkHandle):
 
     def cancel(self) -> None:
         tag = self._running
-        if tag is not None:
-            self._cancel(tag)
+        if tag is None:
+            return
+        self._cancelled = tag
+        self._cancel(tag)
+
+        def again() -> None:
+            # A cancel reaches only the jobs running at that instant; a statement may not have
+            # started its first job yet, or start another after (a broadcast, then the join).
+            while self._running == tag:
+                time.sleep(0.25)
+                if self._running == tag:
+                    self._cancel(tag)
+
+        threading.Thread(target=again, name="kqlmagic-plus-spark-cancel", daemon=True).start()
 
     @abstractmethod
     def _begin(self, tag: str, sink: ProgressSink) -> Callable[[], None]:
