@@ -253,6 +253,22 @@ def test_connection_cut_every_time_is_a_one_line_error(engine, la, capfd):
     assert "Incomplete download" not in out + err  # the SDK's log line stays out of the cell
 
 
+@pytest.mark.parametrize("answer", [
+    {"tables": [{"name": "PrimaryResult", "columns": [{"name": "a", "type": "long"}, {"name": "b", "type": "string"}],
+                 "rows": [[1, "x"], [2]]}]},                                       # a short row
+    {"tables": [{"name": "PrimaryResult", "columns": [{"name": "a", "type": "long"}], "rows": [["many"]]}]},
+    {"tables": [{"name": "PrimaryResult", "columns": [{"name": "a", "type": "long"}], "rows": 5}]},
+    {"tables": "none"},
+    [1, 2, 3],
+])
+def test_json_answer_of_the_wrong_shape_is_one_line(engine, la, answer):
+    la.inject(Fault("answer", payload=answer))
+    with pytest.raises(RemoteError, match=r"answer .*cannot be read") as info:
+        run(engine, "SigninLogs | count")
+    assert "\n" not in str(info.value)
+    assert run(engine, "SigninLogs | count").df["Count"][0] == 48  # the connection is fine
+
+
 def test_malformed_json_is_named(engine, la):
     la.inject(Fault("malformed"))
     with pytest.raises(RemoteError, match="not valid JSON"):

@@ -31,6 +31,7 @@ from ..errors import (
 from .remote import (
     RemoteEngine,
     RetrySettings,
+    UnreadableAnswer,
     host_of,
     network_reason,
     parse_retry_after,
@@ -254,12 +255,16 @@ class AdxEngine(RemoteEngine):
         if len(primary) > 1:
             warnings.append(f"The query returned {len(primary)} result tables; this result holds the first.")
         first = primary[0] if primary else None
-        return service_result(
-            self, request, columns=[c.column_name for c in first.columns] if first else [],
-            column_types=[c.column_type for c in first.columns] if first else [],
-            rows=first.raw_rows if first else None, dynamic_as_text=False, visualization=visualization,
-            original=original, executed=executed, parameters=parameters, stats=stats, warnings=warnings,
-            truncated=truncated, started=started)
+        try:
+            return service_result(
+                self, request, columns=[c.column_name for c in first.columns] if first else [],
+                column_types=[c.column_type for c in first.columns] if first else [],
+                rows=first.raw_rows if first else None, dynamic_as_text=False, visualization=visualization,
+                original=original, executed=executed, parameters=parameters, stats=stats, warnings=warnings,
+                truncated=truncated, started=started)
+        except UnreadableAnswer as exc:
+            raise RemoteError(f"{host_of(self.cluster)} sent a result that cannot be read ({exc}); a proxy may be "
+                              "rewriting responses, or the endpoint is not a Kusto query API") from None
 
     # -- errors --------------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from .remote import (
     NetworkSettings,
     RemoteEngine,
     RetrySettings,
+    UnreadableAnswer,
     host_of,
     network_environment,
     network_reason,
@@ -177,7 +178,7 @@ class LogAnalyticsEngine(RemoteEngine):
 
         deadline = time.monotonic() + client_timeout if client_timeout else None
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> Any:
             bodies: list[bytes] = []
 
             def keep_body(pipeline_response: Any, _stream: Any, _headers: Any) -> dict[str, Any]:
@@ -204,7 +205,7 @@ class LogAnalyticsEngine(RemoteEngine):
 
         notes: list[str] = []
 
-        def call() -> dict[str, Any]:
+        def call() -> Any:
             return retrying(attempt, _cut_answer, settings=RetrySettings(attempts=max(1, self._retries)),
                             deadline=deadline, cancelled=self._runner.cancelled, notes=notes)
 
@@ -238,8 +239,21 @@ class LogAnalyticsEngine(RemoteEngine):
 
     def _result(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
                 started: float, workspaces: list[str], timespan: Any) -> Result:
+        try:
+            return self._read_answer(response, request, bound, statuses, warnings, started, workspaces, timespan)
+        except UnreadableAnswer as exc:
+            raise RemoteError(f"{host_of(self.endpoint)} sent an answer that cannot be read as a query result "
+                              f"({exc}); a proxy may be rewriting responses, or the endpoint is not the Log "
+                              "Analytics query API") from None
+
+    def _read_answer(self, response: Any, request: Request, bound: Any, statuses: list[int], warnings: list[str],
+                     started: float, workspaces: list[str], timespan: Any) -> Result:
+        if not isinstance(response, Mapping):
+            raise UnreadableAnswer(f"the JSON is a {type(response).__name__}, not an object")
         partial = response.get("error") or None
-        tables = [t for t in response.get("tables") or [] if isinstance(t, Mapping)]
+        tables = response.get("tables") or []
+        if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+            raise UnreadableAnswer("'tables' is not a list of tables")
         stats: dict[str, Any] = {}
         if response.get("statistics"):
             stats["service"] = response["statistics"]
@@ -270,7 +284,9 @@ class LogAnalyticsEngine(RemoteEngine):
             warnings.append(f"The query returned {len(tables)} tables; this result holds the first "
                             f"({tables[0].get('name')}).")
         first = tables[0] if tables else None
-        columns = [c for c in (first.get("columns") or []) if isinstance(c, Mapping)] if first else []
+        columns = (first.get("columns") or []) if first else []
+        if not isinstance(columns, list) or not all(isinstance(c, Mapping) and c.get("name") for c in columns):
+            raise UnreadableAnswer("'columns' is not a list of named columns")
         return service_result(
             self, request, columns=[str(c.get("name")) for c in columns],
             column_types=[str(c.get("type") or "string") for c in columns],
@@ -410,14 +426,11 @@ def _cut_answer(exc: BaseException) -> tuple[str, float | None] | None:
     return ("the connection broke while the answer arrived", None) if isinstance(exc, _CutAnswer) else None
 
 
-def _answer(body: bytes) -> dict[str, Any]:
-    """The query API's JSON answer (a ValueError naming JSON when it is not one)."""
+def _answer(body: bytes) -> Any:
+    """The query API's JSON answer (a JSONDecodeError when it is not JSON; its shape is checked later)."""
     import json
 
-    answer = json.loads(body)
-    if not isinstance(answer, dict):
-        raise ValueError(f"JSON answer is a {type(answer).__name__}, not an object")
-    return answer
+    return json.loads(body)
 
 
 def partial_message(error: Any) -> str:

@@ -343,14 +343,21 @@ def render_spec(visualization: Any, original: str, stats: dict[str, Any]) -> Any
 # -- rows -> Arrow -------------------------------------------------------------------------------------------
 
 
+class UnreadableAnswer(ValueError):
+    """A service answer that is valid JSON but not a query result this client can read."""
+
+
 def arrow_table(names: Sequence[str], kql_types: Sequence[str], rows: Sequence[Sequence[Any]], *,
                 dynamic_as_text: bool) -> pa.Table:
     """One canonical Arrow table from row-major service values.
 
     *dynamic_as_text*: the service sent dynamic cells as JSON text (Log Analytics) rather than as
-    parsed JSON (ADX v2).
+    parsed JSON (ADX v2). Raises :class:`UnreadableAnswer` naming the row or column that is wrong.
     """
     import pyarrow as pa
+
+    if not isinstance(rows, list | tuple):
+        raise UnreadableAnswer(f"its rows are a {type(rows).__name__}, not a list")
 
     schema = _schema(tuple(names), tuple(kql_types))
     with paused_gc():
@@ -362,9 +369,19 @@ def arrow_table(names: Sequence[str], kql_types: Sequence[str], rows: Sequence[S
                 return pa.Table.from_batches([batch], schema=schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
                 pass  # some value needs the per-column conversions below
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        arrays = [_column(values, kt, field.type, dynamic_as_text)
-                  for kt, field, values in zip(kql_types, schema, columns, strict=True)]
+        try:
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        except (ValueError, TypeError):
+            raise UnreadableAnswer(_ragged(rows, len(names))) from None
+        if len(columns) != len(names):
+            raise UnreadableAnswer(f"its rows have {len(columns)} values for {len(names)} columns")
+        arrays = []
+        for kt, field, values in zip(kql_types, schema, columns, strict=True):
+            try:
+                arrays.append(_column(values, kt, field.type, dynamic_as_text))
+            except (pa.ArrowException, ValueError, TypeError, OverflowError) as exc:
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise UnreadableAnswer(f"column {field.name!r} ({kt}): {detail[:200]}") from None
         del columns
         return pa.Table.from_arrays(arrays, schema=schema)
 
@@ -375,6 +392,16 @@ _ROW_WISE_MAX = 256
 
 #: KQL types whose service values pyarrow converts as they are (no parsing of ours needed).
 _NATIVE_TYPES = frozenset({"long", "int", "real", "bool", "string", "guid", "decimal"})
+
+
+def _ragged(rows: Sequence[Any], width: int) -> str:
+    """Which row does not fit the columns (only looked for once the fast path failed)."""
+    for i, row in enumerate(rows):
+        if isinstance(row, str) or not isinstance(row, Sequence):
+            return f"row {i + 1} is a {type(row).__name__}, not a list of values"
+        if len(row) != width:
+            return f"row {i + 1} has {len(row)} values for {width} columns"
+    return "its rows do not fit its columns"
 
 
 def _row_wise_ok(kql_types: Sequence[str], first: Sequence[Any], dynamic_as_text: bool) -> bool:

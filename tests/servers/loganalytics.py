@@ -40,7 +40,7 @@ TRUNCATION_MESSAGE = ("Query result set has exceeded the internal record count l
 class Fault:
     """One misbehaviour, applied to the next query request."""
 
-    kind: str  # status | delay | hang | drop | cut | malformed | partial | truncate | visualization
+    kind: str  # status | delay | hang | drop | cut | malformed | answer | partial | truncate | visualization
     status: int = 0
     retry_after: str | None = None
     seconds: float = 0.0
@@ -426,6 +426,10 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "malformed":
                 seen.status = 200
                 self._send_json(200, b'{"tables": [{"name": "PrimaryResult", "columns": [')
+                return
+            if fault.kind == "answer":  # valid JSON of the test's choosing
+                seen.status = 200
+                self._send_json(200, fault.payload)
                 return
         try:
             result = owner.run_query(workspace, body)
