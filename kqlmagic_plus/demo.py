@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,21 +96,27 @@ def _execute_notebook(src: Path, dest: Path, html: Path, lake: Path, timeout: in
     nb = nbformat.read(src, as_version=4)
     previous = os.environ.get("KQLMAGIC_PLUS_DEMO_LAKE")
     os.environ["KQLMAGIC_PLUS_DEMO_LAKE"] = str(lake)  # the kernel inherits it
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(dest.parent)}})
-        client.execute()
-    except CellExecutionError as exc:
-        first = str(exc).strip().splitlines()
-        raise DemoError(f"a cell of {src.name} failed: {first[-1] if first else exc}") from None
-    except Exception as exc:  # kernel start-up problems must say what to do
-        raise DemoError(f"could not run {src.name}: {type(exc).__name__}: {exc} "
-                        f"(is ipykernel installed for {sys.executable}?)") from None
-    finally:
-        if previous is None:
-            os.environ.pop("KQLMAGIC_PLUS_DEMO_LAKE", None)
-        else:
-            os.environ["KQLMAGIC_PLUS_DEMO_LAKE"] = previous
+    # The kernel's own stderr (ipykernel warns about its loopback TCP transport at every start) goes
+    # to a file that is shown only when the notebook cannot run.
+    with tempfile.TemporaryFile(mode="w+") as kernel_log:
+        try:
+            client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                    resources={"metadata": {"path": str(dest.parent)}})
+            client.execute(stderr=kernel_log)
+        except CellExecutionError as exc:
+            first = str(exc).strip().splitlines()
+            raise DemoError(f"a cell of {src.name} failed: {first[-1] if first else exc}") from None
+        except Exception as exc:  # kernel start-up problems must say what to do
+            kernel_log.seek(0)
+            said = [line.strip() for line in kernel_log.read().splitlines() if line.strip()]
+            raise DemoError(f"could not run {src.name}: {type(exc).__name__}: {exc} "
+                            f"(is ipykernel installed for {sys.executable}?)"
+                            + (f"; the kernel said: {said[-1]}" if said else "")) from None
+        finally:
+            if previous is None:
+                os.environ.pop("KQLMAGIC_PLUS_DEMO_LAKE", None)
+            else:
+                os.environ["KQLMAGIC_PLUS_DEMO_LAKE"] = previous
     nbformat.write(nb, dest)
     # No CDN script tags: the page must open offline (plotly.js is embedded in the first chart).
     body, _ = HTMLExporter(mathjax_url="", require_js_url="").from_notebook_node(nb)

@@ -19,6 +19,8 @@ def demo(tmp_path_factory):
                            "--events-per-day", "20000", "--seed", "3"], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The kernel's start-up chatter (ipykernel's TCP-transport warning) stays out of the demo's output.
+    assert "WARNING" not in proc.stderr and "Kernel is running" not in proc.stdout + proc.stderr, proc.stderr
     return out, proc.stdout
 
 
