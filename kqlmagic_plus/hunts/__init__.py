@@ -35,6 +35,11 @@ def list_hunts() -> list[str]:
     return sorted(_MODULES)
 
 
+def catalog() -> list[dict[str, str]]:
+    """Each hunt's name, what it finds (its title) and the table it reads: what the listings show."""
+    return [{"name": n, "title": h.title, "table": h.table} for n in list_hunts() for h in [get_hunt(n)]]
+
+
 def get_hunt(name: str) -> Hunt:
     key = str(name).strip().lower()
     if key not in _MODULES:

@@ -23,12 +23,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _listing() -> str:
-    from . import get_hunt, list_hunts
+    from . import catalog
 
     lines = ["Hunts (kqlmagic-plus hunt NAME --help for parameters):"]
-    for name in list_hunts():
-        h = get_hunt(name)
-        lines.append(f"  {name:<12} {h.title}  [{h.table}]")
+    lines += [f"  {h['name']:<12} {h['title']}  [{h['table']}]" for h in catalog()]
     return "\n".join(lines)
 
 

@@ -282,16 +282,8 @@ def hunt_names() -> list[str] | None:
 
 
 def hunt_catalog() -> list[dict[str, str]]:
-    """Each built-in hunt's name, what it finds (title) and the table it reads."""
-    hunts = _hunts()
-    return [{"name": n, "title": h.title, "table": h.table}
-            for n in hunts.list_hunts() for h in [hunts.get_hunt(n)]]
-
-
-def list_hunts() -> Any:
-    hunts = _hunts()
-    fn = getattr(hunts, "list_hunts", None)
-    return fn() if callable(fn) else hunt_names()
+    """Each built-in hunt's name, what it finds and the table it reads (:func:`kqlmagic_plus.hunts.catalog`)."""
+    return _hunts().catalog()
 
 
 def run_hunt(name: str, params: Mapping[str, Any], *, connect: str | None = None, lake: str | None = None,
