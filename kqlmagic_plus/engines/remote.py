@@ -361,14 +361,6 @@ def arrow_table(names: Sequence[str], kql_types: Sequence[str], rows: Sequence[S
 
     schema = _schema(tuple(names), tuple(kql_types))
     with paused_gc():
-        if 0 < len(rows) <= _ROW_WISE_MAX and _row_wise_ok(kql_types, rows[0], dynamic_as_text):
-            # A small result in one conversion call instead of one per column: right after the
-            # request pyarrow's code is cold, and each call into it costs ~10x its warm time.
-            try:
-                batch = pa.RecordBatch.from_struct_array(pa.array([tuple(r) for r in rows], type=_struct(schema)))
-                return pa.Table.from_batches([batch], schema=schema)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError, TypeError):
-                pass  # some value needs the per-column conversions below
         try:
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         except (ValueError, TypeError):
@@ -386,41 +378,14 @@ def arrow_table(names: Sequence[str], kql_types: Sequence[str], rows: Sequence[S
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
-#: Up to this many rows, :func:`arrow_table` tries one row-wise conversion first (measured: slower
-#: than per column from ~1000 rows on).
-_ROW_WISE_MAX = 256
-
-#: KQL types whose service values pyarrow converts as they are (no parsing of ours needed).
-_NATIVE_TYPES = frozenset({"long", "int", "real", "bool", "string", "guid", "decimal"})
-
-
 def _ragged(rows: Sequence[Any], width: int) -> str:
-    """Which row does not fit the columns (only looked for once the fast path failed)."""
+    """Which row does not fit the columns (only looked for once zip() refused the rows)."""
     for i, row in enumerate(rows):
         if isinstance(row, str) or not isinstance(row, Sequence):
             return f"row {i + 1} is a {type(row).__name__}, not a list of values"
         if len(row) != width:
             return f"row {i + 1} has {len(row)} values for {width} columns"
     return "its rows do not fit its columns"
-
-
-def _row_wise_ok(kql_types: Sequence[str], first: Sequence[Any], dynamic_as_text: bool) -> bool:
-    for kt, v in zip(kql_types, first, strict=False):
-        if kt in _NATIVE_TYPES:
-            continue
-        if kt == "datetime" and (v is None or isinstance(v, datetime)):
-            continue
-        if kt == "dynamic" and dynamic_as_text and (v is None or isinstance(v, str)):
-            continue
-        return False
-    return True
-
-
-@functools.lru_cache(maxsize=256)
-def _struct(schema: pa.Schema) -> pa.DataType:
-    import pyarrow as pa
-
-    return pa.struct(list(schema))
 
 
 @functools.lru_cache(maxsize=256)
@@ -623,12 +588,11 @@ class NetworkSettings:
 
     @classmethod
     def for_url(cls, url: str) -> NetworkSettings:
-        import os
-
         from requests.utils import get_environ_proxies
 
         env = network_environment()
-        verify: bool | str = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        named = dict(zip(_NETWORK_VARIABLES, env, strict=True))
+        verify: bool | str = named["REQUESTS_CA_BUNDLE"] or named["CURL_CA_BUNDLE"] or True
         return cls(env, dict(get_environ_proxies(url)), verify)
 
     def transport_kwargs(self, verify: bool | str | None = None) -> dict[str, Any]:
