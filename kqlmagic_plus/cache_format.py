@@ -40,16 +40,17 @@ SUFFIX = ".kqlc"
 TMP_PREFIX = ".tmp-"
 _DIGEST_SIZE = {MAGIC: 16, MAGIC_V1: 32}
 _MIN_SIZE = len(MAGIC) + 4 + 8 + 16
+#: Metadata larger than this is not ours (guards the header read of `--cache list`).
+_MAX_META = 16 * 1024 * 1024
 
 
 def _hasher(magic: bytes) -> Any:
+    """The digest of an entry of format *magic*."""
     if magic == MAGIC_V1:
         return hashlib.sha256()
     import xxhash
 
     return xxhash.xxh3_128()
-#: Metadata larger than this is not ours (guards the header read of `--cache list`).
-_MAX_META = 16 * 1024 * 1024
 
 
 class CorruptEntry(Exception):

@@ -129,7 +129,6 @@ class AdxEngine(RemoteEngine):
         kcsb.application_for_tracing = "kqlmagic_plus"
         return KustoClient(kcsb)
 
-
     def tables(self) -> list[str]:
         from ..request import Request
 

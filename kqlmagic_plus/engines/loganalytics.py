@@ -13,6 +13,7 @@ or size limit is marked truncated and says so; retries after throttling are repo
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -201,7 +202,7 @@ class LogAnalyticsEngine(RemoteEngine):
                 stream=True, cls=keep_body,
                 **({"timeout": client_timeout} if client_timeout else {}),
             )
-            return _answer(bodies[0])
+            return json.loads(bodies[0])  # a JSONDecodeError names JSON; the shape is checked in _result
 
         notes: list[str] = []
 
@@ -424,13 +425,6 @@ class _CutAnswer(Exception):
 
 def _cut_answer(exc: BaseException) -> tuple[str, float | None] | None:
     return ("the connection broke while the answer arrived", None) if isinstance(exc, _CutAnswer) else None
-
-
-def _answer(body: bytes) -> Any:
-    """The query API's JSON answer (a JSONDecodeError when it is not JSON; its shape is checked later)."""
-    import json
-
-    return json.loads(body)
 
 
 def partial_message(error: Any) -> str:
