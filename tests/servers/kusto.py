@@ -165,13 +165,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def log_message(self, fmt: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
-        self.proxy.statuses.append(status)
+    def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None, *, cut: bool = False) -> None:
+        """*cut*: send the headers and half the body, then close (a link that dies mid-answer)."""
+        self.proxy.statuses.append(-1 if cut else status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        if cut:
+            self.close_connection = True
+            data = data[: len(data) // 2]
         write_response(self, data)
 
     def do_GET(self) -> None:
@@ -212,15 +216,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         status, data, headers = self._forward("POST", raw)
         if status == 200 and fault is not None and fault.kind in ("truncate", "partial", "visualization"):
             data = _edit(json.loads(data), fault)
-        if fault is not None and fault.kind == "cut":  # headers and half the body, then the link dies
-            self.proxy.statuses.append(-1)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.close_connection = True
-            write_response(self, data[: len(data) // 2])
-            return
-        self._send(status, data)
+        self._send(status, data, cut=fault is not None and fault.kind == "cut")
 
     def _forward(self, method: str, raw: bytes | None) -> tuple[int, bytes, dict[str, str]]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length",

@@ -248,7 +248,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --------------------------------------------------------------------------------------
 
-    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None, *,
+                   cut: bool = False) -> None:
+        """*cut*: send the headers and half the body, then close (a link that dies mid-answer)."""
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -263,6 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
+        if cut:
+            self.close_connection = True
+            data = data[: len(data) // 2]
         write_response(self, data)
 
     def _body(self) -> bytes:
@@ -439,17 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = _payload(result, prefer, fault)
         seen.status = 200
-        if fault is not None and fault.kind == "cut":
-            # The answer's headers and half its body, then the connection closes: a link that dies
-            # while a large result streams.
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.close_connection = True
-            write_response(self, data[: len(data) // 2])
-            return
-        self._send_json(200, payload)
+        self._send_json(200, payload, cut=fault is not None and fault.kind == "cut")
 
 
 def write_response(handler: BaseHTTPRequestHandler, body: bytes) -> None:
