@@ -8,7 +8,7 @@ sign-in joined with its user's hourly summary, the kind of heavy step a hunt re-
 engine reads:
 
 * ``lake``: an exported Log Analytics lake (JSON lines in the continuous-export layout, written by
-  ``kqlmagic_plus.datagen``; about 1.7 GB for 1 M sign-ins). The cache keys it by path and window.
+  ``kqlmagic_plus.demo.datagen``; about 1.7 GB for 1 M sign-ins). The cache keys it by path and window.
 * ``Parquet mount``: the same columns in one Parquet file (``--mount``); the cache checks its size
   and mtime on every lookup.
 * ``DataFrame``: a pandas DataFrame in the namespace; the cache digests its full content (XXH3-128)
@@ -88,14 +88,14 @@ def main() -> int:
 
     import kqlmagic_plus as kp
     from kqlmagic_plus import config
-    from kqlmagic_plus.cache_store import verified
+    from kqlmagic_plus.cache.store import verified
 
     work = tempfile.mkdtemp(prefix="kqlmp-cache-bench-")
     try:
         config.settings().cache_dir = os.path.join(work, "cache")
         sources: dict[str, tuple[str, dict]] = {}
         if not args.no_lake:
-            from kqlmagic_plus import datagen
+            from kqlmagic_plus.demo import datagen
 
             lake = os.path.join(work, "lake")
             datagen.generate(lake, days=1, events_per_day=args.rows, tables="SigninLogs")

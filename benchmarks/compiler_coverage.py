@@ -65,7 +65,7 @@ def main() -> None:
     import duckdb_kql
 
     from kqlmagic_plus.errors import KqlMagicPlusError, QuerySyntaxError, UnsupportedQueryError
-    from kqlmagic_plus.kql.compiler import compile as kcompile
+    from kqlmagic_plus.language.compiler import compile as kcompile
 
     queries, schema = load(args.shared)
     con = duck_db(schema)
@@ -80,7 +80,7 @@ def main() -> None:
     views: set[str] = set()
 
     def spark_view(name: str) -> None:
-        from kqlmagic_plus.kql.compiler.execute import spark_schema
+        from kqlmagic_plus.language.compiler.execute import spark_schema
 
         if name not in views:
             spark.createDataFrame([], spark_schema(schema[name])).createOrReplaceTempView(name)

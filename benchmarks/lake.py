@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from kqlmagic_plus import datagen
+from kqlmagic_plus.demo import datagen
 from kqlmagic_plus.lake import Lake, window_from_query
 
 TABLE = "CommonSecurityLog"

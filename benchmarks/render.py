@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    from kqlmagic_plus import charts
-    from kqlmagic_plus.kql.render import split_render
+    from kqlmagic_plus.display import charts
+    from kqlmagic_plus.language.render import split_render
     from kqlmagic_plus.results import Result, result_from_arrow
 
     _, spec = split_render("T | render timechart")

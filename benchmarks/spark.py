@@ -23,7 +23,7 @@ QUERY = ("CommonSecurityLog | summarize Events = count(), Sent = sum(SentBytes),
 
 
 def make_lake(root: str, days: int, per_day: int, fmt: str, end: date) -> str:
-    from kqlmagic_plus.datagen import generate
+    from kqlmagic_plus.demo.datagen import generate
 
     path = os.path.join(root, f"lake-{fmt}-{days}d-{per_day}")
     if not os.path.exists(os.path.join(path, "_truth.json")):
@@ -77,8 +77,8 @@ def main() -> None:
     args = ap.parse_args()
 
     import kqlmagic_plus
-    from kqlmagic_plus.spark.api import sparkhunt
-    from kqlmagic_plus.spark.sessions import manager
+    from kqlmagic_plus.engines.spark.sessions import manager
+    from kqlmagic_plus.sparkhunt import sparkhunt
 
     end = date(2024, 5, 1)
     start = end - timedelta(days=args.days - 1)

@@ -8,29 +8,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import kql  # the callable module: kqlmagic_plus.kql(query, ...) runs a query
-from ._version import __version__
+from kqlmagic_plus import kql  # the callable module: kqlmagic_plus.kql(query, ...) runs a query
+from kqlmagic_plus._version import __version__
 
 if TYPE_CHECKING:
-    from .results import Result
+    from kqlmagic_plus.results import Result
 
 __all__ = ["__version__", "hunt", "kql", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ip: Any) -> None:
-    from .magics import load
+    from kqlmagic_plus.magics.kql import load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    from .connections import connections
+    from kqlmagic_plus.connections.spec import connections
 
     connections().close_all()
 
 
 def hunt(name: str, **kwargs: Any) -> Result:
     """Run a built-in hunt (``beacon``, ``spray``, ``masquerade``); see :mod:`kqlmagic_plus.hunts`."""
-    from .hunts import run_hunt
+    from kqlmagic_plus.hunts import run_hunt
 
     return run_hunt(name, **kwargs)

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .config import settings
-from .connections import connections
-from .errors import OptionError
-from .request import Request, TimeWindow
+from kqlmagic_plus.config import settings
+from kqlmagic_plus.connections.spec import connections
+from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.request import Request, TimeWindow
 
 if TYPE_CHECKING:
-    from .engines.base import Engine
-    from .results import Result
+    from kqlmagic_plus.engines.base import Engine
+    from kqlmagic_plus.results import Result
 
 
 def kql(
@@ -45,13 +45,13 @@ def kql(
     """
     cfg = settings()
     _, engine = connections().resolve(conn, namespace=namespace)
-    from . import cache
+    from kqlmagic_plus.cache import modes as cache
 
     if cache.replay_folder(options) is None:  # in replay no query reaches an engine, not even a mount
         for name, path in (mounts or {}).items():
             _mount(engine, name, path)
     if namespace is not None:
-        from .params import merge_params, resolve_python_lets
+        from kqlmagic_plus.language.params import merge_params, resolve_python_lets
 
         # Kqlmagic's `let x = pyvar;`: the value is bound as parameter x, never spliced as text.
         query, from_lets = resolve_python_lets(query, namespace)
@@ -79,7 +79,7 @@ def run(engine: Engine, request: Request) -> Result:
 
     A Ctrl-C while the engine works cancels the engine's query and leaves the session usable.
     """
-    from . import cache
+    from kqlmagic_plus.cache import modes as cache
 
     def compute(req: Request) -> Result:
         if threading.current_thread() is not threading.main_thread():
@@ -88,7 +88,7 @@ def run(engine: Engine, request: Request) -> Result:
             return engine.run(req)
         except KeyboardInterrupt:
             engine.cancel()
-            from .errors import QueryCancelledError
+            from kqlmagic_plus.errors import QueryCancelledError
 
             raise QueryCancelledError("cancelled (Ctrl-C); the connection is still usable") from None
 
@@ -105,7 +105,7 @@ def _mount(engine: Engine, name: str, path: str) -> None:
 def make_window(timespan: str | None, start: str | datetime | None, end: str | datetime | None
                 ) -> TimeWindow | None:
     """A window from ``--timespan`` (ending now) or ``--start``/``--end``."""
-    from .options import parse_duration
+    from kqlmagic_plus.options import parse_duration
 
     if timespan and (start or end):
         raise OptionError("give either --timespan or --start/--end, not both")

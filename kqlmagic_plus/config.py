@@ -50,7 +50,7 @@ class KqlMagicPlus(Configurable):
             try:
                 setattr(self, name, trait.from_string(raw))
             except Exception as exc:  # a bad env value must say which variable
-                from .errors import OptionError
+                from kqlmagic_plus.errors import OptionError
 
                 raise OptionError(f"environment variable {ENV_PREFIX + name.upper()}={raw!r} is not valid: "
                                   f"{exc}") from None

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import OptionError
+from kqlmagic_plus.errors import OptionError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from . import kqltypes
+from kqlmagic_plus import kqltypes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ class Result:
     executed: str | None = None
     #: Parameters sent alongside ``executed``.
     parameters: dict[str, Any] = field(default_factory=dict)
-    #: The render spec (``kqlmagic_plus.kql.render.RenderSpec``) or None.
+    #: The render spec (``kqlmagic_plus.language.render.RenderSpec``) or None.
     render: Any = None
     display_limit: int = 100
     show_chart: bool = True
@@ -81,7 +81,7 @@ class Result:
         """The plotly Figure for the query's ``render`` clause (None without one)."""
         if self.render is None:
             return None
-        from . import charts
+        from kqlmagic_plus.display import charts
 
         return charts.figure_for(self)
 
@@ -142,7 +142,7 @@ class Result:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": repr(self)}
         if self.render is not None and self.show_chart:
-            from . import charts
+            from kqlmagic_plus.display import charts
 
             chart = charts.mimebundle_for(self)
             if chart is not None:
@@ -150,7 +150,7 @@ class Result:
                 return bundle
         bundle["text/html"] = self._repr_html_()
         if self.chart_below is not None and self.show_chart:
-            from . import charts
+            from kqlmagic_plus.display import charts
 
             bundle["text/html"] += charts.figure_html(self.chart_below)
         return bundle

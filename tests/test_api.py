@@ -85,7 +85,7 @@ def test_truncated_result_is_announced():
 
 
 def test_connection_repr_redacts_secrets():
-    from kqlmagic_plus.connections import parse
+    from kqlmagic_plus.connections.spec import parse
 
     spec = parse("loganalytics://workspace='w1';tenant='t1';clientid='app';clientsecret='Sup3r$ecret'")
     for text in (repr(spec), str(spec), spec.redacted(), spec.identity()):
@@ -94,7 +94,7 @@ def test_connection_repr_redacts_secrets():
 
 
 def test_connection_env_values(monkeypatch):
-    from kqlmagic_plus.connections import parse
+    from kqlmagic_plus.connections.spec import parse
     from kqlmagic_plus.errors import ConnectionStringError
 
     monkeypatch.setenv("MY_WS", "abc-123")
@@ -186,7 +186,7 @@ def test_local_engine_falls_back_to_our_compiler_for_what_duckdb_kql_refuses():
 
 
 def test_cancel_from_another_thread_keeps_engine_usable():
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.connections.spec import connections
 
     _, engine = connections().resolve("local://")
     slow = ("range i from 1 to 40000 step 1 | extend k = 1 | join kind=inner "

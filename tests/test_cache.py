@@ -14,9 +14,10 @@ import pyarrow as pa
 import pytest
 
 import kqlmagic_plus as kp
-from kqlmagic_plus import cache, config
-from kqlmagic_plus.cache_format import SUFFIX
-from kqlmagic_plus.cache_store import verified
+from kqlmagic_plus import config
+from kqlmagic_plus.cache import modes as cache
+from kqlmagic_plus.cache.entry import SUFFIX
+from kqlmagic_plus.cache.store import verified
 from kqlmagic_plus.errors import CacheMissError, OptionError
 
 
@@ -75,7 +76,7 @@ def test_hit_equals_fresh_result_including_dtypes(cache_dir, events):
 
 def test_all_ten_kql_types_round_trip(cache_dir):
     """Every KQL type, with nulls, through the store and back: same Arrow, same pandas dtypes."""
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.connections.spec import connections
     from kqlmagic_plus.request import Request
     from kqlmagic_plus.results import result_from_arrow
 
@@ -175,8 +176,8 @@ def test_changed_mounted_file_is_recomputed(cache_dir, tmp_path, events):
 
 
 def test_row_changing_options_are_part_of_the_key_and_cache_switches_are_not(cache_dir):
-    from kqlmagic_plus.cache_key import query_key
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.cache.key import query_key
+    from kqlmagic_plus.connections.spec import connections
     from kqlmagic_plus.request import Request, TimeWindow
 
     _, engine = connections().resolve("local://")
@@ -195,7 +196,7 @@ def test_unkeyable_parameter_runs_uncached_with_a_warning(cache_dir, events):
     class Opaque:
         pass
 
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.connections.spec import connections
     from kqlmagic_plus.request import Request
     from kqlmagic_plus.results import result_from_arrow
 
@@ -276,8 +277,8 @@ def test_freshness_rule_same_local_day_within_ttl(monkeypatch):
 
 
 def test_timespan_window_is_keyed_by_its_span(cache_dir, events):
-    from kqlmagic_plus.cache_key import query_key, uses_relative_time
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.cache.key import query_key, uses_relative_time
+    from kqlmagic_plus.connections.spec import connections
     from kqlmagic_plus.request import Request, TimeWindow
 
     _, engine = connections().resolve("local://")
@@ -361,7 +362,7 @@ def test_cache_files_are_private_to_the_user(cache_dir, events):
 def test_no_secret_reaches_the_cache_files(cache_dir, tmp_path, monkeypatch, events):
     """A Log Analytics-style connection string with a client secret: the engine target, the Result
     and every byte written (cache and export) are free of it."""
-    from kqlmagic_plus import connections as conns
+    from kqlmagic_plus.connections import spec as conns
     from kqlmagic_plus.engines.base import Engine
     from kqlmagic_plus.engines.local import LocalEngine
 
@@ -400,7 +401,7 @@ def test_no_secret_reaches_the_cache_files(cache_dir, tmp_path, monkeypatch, eve
     for blob in blobs:
         assert not any(n in blob for n in needles)
     # and decoded: metadata and every cell
-    from kqlmagic_plus.cache_format import read_file
+    from kqlmagic_plus.cache.entry import read_file
 
     for p in (cache_dir / "results-v1").glob("*" + SUFFIX):
         meta, table, _ = read_file(str(p))
@@ -437,7 +438,7 @@ def _as_version_1(path):
     """Rewrite an entry in the first format (same layout, SHA-256 digest), as an older release wrote it."""
     import hashlib
 
-    from kqlmagic_plus.cache_format import MAGIC, MAGIC_V1
+    from kqlmagic_plus.cache.entry import MAGIC, MAGIC_V1
 
     data = path.read_bytes()
     assert data.startswith(MAGIC)
@@ -480,8 +481,8 @@ def test_damaged_entry_is_discarded_with_a_warning_and_recomputed(cache_dir, eve
 
 
 def test_same_kernel_hit_skips_the_read_but_sees_another_kernels_write(cache_dir, events, monkeypatch):
-    from kqlmagic_plus import cache_store
-    from kqlmagic_plus.cache_format import encode, read_file
+    from kqlmagic_plus.cache import store as cache_store
+    from kqlmagic_plus.cache.entry import encode, read_file
 
     ns = {"events": events}
     kp.kql(Q, namespace=ns, cache="1h")
@@ -526,7 +527,7 @@ def test_leftover_temp_files_are_never_served_and_get_swept(cache_dir, events):
     assert not kp.kql(Q, namespace=ns, cache="1h").from_cache
     old = time.time() - 2 * 3600
     os.utime(tmp, (old, old))
-    from kqlmagic_plus.cache_store import ResultStore
+    from kqlmagic_plus.cache.store import ResultStore
 
     assert ResultStore(str(folder)).sweep_tmp() == 1 and not tmp.exists()
 

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from kqlmagic_plus import cache, config, kqltypes
-from kqlmagic_plus.cache_format import SUFFIX, TMP_PREFIX, CorruptEntry, encode, read_file, write_atomic
-from kqlmagic_plus.cache_store import ResultStore
+from kqlmagic_plus import config, kqltypes
+from kqlmagic_plus.cache import modes as cache
+from kqlmagic_plus.cache.entry import SUFFIX, TMP_PREFIX, CorruptEntry, encode, read_file, write_atomic
+from kqlmagic_plus.cache.store import ResultStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX: fork, SIGKILL, rlimits, mount")]
@@ -180,8 +181,8 @@ def _reader(cache_dir: str, key_holder, stop, errors) -> None:
 
 
 def test_concurrent_kernels_writing_one_key_end_with_one_valid_entry(tmp_path):
-    from kqlmagic_plus.cache_key import query_key
-    from kqlmagic_plus.connections import connections
+    from kqlmagic_plus.cache.key import query_key
+    from kqlmagic_plus.connections.spec import connections
     from kqlmagic_plus.request import Request
 
     cache_dir = str(tmp_path / "cache")

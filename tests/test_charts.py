@@ -10,9 +10,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kqlmagic_plus import charts
-from kqlmagic_plus.charts import ChartError, figure_for, mimebundle_for
-from kqlmagic_plus.kql.render import RenderSpec, split_render
+from kqlmagic_plus.display import charts
+from kqlmagic_plus.display.charts import ChartError, figure_for, mimebundle_for
+from kqlmagic_plus.language.render import RenderSpec, split_render
 from kqlmagic_plus.results import result_from_arrow
 
 HOURS = pd.date_range("2024-03-01", periods=24, freq="h", tz="UTC")

@@ -270,7 +270,7 @@ def _page_of(tmp_path: Path, name: str, *outputs: str) -> Path:
 
 
 def _bundles(*figs: Any) -> list[str]:
-    from kqlmagic_plus import charts
+    from kqlmagic_plus.display import charts
 
     charts.reset_plotlyjs()
     return [charts.chart_html(f.to_json(), 300) for f in figs]
@@ -307,8 +307,8 @@ def test_labels_from_the_data_are_text_not_markup(tmp_path, chromium):  # noqa: 
     """Log data is attacker-controlled: it must neither run script nor fetch anything."""
     import pyarrow as pa
 
-    from kqlmagic_plus import charts
-    from kqlmagic_plus.kql.render import split_render
+    from kqlmagic_plus.display import charts
+    from kqlmagic_plus.language.render import split_render
     from kqlmagic_plus.results import result_from_arrow
 
     evil = ["</script><script>window.pwned = 1</script>", "<img src=x onerror='window.pwned=2'>",

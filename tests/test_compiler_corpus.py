@@ -26,7 +26,7 @@ def cases():
 
 @pytest.fixture(scope="module")
 def duck_outcomes(cases):
-    from kqlmagic_plus.kql.compiler.execute import run_duckdb
+    from kqlmagic_plus.language.compiler.execute import run_duckdb
 
     con = H.duckdb_connection()
     return {c.name: (H.run_duckdb_kql(con, c.query), H.run_ours(lambda x: run_duckdb(con, x), c.query, "duckdb"))
@@ -91,7 +91,7 @@ def test_duckdb_emission_matches_duckdb_kql_and_the_documentation(cases, duck_ou
 @pytest.mark.spark
 @pytest.mark.slow
 def test_spark_emission_matches_duckdb_and_the_documentation(cases, duck_outcomes, spark_local):
-    from kqlmagic_plus.kql.compiler.execute import run_spark
+    from kqlmagic_plus.language.compiler.execute import run_spark
 
     H.spark_register(spark_local)
     spark_out = {c.name: H.run_ours(lambda x: run_spark(spark_local, x), c.query, "spark") for c in cases}

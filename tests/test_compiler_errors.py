@@ -7,7 +7,7 @@ import os
 import pytest
 
 from kqlmagic_plus.errors import QueryError, QuerySyntaxError, TableNotFoundError, UnsupportedQueryError
-from kqlmagic_plus.kql.compiler import compile as kql_compile
+from kqlmagic_plus.language.compiler import compile as kql_compile
 
 S = {"T": [("a", "string"), ("n", "long"), ("ts", "datetime")], "Other": [("a", "string")]}
 
@@ -63,8 +63,9 @@ def test_no_plausible_wrong_answer_for_unreproducible_functions():
 
 
 def test_support_matrix_doc_is_current():
-    from kqlmagic_plus.kql.compiler.matrix import render
+    from kqlmagic_plus.language.compiler.matrix import render
 
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "support-matrix.md")
     with open(path, encoding="utf-8") as f:
-        assert f.read() == render(), "regenerate: python -m kqlmagic_plus.kql.compiler.matrix > docs/support-matrix.md"
+        assert f.read() == render(), (
+            "regenerate: python -m kqlmagic_plus.language.compiler.matrix > docs/support-matrix.md")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kqlmagic_plus import datagen
+from kqlmagic_plus.demo import datagen
 from kqlmagic_plus.errors import OptionError
 from kqlmagic_plus.lake import Lake, package_schemas
 

@@ -41,7 +41,7 @@ def test_scores_identical_below_threshold(spark):
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    from kqlmagic_plus.datagen import generate
+    from kqlmagic_plus.demo.datagen import generate
 
     root = tmp_path_factory.mktemp("lake")
     generate(root, days=2, end_date="2024-05-02", events_per_day=10_000, seed=11)

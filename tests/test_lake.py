@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from kqlmagic_plus import datagen
+from kqlmagic_plus.demo import datagen
 from kqlmagic_plus.errors import OptionError, QueryError, TableNotFoundError
 from kqlmagic_plus.lake import SCAN_BELOW, Lake, window_from_query
 from kqlmagic_plus.request import TimeWindow

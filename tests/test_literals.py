@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqlmagic_plus.errors import ParameterError
-from kqlmagic_plus.kql import literals
-from kqlmagic_plus.kql.lexer import tokenize
+from kqlmagic_plus.language import literals
+from kqlmagic_plus.language.lexer import tokenize
 
 #: Every literal of a non-string scalar type: a type word and a closed alphabet (no quote, pipe,
 #: semicolon, slash, whitespace or bracket other than the one pair of parentheses).

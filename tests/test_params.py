@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 import kqlmagic_plus as kp
-from kqlmagic_plus import params
 from kqlmagic_plus.errors import ParameterError, QuerySyntaxError
-from kqlmagic_plus.kql import aliases
+from kqlmagic_plus.language import aliases, params
 
 EVIL = 'x"; T | take 100000 // \' \\ \n \u202e'
 

@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import kqlmagic_plus as kp
-from kqlmagic_plus import params
+from kqlmagic_plus.language import params
 
 # -- the strings the property tests draw from -----------------------------------------------------------
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqlmagic_plus.errors import QuerySyntaxError
-from kqlmagic_plus.kql.render import RenderSpec, split_render
+from kqlmagic_plus.language.render import RenderSpec, split_render
 
 # -- finding the clause -----------------------------------------------------------------------------
 
@@ -188,7 +188,7 @@ def test_to_dict_round_trips_through_json(spec):
 
 
 def test_render_module_imports_nothing_heavy():
-    code = ("import sys, kqlmagic_plus.kql.render, kqlmagic_plus.charts; heavy = ('pandas', 'plotly', "
+    code = ("import sys, kqlmagic_plus.language.render, kqlmagic_plus.display.charts; heavy = ('pandas', 'plotly', "
             "'numpy', 'duckdb', 'pyarrow'); print(sorted(m for m in heavy if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
-    from kqlmagic_plus.datagen import generate
+    from kqlmagic_plus.demo.datagen import generate
 
     root = tmp_path_factory.mktemp("sparklake")
     generate(root, days=2, end_date="2024-05-01", events_per_day=8_000, seed=5, layout="1h")
@@ -37,7 +37,7 @@ def _cell(run_cell, line: str, body: str):
 def test_connect_reuses_the_running_session_and_runs_sql(sh, run_cell, spark_local):
     _, err, out = run_cell("%sparkhunt --connect local[2]")
     assert err is None and "ready" in out
-    from kqlmagic_plus.spark.sessions import manager
+    from kqlmagic_plus.engines.spark.sessions import manager
 
     assert manager().current().spark is spark_local  # one JVM: the running session is reused
     _value, err, out = _cell(run_cell, "--sql -o r", "SELECT 7 AS n, 'x' AS s, TIMESTAMP'2024-05-01 10:00:00' AS t, "
@@ -115,7 +115,7 @@ def test_kql_cell_with_unknown_table_names_the_tables(sh, run_cell):
 def _cancel_a_long_job_and_run_again(session) -> None:
     """A long job cancelled from another thread: QueryCancelledError within 10 s, then the session works."""
     from kqlmagic_plus.errors import QueryCancelledError
-    from kqlmagic_plus.spark.api import sparkhunt
+    from kqlmagic_plus.sparkhunt import sparkhunt
 
     outcome: dict[str, object] = {}
 
@@ -143,14 +143,14 @@ def _cancel_a_long_job_and_run_again(session) -> None:
 
 
 def test_ctrl_c_cancels_the_job_and_the_session_stays_usable(sh):
-    from kqlmagic_plus.spark.sessions import manager
+    from kqlmagic_plus.engines.spark.sessions import manager
 
     _cancel_a_long_job_and_run_again(manager().current())
 
 
 def test_cancel_stops_a_spark_connect_job_and_the_session_stays_usable(sh, run_cell, spark_connect_url):
     """Through Spark Connect the job runs in the server: cancel() interrupts it by tag over the wire."""
-    from kqlmagic_plus.spark.sessions import manager
+    from kqlmagic_plus.engines.spark.sessions import manager
 
     _, err, out = run_cell(f"%sparkhunt --connect {spark_connect_url}")
     assert err is None, out
@@ -198,7 +198,7 @@ def test_java_missing_is_one_clear_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "SPARK_HOME")}
     env["JAVA_HOME"] = str(tmp_path / "no-java")
     env["PATH"] = os.path.dirname(sys.executable)  # python, but no java
-    code = ("from kqlmagic_plus.spark.api import sparkhunt\n"
+    code = ("from kqlmagic_plus.sparkhunt import sparkhunt\n"
             "try:\n    sparkhunt('SELECT 1', mode='sql', connect='local[1]')\n"
             "except Exception as e:\n    print(type(e).__name__ + ': ' + str(e))\n")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
@@ -227,7 +227,7 @@ def test_progress_follows_the_job_and_can_be_turned_off(sh, run_cell):
 def test_notebook_progress_is_a_tqdm_bar():
     import io
 
-    from kqlmagic_plus.spark.progress import ProgressSink, StageSnapshot
+    from kqlmagic_plus.engines.spark.progress import ProgressSink, StageSnapshot
 
     sink = ProgressSink("notebook", delay=0, interval=0, stream=io.StringIO())
     sink.stages([StageSnapshot(stage_id=3, num_tasks=10, completed=4, active=2)])

@@ -32,7 +32,7 @@ def syn(synapse, monkeypatch, ip):
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", synapse.ca_path)
     synapse.reset()
     yield synapse
-    from kqlmagic_plus.spark.sessions import manager
+    from kqlmagic_plus.engines.spark.sessions import manager
 
     manager().stop(_target(synapse))
 

@@ -2,7 +2,7 @@
 
 What reaches the cluster: the query (or a ``.show`` / other control command), parameters bound
 server-side (``declare query_parameters`` plus ClientRequestProperties parameters, see
-:mod:`kqlmagic_plus.params`), and ClientRequestProperties options from three places, later ones
+:mod:`kqlmagic_plus.language.params`), and ClientRequestProperties options from three places, later ones
 winning: ``--query-properties DICT``, Kqlmagic's ``+name[=value]`` words in front of the query, and
 ``--timeout`` (as ``servertimeout``). ``deferpartialqueryfailures`` is on unless given, so a
 partial failure (truncation included) comes back with its rows and the reason, never a bare error.
@@ -19,16 +19,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    AuthError,
-    KqlMagicPlusError,
-    OptionError,
-    ParameterError,
-    QueryError,
-    QueryTimeoutError,
-    RemoteError,
-)
-from .remote import (
+from kqlmagic_plus.engines.remote import (
     RemoteEngine,
     RetrySettings,
     UnreadableAnswer,
@@ -41,12 +32,21 @@ from .remote import (
     split_plus_properties,
     status_word,
 )
+from kqlmagic_plus.errors import (
+    AuthError,
+    KqlMagicPlusError,
+    OptionError,
+    ParameterError,
+    QueryError,
+    QueryTimeoutError,
+    RemoteError,
+)
 
 if TYPE_CHECKING:
-    from ..auth import SignIn
-    from ..connections import ConnectionSpec
-    from ..request import Request
-    from ..results import Result
+    from kqlmagic_plus.connections.auth import SignIn
+    from kqlmagic_plus.connections.spec import ConnectionSpec
+    from kqlmagic_plus.request import Request
+    from kqlmagic_plus.results import Result
 
 _KEYS = frozenset({"cluster", "database", "db", "tenant", "clientid", "clientsecret", "certificate",
                    "certificatepassword", "certificatethumbprint", "authority", "endpoint", "cloud"})
@@ -75,7 +75,7 @@ class AdxEngine(RemoteEngine):
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> AdxEngine:
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         unknown = set(spec.props) - _KEYS
         if unknown:
@@ -103,11 +103,11 @@ class AdxEngine(RemoteEngine):
         try:
             from azure.kusto.data import KustoClient, KustoConnectionStringBuilder
         except ImportError:
-            from ..errors import EngineUnavailableError
+            from kqlmagic_plus.errors import EngineUnavailableError
 
             raise EngineUnavailableError("Azure Data Explorer needs azure-kusto-data and azure-identity: "
                                          "pip install azure-kusto-data azure-identity") from None
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         auth.quiet_sdk_loggers()
 
@@ -130,7 +130,7 @@ class AdxEngine(RemoteEngine):
         return KustoClient(kcsb)
 
     def tables(self) -> list[str]:
-        from ..request import Request
+        from kqlmagic_plus.request import Request
 
         try:
             r = self.run(Request(".show tables"))
@@ -143,7 +143,7 @@ class AdxEngine(RemoteEngine):
     def run(self, request: Request) -> Result:
         import pyarrow as pa
 
-        from ..results import Result
+        from kqlmagic_plus.results import Result
 
         started = time.perf_counter()
         plus, text = split_plus_properties(request.query)
@@ -157,7 +157,7 @@ class AdxEngine(RemoteEngine):
             original = text
             bound = None
         else:
-            from .. import params as params_mod
+            from kqlmagic_plus.language import params as params_mod
 
             bound = params_mod.bind(text, request.params, "declare", tables=False)
             parameters = bound.request_parameters()
@@ -277,7 +277,7 @@ class AdxEngine(RemoteEngine):
             KustoThrottlingError,
         )
 
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         host = host_of(self.cluster)
         sign_in = self._sign_in
@@ -394,7 +394,7 @@ def _payload_text(data: Any) -> str:
 
 
 def _service_words(exc: Any) -> str:
-    from .. import auth
+    from kqlmagic_plus.connections import auth
 
     errors = getattr(exc, "get_api_errors", None)
     if errors is not None:

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..request import Request
-    from ..results import Result
+    from kqlmagic_plus.request import Request
+    from kqlmagic_plus.results import Result
 
 
 class Engine(ABC):

@@ -14,7 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from kqlmagic_plus.engines.base import Engine
+from kqlmagic_plus.errors import (
     KqlMagicPlusError,
     OptionError,
     QueryCancelledError,
@@ -23,13 +24,12 @@ from ..errors import (
     TableNotFoundError,
     UnsupportedQueryError,
 )
-from ..kql.aliases import Rewritten, referenced_names, rewrite_deprecated
-from .base import Engine
+from kqlmagic_plus.language.aliases import Rewritten, referenced_names, rewrite_deprecated
 
 if TYPE_CHECKING:
-    from ..connections import ConnectionSpec
-    from ..request import Request
-    from ..results import Result
+    from kqlmagic_plus.connections.spec import ConnectionSpec
+    from kqlmagic_plus.request import Request
+    from kqlmagic_plus.results import Result
 
 #: Engines that run KQL a local refusal can be sent to instead.
 _REMOTE_ENGINES = ("Log Analytics / Sentinel", "Azure Data Explorer")
@@ -115,7 +115,7 @@ class LocalEngine(Engine):
     @property
     def lake(self) -> Any:
         if self._lake is None and self._lake_root:
-            from .. import lake as lake_mod
+            from kqlmagic_plus import lake as lake_mod
 
             self._lake = lake_mod.Lake(self._lake_root)
         return self._lake
@@ -160,8 +160,8 @@ class LocalEngine(Engine):
     # -- running -----------------------------------------------------------------------------------
 
     def run(self, request: Request) -> Result:
-        from .. import kqltypes
-        from ..results import Result
+        from kqlmagic_plus import kqltypes
+        from kqlmagic_plus.results import Result
 
         started = time.perf_counter()
         with self._lock:
@@ -197,7 +197,7 @@ class LocalEngine(Engine):
                               parameters={} if compiled is not None else self._bound.sent(), render=spec,
                               elapsed=time.perf_counter() - started, stats={**stats, "dry_run": True},
                               warnings=warnings)
-            from .sqlopt import optimize
+            from kqlmagic_plus.engines.sqlopt import optimize
 
             executed = compiled.sql if compiled is not None else optimize(str(sql))
             sql_params = {} if compiled is not None else dict(sql.parameters)
@@ -236,7 +236,7 @@ class LocalEngine(Engine):
 
     def _compile_ours(self, rewritten: Rewritten, request: Request) -> Any:
         """The query through kqlmagic_plus's KQL -> DuckDB compiler, or None when it refuses it too."""
-        from ..kql.compiler import compile as kql_compile
+        from kqlmagic_plus.language.compiler import compile as kql_compile
 
         schema: dict[str, list[tuple[str, str]]] = {}
         for name in referenced_names(rewritten.text):
@@ -290,7 +290,7 @@ class LocalEngine(Engine):
         text = rewritten.text
         _refuse_known_gaps(rewritten)
         try:
-            from .. import params
+            from kqlmagic_plus.language import params
 
             # Values travel beside the text (prepared-statement parameters), DataFrames as tables.
             bound = params.bind(text, request.params, "declare")
@@ -367,7 +367,7 @@ class LocalEngine(Engine):
             return types, rel.to_arrow_table()
         except duckdb.InterruptException:
             if timed_out.is_set():
-                from ..errors import QueryTimeoutError
+                from kqlmagic_plus.errors import QueryTimeoutError
 
                 raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
                                         "(raise --timeout to allow more)") from None
@@ -396,13 +396,13 @@ KQL_OPERATORS = frozenset({
 
 
 def kqltypes_of(duckdb_type: str) -> str:
-    from .. import kqltypes
+    from kqlmagic_plus import kqltypes
 
     return kqltypes.kql_type_of_duckdb(duckdb_type)
 
 
 def _operator_after_pipe(text: str, line: int, col: int) -> Any:
-    from ..kql.lexer import offset_of, significant, tokenize
+    from kqlmagic_plus.language.lexer import offset_of, significant, tokenize
 
     off = offset_of(text, line, col)
     toks = significant(tokenize(text))
@@ -417,7 +417,7 @@ def _operator_at(text: str, line: int, col: int) -> Any:
 
     duckdb-kql's grammar ends the query before a ``|`` whose operator it does not know; the
     grammar, not the user, fell short there, and "unsupported" is the honest message."""
-    from ..kql.lexer import offset_of, significant, tokenize
+    from kqlmagic_plus.language.lexer import offset_of, significant, tokenize
 
     off = offset_of(text, line, col)
     toks = significant(tokenize(text))
@@ -440,7 +440,7 @@ _SIZE_LIMITED = {"make_list": 1, "make_set": 1, "make_list_if": 2, "make_set_if"
 
 def _refuse_known_gaps(rewritten: Rewritten) -> None:
     """Refuse what duckdb-kql would answer wrongly instead of refusing itself."""
-    from ..kql.lexer import line_col, significant, tokenize
+    from kqlmagic_plus.language.lexer import line_col, significant, tokenize
 
     toks = significant(tokenize(rewritten.text))
     for i, t in enumerate(toks[:-1]):
@@ -506,13 +506,13 @@ def _grammar_accepts(operator: str) -> bool:
 
 
 def col_of(tok, rewritten: Rewritten) -> int:
-    from ..kql.lexer import line_col
+    from kqlmagic_plus.language.lexer import line_col
 
     return line_col(rewritten.original, tok.start)[1]
 
 
 def _split_render(query: str) -> tuple[str, Any]:
-    from ..kql.render import split_render
+    from kqlmagic_plus.language.render import split_render
 
     return split_render(query)
 
@@ -521,7 +521,7 @@ def _window_for(request: Request, query: str) -> Any:
     """The query window: options first, else the query's own leading TimeGenerated filter."""
     if request.window is not None:
         return request.window
-    from .. import lake as lake_mod
+    from kqlmagic_plus import lake as lake_mod
 
     return lake_mod.window_from_query(query)
 

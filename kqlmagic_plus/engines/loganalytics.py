@@ -1,7 +1,7 @@
 """Log Analytics / Microsoft Sentinel, through azure-monitor-query's LogsQueryClient.
 
 What reaches the service: the query with its parameters bound as literal ``let`` statements (the
-query API has no server-side parameters; see :mod:`kqlmagic_plus.params`), the time window
+query API has no server-side parameters; see :mod:`kqlmagic_plus.language.params`), the time window
 (``--timespan``, ``--start/--end``), additional workspaces (``--workspaces a,b``), the server
 timeout (``--timeout`` or ``+servertimeout``), and a request for statistics and for the render
 clause's visualization metadata.
@@ -19,16 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
-    AuthError,
-    KqlMagicPlusError,
-    OptionError,
-    QueryError,
-    QuerySyntaxError,
-    QueryTimeoutError,
-    RemoteError,
-)
-from .remote import (
+from kqlmagic_plus.engines.remote import (
     NetworkSettings,
     RemoteEngine,
     RetrySettings,
@@ -42,12 +33,21 @@ from .remote import (
     split_plus_properties,
     status_word,
 )
+from kqlmagic_plus.errors import (
+    AuthError,
+    KqlMagicPlusError,
+    OptionError,
+    QueryError,
+    QuerySyntaxError,
+    QueryTimeoutError,
+    RemoteError,
+)
 
 if TYPE_CHECKING:
-    from ..auth import SignIn
-    from ..connections import ConnectionSpec
-    from ..request import Request
-    from ..results import Result
+    from kqlmagic_plus.connections.auth import SignIn
+    from kqlmagic_plus.connections.spec import ConnectionSpec
+    from kqlmagic_plus.request import Request
+    from kqlmagic_plus.results import Result
 
 #: Keys a loganalytics:// connection string may carry.
 _KEYS = frozenset({"workspace", "tenant", "clientid", "clientsecret", "certificate", "certificatepassword",
@@ -72,7 +72,7 @@ class LogAnalyticsEngine(RemoteEngine):
                  endpoint: str | None = None, retries: int = 4, **client_kwargs: Any):
         """*credential* (any azure-core TokenCredential) wins over *sign_in*; *client_kwargs* go to
         LogsQueryClient (e.g. ``connection_verify`` for a private CA)."""
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         if not workspace:
             raise OptionError("loganalytics:// needs workspace='<workspace id>'")
@@ -92,7 +92,7 @@ class LogAnalyticsEngine(RemoteEngine):
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> LogAnalyticsEngine:
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         unknown = set(spec.props) - _KEYS
         if unknown:
@@ -122,11 +122,11 @@ class LogAnalyticsEngine(RemoteEngine):
             from azure.core.pipeline.policies import SansIOHTTPPolicy
             from azure.monitor.query import LogsQueryClient
         except ImportError:
-            from ..errors import EngineUnavailableError
+            from kqlmagic_plus.errors import EngineUnavailableError
 
             raise EngineUnavailableError("Log Analytics needs azure-monitor-query and azure-identity: "
                                          "pip install azure-monitor-query azure-identity") from None
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         auth.quiet_sdk_loggers()  # azure-core's "Incomplete download." etc.: we say it in one line
         kwargs = dict(self._client_kwargs)
@@ -159,8 +159,8 @@ class LogAnalyticsEngine(RemoteEngine):
     def run(self, request: Request) -> Result:
         import pyarrow as pa
 
-        from .. import params as params_mod
-        from ..results import Result
+        from kqlmagic_plus.language import params as params_mod
+        from kqlmagic_plus.results import Result
 
         started = time.perf_counter()
         plus, text = split_plus_properties(request.query)
@@ -307,7 +307,7 @@ class LogAnalyticsEngine(RemoteEngine):
             ServiceResponseError,
         )
 
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         host = host_of(self.endpoint)
         sign_in = self._sign_in
@@ -340,7 +340,7 @@ class LogAnalyticsEngine(RemoteEngine):
                                       f"{auth.first_line(exc)}", sign_in))
 
     def _explain_status(self, exc: Any, bound: Any, request: Request, statuses: list[int]) -> KqlMagicPlusError:
-        from .. import auth
+        from kqlmagic_plus.connections import auth
 
         status = exc.status_code
         code, message, inner = _service_error(exc)

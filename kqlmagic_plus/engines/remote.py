@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..errors import OptionError, QueryCancelledError, QueryTimeoutError
-from .base import Engine
+from kqlmagic_plus.engines.base import Engine
+from kqlmagic_plus.errors import OptionError, QueryCancelledError, QueryTimeoutError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -305,8 +305,8 @@ def service_result(engine: Any, request: Any, *, columns: Sequence[str], column_
     query's own render clause) described."""
     import pyarrow as pa
 
-    from ..kqltypes import normalize_type
-    from ..results import Result
+    from kqlmagic_plus.kqltypes import normalize_type
+    from kqlmagic_plus.results import Result
 
     if rows is not None:
         kql_types = [normalize_type(t) for t in column_types]
@@ -324,14 +324,14 @@ def render_spec(visualization: Any, original: str, stats: dict[str, Any]) -> Any
     """The chart: the service's visualization block, else the query's own ``render`` clause (an
     endpoint may leave the block empty, as duckdb-kql serve does)."""
     try:
-        from ..kql.render import RenderSpec, split_render
+        from kqlmagic_plus.language.render import RenderSpec, split_render
     except ImportError:  # render support not installed in this build: keep what the service said
         if visualization:
             stats["visualization"] = visualization
         return None
     spec = RenderSpec.from_service(visualization) if visualization else None
     if spec is None and "render" in original:
-        from ..errors import KqlMagicPlusError
+        from kqlmagic_plus.errors import KqlMagicPlusError
 
         try:
             _, spec = split_render(original)
@@ -393,7 +393,7 @@ def _schema(names: tuple[str, ...], kql_types: tuple[str, ...]) -> pa.Schema:
     # A re-run cell asks for the same columns again: build the schema once.
     import pyarrow as pa
 
-    from ..kqltypes import arrow_type
+    from kqlmagic_plus.kqltypes import arrow_type
 
     return pa.schema([pa.field(n, arrow_type(kt), metadata={b"kql_type": kt.encode()})
                       for n, kt in zip(names, kql_types, strict=True)])
@@ -619,7 +619,7 @@ def seconds_of(value: Any, name: str) -> float:
     text = str(value).strip()
     if ":" in text:
         return _timespan_us(text) / 1e6
-    from ..options import parse_duration
+    from kqlmagic_plus.options import parse_duration
 
     try:
         return float(text)
@@ -678,6 +678,6 @@ def network_reason(exc: BaseException) -> str:
                    "Connection broken"):
         if marker in text:
             return "the server closed the connection"
-    from ..auth import first_line
+    from kqlmagic_plus.connections.auth import first_line
 
     return first_line(exc)

@@ -20,11 +20,11 @@ import time
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError
+from kqlmagic_plus.errors import OptionError
 
 if TYPE_CHECKING:
-    from ..results import Result
-    from .base import Hunt
+    from kqlmagic_plus.hunts.base import Hunt
+    from kqlmagic_plus.results import Result
 
 #: Hunt name -> module defining ``HUNT``.
 _MODULES = {"beacon": "beacon", "masquerade": "masquerade", "spray": "spray"}
@@ -43,7 +43,7 @@ def catalog() -> list[dict[str, str]]:
 def get_hunt(name: str) -> Hunt:
     key = str(name).strip().lower()
     if key not in _MODULES:
-        from ..errors import closest_first
+        from kqlmagic_plus.errors import closest_first
 
         raise OptionError(f"no hunt named {name!r}", hint=f"Hunts: {', '.join(closest_first(key, _MODULES))}")
     return importlib.import_module(f".{_MODULES[key]}", __name__).HUNT
@@ -73,11 +73,11 @@ def run_hunt(
     **params: Any,
 ) -> Result:
     """Run hunt *name* on *engine* over one input; the flagged rows as a Result (``stats`` says what was read)."""
-    from ..results import result_from_arrow
-    from . import inputs
-    from . import sql as _sql
-    from .base import HuntRun
-    from .sql import DIALECTS, run_spark
+    from kqlmagic_plus.hunts import inputs
+    from kqlmagic_plus.hunts import sql as _sql
+    from kqlmagic_plus.hunts.base import HuntRun
+    from kqlmagic_plus.hunts.sql import DIALECTS, run_spark
+    from kqlmagic_plus.results import result_from_arrow
 
     hunt = get_hunt(name)
     engine = str(engine).strip().lower()

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError
+from kqlmagic_plus.errors import OptionError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ..results import Result
-    from .sql import Plan
+    from kqlmagic_plus.hunts.sql import Plan
+    from kqlmagic_plus.results import Result
 
 #: Parameter types and how a value of each reads from text (CLI, magic line) or Python.
 PARAM_TYPES = ("int", "float", "str", "date", "choice", "list", "bool")
@@ -185,7 +185,7 @@ class Hunt:
         for key, value in given.items():
             name = key.replace("-", "_")
             if name not in known:
-                from ..errors import closest_first
+                from kqlmagic_plus.errors import closest_first
 
                 near = closest_first(name, known)[:3]
                 raise OptionError(f"{self.name}: unknown parameter {key!r}",

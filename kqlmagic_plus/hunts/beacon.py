@@ -20,14 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError
-from .base import Column, Hunt, HuntRun, Param, ordered
-from .iprange import DEFAULT_PRIVATE, parse_ranges, private_select
-from .sql import Dialect, Plan, time_filter
+from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered
+from kqlmagic_plus.hunts.iprange import DEFAULT_PRIVATE, parse_ranges, private_select
+from kqlmagic_plus.hunts.sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
-    from ..results import Result
-    from .inputs import Source
+    from kqlmagic_plus.hunts.inputs import Source
+    from kqlmagic_plus.results import Result
 
 _US = 1_000_000
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ..errors import EngineUnavailableError, OptionError, QueryError, TableNotFoundError
-from ..request import TimeWindow
+from kqlmagic_plus.errors import EngineUnavailableError, OptionError, QueryError, TableNotFoundError
+from kqlmagic_plus.request import TimeWindow
 
 _US = 1_000_000
 _DAY_US = 86_400 * _US
@@ -67,7 +67,7 @@ def check_columns(columns: dict[str, str], required: tuple[str, ...], hunt: str,
 
 
 def _open_lake(lake: Any) -> Any:
-    from ..lake import Lake
+    from kqlmagic_plus.lake import Lake
 
     return lake if isinstance(lake, Lake) else Lake(lake)
 
@@ -137,7 +137,7 @@ def duckdb_connection(session: Any) -> tuple[Any, bool]:
 
 
 def _duck_columns(con: Any, relation: str) -> dict[str, str]:
-    from ..kqltypes import kql_type_of_duckdb
+    from kqlmagic_plus.kqltypes import kql_type_of_duckdb
 
     rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     return {r[0]: kql_type_of_duckdb(str(r[1])) for r in rows}
@@ -145,7 +145,7 @@ def _duck_columns(con: Any, relation: str) -> dict[str, str]:
 
 def duckdb_source(con: Any, hunt: Any, *, lake: Any, table: str | None, dataframe: Any,
                   window: tuple[int, int] | None) -> Source:
-    from .sql import DIALECTS
+    from kqlmagic_plus.hunts.sql import DIALECTS
 
     d = DIALECTS["duckdb"]
     kind = pick_input(lake, table, dataframe)

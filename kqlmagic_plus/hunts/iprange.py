@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from ..errors import OptionError
-from .sql import Dialect
+from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.hunts.sql import Dialect
 
 DEFAULT_PRIVATE = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
                    "100.64.0.0/10", "::1/128", "fc00::/7", "fe80::/10")

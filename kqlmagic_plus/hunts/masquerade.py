@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError
-from .base import Column, Hunt, HuntRun, Param, ordered, typed_output
-from .sql import Dialect, Plan, time_filter
+from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered, typed_output
+from kqlmagic_plus.hunts.sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
-    from .inputs import Source
+    from kqlmagic_plus.hunts.inputs import Source
 
 COLUMNS = (
     Column("RareProcess", "string"), Column("CommonProcess", "string"), Column("Similarity", "real"),

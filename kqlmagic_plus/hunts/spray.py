@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .base import Column, Hunt, HuntRun, Param, ordered, typed_output
-from .sql import Dialect, Plan, time_filter
+from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered, typed_output
+from kqlmagic_plus.hunts.sql import Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
-    from .inputs import Source
+    from kqlmagic_plus.hunts.inputs import Source
 
 #: Entra ID sign-in failures that mean "wrong credentials" or a defended account.
 FAILURE_CODES = ("50126", "50053", "50055", "50056", "50057", "50064", "50034", "50144")

@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import QueryError
+from kqlmagic_plus.errors import QueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa

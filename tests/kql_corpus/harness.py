@@ -118,7 +118,7 @@ def _parse_dt(v: str) -> dt.datetime:
 
 
 def _parse_span(v: str) -> int:
-    from kqlmagic_plus.kql.compiler.literals import parse_timespan_text
+    from kqlmagic_plus.language.compiler.literals import parse_timespan_text
 
     us = parse_timespan_text(v)
     assert us is not None, v
@@ -147,7 +147,7 @@ def duckdb_connection() -> Any:
 
 
 def spark_register(spark: Any) -> None:
-    from kqlmagic_plus.kql.compiler.execute import spark_schema
+    from kqlmagic_plus.language.compiler.execute import spark_schema
 
     for name, spec in load_tables().items():
         tbl = arrow_table(spec)
@@ -187,7 +187,7 @@ def run_duckdb_kql(con: Any, query: str) -> Outcome:
 
 def run_ours(runner: Any, query: str, dialect: str) -> Outcome:
     from kqlmagic_plus.errors import KqlMagicPlusError, UnsupportedQueryError
-    from kqlmagic_plus.kql.compiler import compile as kcompile
+    from kqlmagic_plus.language.compiler import compile as kcompile
 
     name = f"ours-{dialect}"
     try:

@@ -68,7 +68,7 @@ def la(la_server, monkeypatch):
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh HOME (token cache, remembered accounts) and no credentials in memory."""
-    from kqlmagic_plus import auth
+    from kqlmagic_plus.connections import auth
 
     monkeypatch.setenv("HOME", str(tmp_path))
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_AUTHORITY_HOST",

@@ -1,0 +1,567 @@
+"""The result cache: reuse a query's rows while they are still the answer, and replay offline.
+
+Modes (magic options; the same names work as keyword arguments of ``kqlmagic_plus.kql``):
+
+* ``--cache [TTL]`` stores results and reuses one younger than TTL (default: the
+  ``KqlMagicPlus.cache`` setting, else 1 day). ``%config KqlMagicPlus.cache = '1h'`` turns it on
+  for every query. ``--no-cache`` neither reads nor writes; ``--refresh`` re-runs and replaces.
+* Replay (``%kql --replay DIR``, ``KQLMAGIC_PLUS_REPLAY=DIR``, ``--replay off`` to leave): every
+  query is served from the folder and none reaches an engine; a query with no entry raises
+  :class:`~kqlmagic_plus.errors.CacheMissError` naming it. ``%kql --cache export DIR`` writes the
+  entries this kernel used, so a notebook plus that folder runs anywhere.
+* ``%kql --cache list | stats | clear [--older-than 7d]``.
+
+What makes two runs "the same query" (:mod:`kqlmagic_plus.cache.key`): the engine target (never
+credentials), the query with comments and insignificant whitespace removed, parameter values, the
+time window, and the options that change rows. On top of that key, an entry is served only while
+the local data it read (DataFrames by content, mounted files by size and mtime) is unchanged.
+
+Relative time. ``ago()``/``now()`` and ``--timespan`` resolve against one instant, ``now``. On a
+miss the cache pins ``Request.now`` to the current time, so the engine's window and the entry agree,
+and stores that instant with the rows. A later run of the same text resolves to a window shifted by
+the time since; the stored entry is reused only while
+
+    (current now - stored now) < TTL   and   both instants fall on the same local calendar day.
+
+So ``now`` is bucketed by day, and within the day slides with the TTL: re-running within the TTL
+hits, re-running tomorrow misses even under ``--cache 7d``, and a window that moved past midnight is
+recomputed even inside the TTL (the day wins). Queries without relative time are reused for the
+whole TTL. Replay ignores age: it reproduces what the notebook showed, and each result says when it
+was computed.
+
+Integrity (:mod:`kqlmagic_plus.cache.entry`, :mod:`kqlmagic_plus.cache.store`): one file per entry,
+published by rename, a checksum (XXH3-128) over the whole file, verified on every read. A damaged entry is
+discarded with a warning on the result and the query re-run; it is never served. A write that fails
+(full disk, read-only folder) leaves the query's result intact and says so in ``result.warnings``.
+Entries this kernel has verified are reused from memory while their file is unchanged, so re-running
+a cell costs a ``stat`` (plus, for DataFrame inputs, a digest of the DataFrame).
+
+Not seen by the key, so bounded by the TTL only: new files arriving in an exported lake for an
+absolute window, tables a previous query created inside the local DuckDB session, and relative time
+hidden inside stored functions of a workspace. Replay keys are portable across machines for remote
+targets; local targets carry absolute paths, so a lake must sit at the same path.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from kqlmagic_plus.cache.entry import CorruptEntry
+from kqlmagic_plus.cache.key import (
+    CONTROL_OPTIONS,
+    Unkeyable,
+    decode,
+    encode,
+    is_control_command,
+    query_key,
+    source_fingerprint,
+    uses_relative_time,
+)
+from kqlmagic_plus.cache.store import ResultStore
+from kqlmagic_plus.errors import CacheMissError, OptionError
+
+if TYPE_CHECKING:
+    from kqlmagic_plus.engines.base import Engine
+    from kqlmagic_plus.request import Request
+    from kqlmagic_plus.results import Result
+
+DEFAULT_TTL = "1d"
+FORMAT = 1
+#: An entry stamped further in the future than this (clock skew) is not trusted as fresh.
+FUTURE_SKEW_SECONDS = 300
+_OFF = ("", "off", "none", "false", "0", "no")
+
+
+@dataclass
+class SessionStats:
+    """What the cache did in this process (``%kql --cache stats``)."""
+
+    hits: int = 0
+    misses: int = 0
+    stores: int = 0
+    replayed: int = 0
+    discarded: int = 0
+    write_failures: int = 0
+    #: key -> entry file, for every entry this process served or stored (``--cache export``).
+    used: dict[str, str] = field(default_factory=dict)
+
+
+session = SessionStats()
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _settings() -> Any:
+    from kqlmagic_plus.config import settings
+
+    return settings()
+
+
+# -- the hook in api.run -------------------------------------------------------------------------------
+
+def replay_folder(options: Mapping[str, Any] | None = None) -> str | None:
+    """The replay folder in force for a request with *options* (an option beats the setting)."""
+    value = (options or {}).get("replay")
+    if value is None:
+        value = _settings().replay
+    if not value or str(value).strip().lower() in _OFF:
+        return None
+    return str(value)
+
+
+def run(engine: Engine, request: Request, compute: Callable[[Request], Result]) -> Result:
+    """Serve *request* from the cache, or *compute* it (and store it), as the mode says."""
+    opts = request.options
+    clean = request.with_(options={k: v for k, v in opts.items() if k not in CONTROL_OPTIONS}) \
+        if any(k in opts for k in CONTROL_OPTIONS) else request
+    folder = replay_folder(opts)
+    if folder is not None:
+        return _replay(engine, clean, folder)
+    if opts.get("no_cache") or request.dry_run or is_control_command(request.query):
+        return compute(clean)
+    refresh = bool(opts.get("refresh"))
+    ttl = _ttl(opts.get("cache"), refresh)
+    if ttl is None:
+        return compute(clean)
+    return _cached(engine, clean, compute, ttl, refresh)
+
+
+def _ttl(option: Any, refresh: bool) -> float | None:
+    """Seconds an entry stays fresh, or None when caching is off for this query."""
+    from kqlmagic_plus.options import parse_duration
+
+    if isinstance(option, str) and option.strip():
+        if option.strip().lower() in _OFF:
+            return None
+        return parse_duration(option, "--cache")
+    configured = (_settings().cache or "").strip()
+    conf_ttl = None if configured.lower() in _OFF else parse_duration(configured, "KqlMagicPlus.cache")
+    if option is True or refresh:
+        return conf_ttl if conf_ttl is not None else parse_duration(DEFAULT_TTL)
+    return conf_ttl
+
+
+def _cached(engine: Engine, request: Request, compute: Callable[[Request], Result], ttl: float,
+            refresh: bool) -> Result:
+    started = time.perf_counter()
+    cfg = _settings()
+    store = ResultStore.for_cache_dir(cfg.cache_dir)
+    try:
+        key = query_key(engine, request)
+        sources = source_fingerprint(engine, request)
+    except Unkeyable as exc:
+        result = compute(request)
+        result.warnings.append(f"Not cached: {exc} in this query has no stable cache key.")
+        return result
+    relative = uses_relative_time(request)
+    now = request.now or _clock()
+    notes: list[str] = []
+    if not refresh:
+        loaded = _load(store, key, notes)
+        if loaded is not None:
+            meta, table = loaded
+            if _fresh(meta, sources, ttl, relative, now):
+                result = _result_from_entry(meta, table, request, time.perf_counter() - started)
+                store.touch(key)
+                session.hits += 1
+                session.used[key] = store.file_for(key)
+                result.stats["cache"] = {"key": key, "path": store.file_for(key), "ttl_s": ttl}
+                return result
+    session.misses += 1
+    pinned = request if request.now is not None else request.with_(now=now)
+    result = compute(pinned)
+    _store(store, key, _meta(key, engine, pinned, result, sources, relative), result, cfg.cache_max_bytes)
+    result.warnings.extend(notes)
+    return result
+
+
+def _load(store: ResultStore, key: str, notes: list[str]) -> tuple[dict[str, Any], Any] | None:
+    try:
+        loaded = store.load(key)
+    except CorruptEntry as exc:
+        store.discard(key, exc.stat)
+        session.discarded += 1
+        notes.append(f"The cached result for this query was damaged ({exc}); it was discarded and the "
+                     "query re-run.")
+        return None
+    except OSError as exc:
+        notes.append(f"The cache could not be read ({exc.strerror or exc}); the query was re-run.")
+        return None
+    if loaded is None:
+        return None
+    meta, table, st = loaded
+    problem = _check_entry(meta, table, key)
+    if problem:
+        store.discard(key, st)
+        session.discarded += 1
+        notes.append(f"The cached result for this query was damaged ({problem}); it was discarded and "
+                     "the query re-run.")
+        return None
+    return meta, table
+
+
+def _check_entry(meta: dict[str, Any], table: Any, key: str) -> str | None:
+    """Why a checksum-valid entry still cannot be served (None: it can)."""
+    from kqlmagic_plus import kqltypes
+
+    if meta.get("format") != FORMAT:
+        return f"format {meta.get('format')!r}, expected {FORMAT}"
+    if meta.get("key") != key:
+        return "it belongs to another query"
+    types = meta.get("kql_types")
+    if not isinstance(types, list) or types != kqltypes.kql_types_of(table):
+        return "its column types do not match its data"
+    try:
+        if any(f.type != kqltypes.arrow_type(t) for f, t in zip(table.schema, types, strict=True)):
+            return "its columns are not in canonical form"
+        _parse_time(meta["computed_at"])
+        _parse_time(meta["now"])
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"bad metadata ({type(exc).__name__})"
+    return None
+
+
+def _fresh(meta: dict[str, Any], sources: str, ttl: float, relative: bool, now: datetime) -> bool:
+    """The rule in the module docstring."""
+    if meta.get("sources") != sources:
+        return False
+    computed = _parse_time(meta["computed_at"])
+    age = (now - computed).total_seconds()
+    if age < -FUTURE_SKEW_SECONDS or age >= ttl:
+        return False
+    if relative:
+        entry_now = _parse_time(meta["now"])
+        if (now - entry_now).total_seconds() >= ttl:
+            return False
+        if _local_day(now) != _local_day(entry_now):
+            return False
+    return True
+
+
+def _local_day(t: datetime) -> Any:
+    return t.astimezone().date()
+
+
+def _parse_time(text: Any) -> datetime:
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _meta(key: str, engine: Engine, request: Request, result: Result, sources: str, relative: bool
+          ) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "key": key,
+        "query": request.query,
+        "target": engine.target,
+        "connection": result.connection,
+        "engine": result.engine,
+        "computed_at": result.computed_at.isoformat(),
+        "now": request.now.isoformat() if request.now else result.computed_at.isoformat(),
+        "relative": relative,
+        "sources": sources,
+        "rows": result.row_count,
+        "kql_types": list(result.kql_types),
+        "elapsed": result.elapsed,
+        "truncated": result.truncated,
+        "total_rows": result.total_rows,
+        "warnings": list(result.warnings),
+        "executed": result.executed,
+        "parameters": _encode_lenient(result.parameters),
+        "stats": _encode_lenient(result.stats),
+    }
+
+
+def _encode_lenient(value: Any) -> Any:
+    """Like :func:`encode`, with text for values that have no exact form (display-only fields)."""
+    if isinstance(value, Mapping):
+        return encode({str(k): _encode_leaf(v) for k, v in value.items()})
+    return _encode_leaf(value)
+
+
+def _encode_leaf(v: Any) -> Any:
+    try:
+        encode(v)
+        return v
+    except Unkeyable:
+        return str(v)
+
+
+def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, cap: int) -> None:
+    from kqlmagic_plus.cache.entry import encode as encode_entry
+
+    if result.table.num_columns == 0:
+        return
+    try:
+        header, payload, digest = encode_entry(meta, result.table)
+    except Exception as exc:  # a column Parquet cannot hold: the query still succeeded
+        result.warnings.append(f"Result not cached: it could not be written as Parquet "
+                               f"({type(exc).__name__}).")
+        return
+    size = len(header) + payload.size + len(digest)
+    if cap and size > cap:
+        result.warnings.append(f"Result not cached: {_mb(size)} is more than the cache size cap "
+                               f"({_mb(cap)}, KqlMagicPlus.cache_max_bytes).")
+        return
+    try:
+        path = store.store(key, [header, payload, digest], meta, result.table)
+    except OSError as exc:
+        session.write_failures += 1
+        result.warnings.append(_write_failure(exc, store.path))
+        return
+    session.stores += 1
+    session.used[key] = path
+    if cap:
+        store.evict(cap, keep=key)
+
+
+def _write_failure(exc: OSError, where: str) -> str:
+    import errno
+
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EFBIG: "the file size limit was reached",
+        errno.EROFS: "the folder is read-only",
+        errno.EACCES: "permission denied",
+    }.get(exc.errno or -1, exc.strerror or type(exc).__name__)
+    return f"Result not cached: {reason} ({where}). The query itself succeeded."
+
+
+def _mb(n: float) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:,.1f} kB"
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _result_from_entry(meta: dict[str, Any], table: Any, request: Request, elapsed: float) -> Result:
+    from kqlmagic_plus.results import Result
+
+    stats = decode(meta.get("stats") or {})
+    return Result(
+        table=table,
+        kql_types=list(meta["kql_types"]),
+        query=request.query,
+        connection=meta.get("connection") or "",
+        engine=meta.get("engine") or "",
+        elapsed=elapsed,
+        truncated=bool(meta.get("truncated")),
+        total_rows=meta.get("total_rows"),
+        warnings=[str(w) for w in meta.get("warnings") or []],
+        executed=meta.get("executed"),
+        parameters=decode(meta.get("parameters") or {}),
+        render=_render_for(request.query),
+        from_cache=True,
+        computed_at=_parse_time(meta["computed_at"]),
+        stats=stats if isinstance(stats, dict) else {},
+    )
+
+
+def _render_for(query: str) -> Any:
+    # A render spec is read from the query text, as the engines do; it is not stored (no pickles).
+    try:
+        from kqlmagic_plus.language.render import split_render
+    except ImportError:
+        return None
+    return split_render(query)[1]
+
+
+# -- replay ---------------------------------------------------------------------------------------------
+
+def _replay(engine: Engine, request: Request, folder: str) -> Result:
+    preview = _preview(request.query)
+    if request.dry_run:
+        raise CacheMissError(f"--dry-run needs an engine; replay mode (folder {folder}) serves stored "
+                             "results only")
+    if not os.path.isdir(os.path.expanduser(folder)):
+        raise CacheMissError(f"replay folder {folder!r} does not exist (query: {preview})",
+                             hint="Point --replay / KQLMAGIC_PLUS_REPLAY at a folder written by "
+                                  "%kql --cache export DIR, or use --replay off.")
+    store = ResultStore.for_folder(folder)
+    try:
+        key = query_key(engine, request)
+    except Unkeyable as exc:
+        raise CacheMissError(f"{exc} in query {preview} has no stable cache key, so it cannot be "
+                             "replayed") from None
+    started = time.perf_counter()
+    try:
+        loaded = store.load(key)
+    except CorruptEntry as exc:
+        raise CacheMissError(f"the entry for query {preview} in replay folder {folder} is damaged "
+                             f"({exc}); it is not served") from None
+    if loaded is None:
+        raise CacheMissError(f"no entry for query {preview} in replay folder {folder}",
+                             hint="Replay serves only queries that ran (with caching on) before "
+                                  "%kql --cache export; this one is new or changed. "
+                                  "Use --replay off to run it on an engine.")
+    meta, table, _ = loaded
+    problem = _check_entry(meta, table, key)
+    if problem:
+        raise CacheMissError(f"the entry for query {preview} in replay folder {folder} cannot be "
+                             f"served: {problem}")
+    result = _result_from_entry(meta, table, request, time.perf_counter() - started)
+    result.stats["cache"] = {"key": key, "path": store.file_for(key), "replay": folder}
+    session.replayed += 1
+    session.used[key] = store.file_for(key)
+    return result
+
+
+def _preview(query: str, width: int = 80) -> str:
+    text = " ".join(query.split())
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+# -- %kql --cache list | stats | clear | export, and --replay --------------------------------------------
+
+class Report:
+    """Text a cache command shows (as the cell's output)."""
+
+    def __init__(self, lines: list[str], entries: list[dict[str, Any]] | None = None):
+        self.lines = lines
+        #: For ``list``: one dict per entry (key, query, target, computed_at, age_s, rows, bytes, ...).
+        self.entries = entries or []
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines)
+
+    def to_dataframe(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(self.entries)
+
+
+def magic_command(opts: dict[str, Any], rest: str) -> Report | None:
+    """Handle ``--cache list|stats|clear|export DIR`` and ``--replay DIR``. Returns None when the
+    options only set up how the query on the same line/cell runs (``--cache 1h``, ``--replay DIR``)."""
+    cmd = opts.get("cache")
+    if opts.get("older_than") and cmd != "clear":
+        raise OptionError("--older-than works with --cache clear (e.g. %kql --cache clear --older-than 7d)")
+    if opts.get("replay") is not None:
+        _set_replay(str(opts["replay"]))
+    if cmd == "list":
+        return list_entries()
+    if cmd == "stats":
+        return stats()
+    if cmd == "clear":
+        return clear(opts.get("older_than"))
+    if cmd == "export":
+        try:
+            words = shlex.split(rest)
+        except ValueError as exc:
+            raise OptionError(f"--cache export: {exc}") from None
+        if len(words) != 1:
+            raise OptionError("--cache export needs one folder: %kql --cache export DIR")
+        return export(words[0])
+    if cmd is not None:
+        _ttl(cmd, False)  # a bad TTL fails here, before the query runs
+    return None
+
+
+def _set_replay(folder: str) -> None:
+    cfg = _settings()
+    if folder.strip().lower() in _OFF:
+        if cfg.replay:
+            print("Replay mode off: queries run on their engines again.")
+        cfg.replay = ""
+        return
+    path = os.path.abspath(os.path.expanduser(folder))
+    if not os.path.isdir(path):
+        raise OptionError(f"--replay {folder}: no such folder")
+    n = len(ResultStore.for_folder(path).files())
+    cfg.replay = path
+    print(f"Replay mode: queries are served from {path} ({n} entries); none reaches an engine.")
+
+
+def _store_for_commands() -> ResultStore:
+    return ResultStore.for_cache_dir(_settings().cache_dir)
+
+
+def list_entries() -> Report:
+    """The entries in the cache folder, most recently used first."""
+    store = _store_for_commands()
+    now = _clock()
+    rows = []
+    for info, meta in sorted(store.entries(), key=lambda im: -im[0].last_used):
+        meta = meta or {}
+        try:
+            age = (now - _parse_time(meta["computed_at"])).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            age = None
+        rows.append({
+            "key": info.key[:12], "query": meta.get("query", "?"), "target": meta.get("target", "?"),
+            "computed_at": meta.get("computed_at"), "age_s": age, "rows": meta.get("rows"),
+            "bytes": info.size, "last_used": datetime.fromtimestamp(info.last_used, UTC).isoformat(),
+        })
+    if not rows:
+        return Report([f"The cache is empty ({store.path})."])
+    lines = [f"{len(rows)} cached results, {_mb(sum(r['bytes'] for r in rows))} in {store.path}",
+             f"{'key':<12}  {'age':>6}  {'rows':>9}  {'size':>9}  query"]
+    for r in rows:
+        from kqlmagic_plus.results import _human_age
+
+        age = _human_age(r["age_s"]) if r["age_s"] is not None else "?"
+        q = " ".join(str(r["query"]).split())
+        q = q if len(q) <= 70 else q[:67] + "..."
+        lines.append(f"{r['key']:<12}  {age:>6}  {r['rows'] if r['rows'] is not None else '?':>9}  "
+                     f"{_mb(r['bytes']):>9}  {q}")
+    return Report(lines, rows)
+
+
+def stats() -> Report:
+    cfg = _settings()
+    store = _store_for_commands()
+    files = store.files()
+    total = sum(f.size for f in files)
+    mode = f"replay from {cfg.replay}" if replay_folder() else f"cache {cfg.cache or 'off'}"
+    return Report([
+        f"Cache folder: {store.path}",
+        f"Entries: {len(files)}, {_mb(total)} of {_mb(cfg.cache_max_bytes)} cap",
+        f"Mode: {mode}",
+        f"This session: {session.hits} hits, {session.misses} misses, {session.stores} stored, "
+        f"{session.replayed} replayed, {session.discarded} damaged entries discarded, "
+        f"{session.write_failures} failed writes",
+    ])
+
+
+def clear(older_than: str | None = None) -> Report:
+    from kqlmagic_plus.options import parse_duration
+
+    store = _store_for_commands()
+    if older_than:
+        cutoff = _clock().timestamp() - parse_duration(older_than, "--older-than")
+        n, freed = store.clear(computed_before=cutoff)
+        return Report([f"Removed {n} cached results computed more than {older_than} ago ({_mb(freed)})."])
+    n, freed = store.clear()
+    return Report([f"Removed {n} cached results ({_mb(freed)})."])
+
+
+def export(folder: str) -> Report:
+    """Copy every entry this process served or stored into *folder* (a replay folder)."""
+    dest = ResultStore(folder)
+    if not session.used:
+        return Report(["No cached results were used in this session, so there is nothing to export. "
+                       "Turn caching on (%config KqlMagicPlus.cache = '1d') and run the notebook first."])
+    copied, missing = 0, []
+    for key, src in sorted(session.used.items()):
+        target = dest.file_for(key)
+        try:
+            if os.path.exists(target) and os.path.samefile(src, target):
+                copied += 1
+                continue
+            dest.copy_in(src, key)
+            copied += 1
+        except (OSError, CorruptEntry) as exc:
+            missing.append(f"{key[:12]} ({(exc.strerror if isinstance(exc, OSError) else None) or exc})")
+    lines = [f"Exported {copied} cached results to {folder}"]
+    if missing:
+        lines.append(f"{len(missing)} could not be exported (evicted, cleared or damaged since use): "
+                     + ", ".join(missing))
+    return Report(lines)

@@ -1,0 +1,177 @@
+"""``kqlmagic-plus``: query, hunt, datagen and demo from a terminal.
+
+Exit 0 on success; on failure a one-line error on stderr and a non-zero exit (2 for usage errors,
+1 for everything else). ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kqlmagic_plus.errors import KqlMagicPlusError, OptionError
+
+FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit 2, no usage dump
+        raise OptionError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kqlmagic-plus", description="KQL hunting from the terminal: local DuckDB, "
+                "Log Analytics, Azure Data Explorer, and Spark over the exported lake.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    q = sub.add_parser("query", help="run a KQL query and print or save its rows")
+    q.add_argument("kql", help="the query text, or @FILE to read it from a file, or - for stdin")
+    q.add_argument("-c", "--conn", help="connection string (default: local://)")
+    q.add_argument("--mount", action="append", default=[], metavar="NAME=PATH",
+                   help="files (Parquet, CSV, JSON lines; globs) as table NAME; repeatable")
+    q.add_argument("--format", choices=FORMATS, default="table")
+    q.add_argument("-o", "--output", metavar="FILE", help="write the rows here instead of stdout")
+    q.add_argument("--show-query", action="store_true", help="print what ran (to stderr)")
+    q.add_argument("--timeout", type=float, help="seconds before the query is cancelled")
+    q.add_argument("--timespan", help="query window ending now, e.g. 7d")
+    q.add_argument("--start", help="window start (ISO-8601 UTC)")
+    q.add_argument("--end", help="window end (ISO-8601 UTC)")
+    q.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                   help="a query parameter; the value is JSON (strings quoted); repeatable")
+
+    d = sub.add_parser("demo", help="generate a small lake, run the hunting tour notebook, write HTML")
+    d.add_argument("--out", default="kqlmagic-plus-demo", help="output folder (default: ./kqlmagic-plus-demo)")
+    d.add_argument("--days", type=int, default=2)
+    d.add_argument("--events-per-day", type=int, default=50_000)
+    d.add_argument("--seed", type=int, default=7)
+
+    dg = sub.add_parser("datagen", help="write synthetic Sentinel tables in the export layout")
+    try:
+        from kqlmagic_plus.demo.datagen import add_datagen_arguments
+    except ImportError:
+        dg.add_argument("--out", required=True)
+    else:
+        add_datagen_arguments(dg)
+
+    h = sub.add_parser("hunt", help="run a built-in hunt (beacon, spray, masquerade)")
+    h.add_argument("name", nargs="?", help="hunt name; omit to list hunts")
+    h.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    h.add_argument("-o", "--output", metavar="FILE")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "hunt":
+            return _hunt(argv[1:])
+        args = build_parser().parse_args(argv)
+        return {"query": _query, "demo": _demo, "datagen": _datagen}[args.command](args)
+    except KqlMagicPlusError as exc:
+        if debug:
+            raise
+        # One line: the first line already says what and where (line/column for KQL).
+        print(exc.user_message().splitlines()[0], file=sys.stderr)
+        return 2 if isinstance(exc, OptionError) else 1
+    except KeyboardInterrupt:
+        print("Cancelled.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last line of defence: never a traceback from a dependency
+        if debug:
+            raise
+        print(f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _read_query(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise OptionError(f"cannot read query file {text[1:]!r}: {exc.strerror}") from None
+    return text
+
+
+def _query(args: argparse.Namespace) -> int:
+    import json
+
+    from kqlmagic_plus import api
+    from kqlmagic_plus.options import parse_name_value
+
+    params: dict[str, Any] = {}
+    for item in args.param:
+        name, raw = parse_name_value(item, "--param")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            raise OptionError(f"--param {name}: {raw!r} is not JSON (quote strings: {name}='\"text\"')"
+                              ) from None
+    mounts = dict(parse_name_value(m, "--mount") for m in args.mount)
+    result = api.kql(_read_query(args.kql), conn=args.conn, params=params, mounts=mounts,
+                     timeout=args.timeout, timespan=args.timespan, start=args.start, end=args.end)
+    if args.show_query:
+        print(result.executed or result.query, file=sys.stderr)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if result.truncated:
+        print(f"warning: result truncated ({result.row_count} rows returned)", file=sys.stderr)
+    write_result(result, args.format, args.output)
+    return 0
+
+
+def write_result(result: Any, fmt: str, output: str | None) -> None:
+    """Write a Result in one of the CLI formats (to a file, or stdout)."""
+    from kqlmagic_plus.display import formats as export
+
+    if fmt == "parquet" and not output:
+        raise OptionError("--format parquet needs -o FILE")
+    data = export.render(result, fmt)
+    if output:
+        mode = "wb" if isinstance(data, bytes) else "w"
+        try:
+            with open(output, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
+                fh.write(data)
+        except OSError as exc:
+            raise OptionError(f"cannot write {output!r}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(data)  # type: ignore[arg-type]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kqlmagic_plus.demo.runner import run_demo
+
+    run_demo(out=args.out, days=args.days, events_per_day=args.events_per_day, seed=args.seed)
+    return 0
+
+
+def _datagen(args: argparse.Namespace) -> int:
+    from kqlmagic_plus.demo.datagen import run_datagen
+
+    run_datagen(args)
+    return 0
+
+
+def _hunt(argv: list[str]) -> int:
+    try:
+        from kqlmagic_plus.cli.hunt import main as hunt_main
+    except ImportError:
+        from kqlmagic_plus.errors import EngineUnavailableError
+
+        raise EngineUnavailableError("`kqlmagic-plus hunt` is not in this build yet; from Python use "
+                                     "kqlmagic_plus.hunt('beacon', lake=DIR)") from None
+
+    return hunt_main(argv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Connection strings, aliases, and the current connection.
+
+Accepted forms (Kqlmagic-compatible, plus new schemes)::
+
+    local://                                   the embedded engine (default)
+    local://db='path/to.duckdb'                a DuckDB database file
+    local://lake='DIR'      lake://DIR         an exported Log Analytics lake
+    loganalytics://workspace='<id>';tenant='<t>';code
+    loganalytics://workspace('<id>').tenant('<t>').clientid('<app>').clientsecret('$SECRET')
+    azuredataexplorer://cluster='c';database='db'    (aliases adx://, kusto://)
+    adx://db@cluster          db@cluster (the sign-in of an open connection to that cluster is reused)
+
+Keys are read the way Kqlmagic reads them: case, ``_`` and ``-`` do not matter (``client_secret``,
+``ClientSecret`` and ``clientsecret`` are one key), and Kqlmagic's names are accepted
+(``aadurl``/``datasourceurl`` -> ``authority``/``endpoint``, ``certificate_pem_file`` -> ``certificate``).
+Sign-in is one bare word or a key pair: ``code`` (device code), ``interactive``, ``azcli``, ``msi``,
+``default`` (DefaultAzureCredential), ``anonymous``, ``clientid``+``clientsecret``, ``clientid``+
+``certificate``; see :mod:`kqlmagic_plus.connections.auth`. ``cloud='public|usgov|china'`` picks the sovereign cloud.
+
+Values are literal text, or ``$NAME`` for an environment variable; nothing is ever evaluated.
+Secret-bearing keys are redacted wherever a connection is shown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kqlmagic_plus.errors import ConnectionStringError
+
+if TYPE_CHECKING:
+    from kqlmagic_plus.engines.base import Engine
+
+#: Scheme spellings -> canonical scheme.
+SCHEMES = {
+    "local": "local",
+    "duckdb": "local",
+    "lake": "local",
+    "loganalytics": "loganalytics",
+    "la": "loganalytics",
+    "azuremonitor": "loganalytics",
+    "sentinel": "loganalytics",
+    "azuredataexplorer": "adx",
+    "adx": "adx",
+    "kusto": "adx",
+}
+
+#: Keys whose values are secrets: never shown, never part of a cache key. Spelled as after
+#: :func:`normalize_key` (the underscore forms stay for callers that build specs by hand).
+SECRET_KEYS = frozenset({
+    "clientsecret", "client_secret", "password", "appkey", "token", "accesstoken", "access_token",
+    "certificatepassword", "certificate_password", "key", "accountkey", "sas", "secret",
+})
+
+#: Bare words that select an authentication method (Kqlmagic spells them as flags).
+AUTH_FLAGS = frozenset({"code", "devicecode", "azcli", "azcli_login", "msi", "anonymous", "default",
+                        "interactive", "managedidentity"})
+
+#: Kqlmagic (and SDK) spellings of keys -> ours, after :func:`normalize_key`.
+KEY_ALIASES = {
+    "workspaceid": "workspace",
+    "tenantid": "tenant",
+    "appid": "clientid",
+    "applicationid": "clientid",
+    "applicationclientid": "clientid",
+    "clusterurl": "cluster",
+    "datasource": "cluster",
+    "initialcatalog": "database",
+    "certificatepemfile": "certificate",
+    "certificatefile": "certificate",
+    "certificatepath": "certificate",
+    "aadurl": "authority",
+    "loginendpoint": "authority",
+    "authorityhost": "authority",
+    "datasourceurl": "endpoint",
+    "devicecode": "code",
+    "azclilogin": "azcli",
+    "managedidentity": "msi",
+}
+
+#: ``cloud=`` values -> the canonical cloud name (Kqlmagic's and Azure CLI's names included).
+CLOUDS = {
+    "public": "public", "azurecloud": "public", "azurepubliccloud": "public",
+    "usgov": "usgov", "fairfax": "usgov", "azureusgovernment": "usgov", "azureusgovernmentcloud": "usgov",
+    "china": "china", "mooncake": "china", "azurechinacloud": "china",
+}
+
+#: Keys that say how to sign in (with AUTH_FLAGS). A spec without any borrows them (db@cluster).
+AUTH_KEYS = ("tenant", "clientid", "clientsecret", "certificate", "certificatepassword", "certificatethumbprint",
+             "authority", "cloud")
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    """A parsed connection string."""
+
+    scheme: str
+    props: dict[str, str] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+    alias: str | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.props.get(key, default)
+
+    def redacted(self) -> str:
+        """The connection as text, safe to show: secret values replaced by ***."""
+        parts = [f"{k}='{REDACTED if is_secret(k, v) else v}'" for k, v in self.props.items()]
+        parts += sorted(self.flags)
+        if self.alias:
+            parts.append(f"alias='{self.alias}'")
+        return f"{self.scheme}://" + ";".join(parts)
+
+    def identity(self) -> str:
+        """What the connection points at, with no credential material (cache key, registry key)."""
+        safe = {k: v for k, v in self.props.items() if not is_secret(k, v) and k != "alias"}
+        return f"{self.scheme}://" + ";".join(f"{k}={v}" for k, v in sorted(safe.items()))
+
+    def __repr__(self) -> str:
+        return f"ConnectionSpec({self.redacted()!r})"
+
+    __str__ = redacted
+
+
+def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
+    """Parse a connection string. Raises ConnectionStringError saying what and where."""
+    env = os.environ if env is None else env
+    raw = text.strip()
+    scheme_raw, sep, body = raw.partition("://")
+    if not sep:
+        raise ConnectionStringError(f"not a connection string: {_safe_preview(raw)!r} "
+                                    "(expected scheme://..., e.g. local:// or loganalytics://workspace='...')")
+    scheme = SCHEMES.get(scheme_raw.strip().lower())
+    if scheme is None:
+        raise ConnectionStringError(f"unknown scheme {scheme_raw!r}; known: "
+                                    + ", ".join(sorted(set(SCHEMES))))
+    props: dict[str, str] = {}
+    flags: set[str] = set()
+    body = body.strip()
+    if scheme_raw.lower() == "lake" and body and not _looks_like_pairs(body):
+        props["lake"] = _resolve(_unquote(body), env, "lake")
+        return ConnectionSpec("local", props)
+    head = body.split(";", 1)[0]
+    if scheme == "adx" and "@" in head and "=" not in head and "(" not in head:
+        # Kqlmagic's db@cluster; sign-in words may follow (adx://db@cluster;code).
+        db, _, cluster = head.partition("@")
+        if not db.strip() or not cluster.strip():
+            raise ConnectionStringError(f"{head!r} needs both parts: database@cluster")
+        props.update({"database": db.strip(), "cluster": cluster.strip()})
+        body = body[len(head) + 1:] if ";" in body else ""
+    for pos, key, value in _pairs(body):
+        k = normalize_key(key)
+        if value is None:
+            if k in AUTH_FLAGS:
+                flags.add(k)
+                continue
+            raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string needs a value "
+                                        f"({key}='...'), or is not a known flag ({', '.join(sorted(AUTH_FLAGS))})")
+        if k in props:
+            raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string is given twice")
+        props[k] = _resolve(value, env, k)
+    alias = props.pop("alias", None)
+    if "cloud" in props:
+        name = CLOUDS.get(normalize_key(props["cloud"]))
+        if name is None:
+            raise ConnectionStringError(f"cloud={props['cloud']!r} is not a cloud this knows; use public, usgov "
+                                        "or china (Kqlmagic's fairfax and mooncake work too)")
+        props["cloud"] = name
+    return ConnectionSpec(scheme, props, frozenset(flags), alias)
+
+
+def is_secret(key: str, value: str) -> bool:
+    """Whether a property's value must never be shown (a certificate given as PEM text holds a key)."""
+    return key in SECRET_KEYS or (key == "certificate" and "-----BEGIN" in value)
+
+
+def normalize_key(key: str) -> str:
+    """A key as Kqlmagic compares it: lower case, without ``_`` and ``-``, aliases folded."""
+    k = key.strip().lower().replace("_", "").replace("-", "")
+    return KEY_ALIASES.get(k, k)
+
+
+def has_sign_in(spec: ConnectionSpec) -> bool:
+    """Whether the connection string says how to sign in (a flag, or a secret or certificate)."""
+    return bool(spec.flags & AUTH_FLAGS) or any(k in spec.props for k in ("clientsecret", "certificate"))
+
+
+def _looks_like_pairs(body: str) -> bool:
+    return "=" in body.split("/")[0] or (body.split("(")[0].isidentifier() and "(" in body)
+
+
+def _safe_preview(raw: str) -> str:
+    # Never echo something that might be a secret in full.
+    return raw if len(raw) <= 24 else raw[:24] + "..."
+
+
+def _unquote(v: str) -> str:
+    v = v.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        return v[1:-1]
+    return v
+
+
+def _resolve(value: str, env, key: str) -> str:
+    if value.startswith("$") and len(value) > 1 and value[1:].replace("_", "a").isalnum():
+        name = value[1:]
+        if name not in env:
+            raise ConnectionStringError(f"{key} refers to environment variable ${name}, which is not set")
+        return env[name]
+    return value
+
+
+def _pairs(body: str):
+    """Yield (position, key, value-or-None) from ``k='v';k2=v2;flag`` or ``k('v').k2('v').flag()``."""
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] in " ;.\t\n":
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and (body[i].isalnum() or body[i] in "_-"):
+            i += 1
+        key = body[start:i]
+        if not key:
+            raise ConnectionStringError(f"unexpected {body[i]!r} at position {i + 1} of the connection string")
+        while i < n and body[i] == " ":
+            i += 1
+        if i < n and body[i] == "=":
+            i += 1
+            value, i = _value(body, i, ";")
+            yield start, key, value
+        elif i < n and body[i] == "(":
+            i += 1
+            while i < n and body[i] == " ":
+                i += 1
+            if i < n and body[i] == ")":
+                i += 1
+                yield start, key, None
+                continue
+            value, i = _value(body, i, ")")
+            while i < n and body[i] == " ":
+                i += 1
+            if i >= n or body[i] != ")":
+                raise ConnectionStringError(f"missing ')' after the value of {key!r} at position {start + 1}")
+            i += 1
+            yield start, key, value
+        else:
+            yield start, key, None
+
+
+def _value(body: str, i: int, stop: str) -> tuple[str, int]:
+    n = len(body)
+    while i < n and body[i] == " ":
+        i += 1
+    if i < n and body[i] in "'\"":
+        q = body[i]
+        j = i + 1
+        out = []
+        while j < n:
+            if body[j] == q:
+                if j + 1 < n and body[j + 1] == q:  # doubled quote inside
+                    out.append(q)
+                    j += 2
+                    continue
+                return "".join(out), j + 1
+            out.append(body[j])
+            j += 1
+        raise ConnectionStringError(f"unterminated quote starting at position {i + 1} of the connection string")
+    j = i
+    while j < n and body[j] != stop and not (stop == ")" and body[j] == ")"):
+        j += 1
+    return body[i:j].strip(), j
+
+
+# -- engines -------------------------------------------------------------------------------------------
+
+#: scheme -> factory(spec) -> Engine. Imported lazily so a scheme costs nothing until used.
+_FACTORIES: dict[str, Callable[[ConnectionSpec], Engine]] = {}
+
+
+def register_scheme(scheme: str, factory: Callable[[ConnectionSpec], Engine]) -> None:
+    _FACTORIES[scheme] = factory
+
+
+def _default_factory(spec: ConnectionSpec) -> Engine:
+    if spec.scheme == "local":
+        from kqlmagic_plus.engines.local import LocalEngine
+
+        return LocalEngine.from_spec(spec)
+    if spec.scheme == "loganalytics":
+        from kqlmagic_plus.engines.loganalytics import LogAnalyticsEngine
+
+        return LogAnalyticsEngine.from_spec(spec)
+    if spec.scheme == "adx":
+        from kqlmagic_plus.engines.adx import AdxEngine
+
+        return AdxEngine.from_spec(spec)
+    raise ConnectionStringError(f"no engine for scheme {spec.scheme!r}")
+
+
+class Connections:
+    """Named connections and the current one. One engine per distinct target, reused."""
+
+    def __init__(self, default: str = "local://"):
+        self._lock = threading.RLock()
+        self._engines: dict[str, Engine] = {}
+        self._specs: dict[str, ConnectionSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self.default = default
+        self.current: str | None = None
+
+    def resolve(self, conn: str | None = None, namespace: Mapping[str, Any] | None = None) -> tuple[str, Engine]:
+        """The engine for a connection string, alias or name (None: the current, else the default).
+
+        Kqlmagic's ``-conn VAR``: a bare name that is no alias but a string variable in *namespace*
+        is read as the connection string it holds (looked up, never evaluated). ``db@cluster``
+        without a scheme is an ADX connection.
+        """
+        with self._lock:
+            text = conn if conn is not None else (self.current or self.default)
+            text = text.strip()
+            if (namespace is not None and text.isidentifier() and text not in self._aliases
+                    and isinstance(namespace.get(text), str)):
+                text = namespace[text].strip()
+            key = self._aliases.get(text, text)
+            if key not in self._engines:
+                if ("://" not in key or "@" in key.split("://", 1)[0]) and _is_db_at_cluster(key):
+                    key = "adx://" + key  # db@cluster, the cluster a name, host or URL
+                if "://" not in key:
+                    raise ConnectionStringError(
+                        f"no connection named {text!r}. Known: {', '.join(self.names()) or 'none'}")
+                spec = self._with_borrowed_sign_in(parse(key))
+                key = spec.identity() + (";" + ",".join(sorted(spec.flags)) if spec.flags else "") \
+                    + _secret_tag(spec)
+                if key not in self._engines:
+                    factory = _FACTORIES.get(spec.scheme, _default_factory)
+                    self._engines[key] = factory(spec)
+                    self._specs[key] = spec
+                if spec.alias:
+                    self._aliases[spec.alias] = key
+            self.current = key
+            return key, self._engines[key]
+
+    def _with_borrowed_sign_in(self, spec: ConnectionSpec) -> ConnectionSpec:
+        """A remote spec that says nothing about sign-in takes it from an open connection to the same
+        cluster or workspace (Kqlmagic's ``db@cluster`` switches databases this way)."""
+        if spec.scheme == "local" or has_sign_in(spec):
+            return spec
+        where = "cluster" if spec.scheme == "adx" else "workspace"
+        target = (spec.get(where) or "").lower()
+        for other in reversed(list(self._specs.values())):
+            if other.scheme == spec.scheme and (other.get(where) or "").lower() == target and has_sign_in(other):
+                props = dict(spec.props)
+                for k in AUTH_KEYS:
+                    if k in other.props and k not in props:
+                        props[k] = other.props[k]
+                return ConnectionSpec(spec.scheme, props, spec.flags | (other.flags & AUTH_FLAGS), spec.alias)
+        return spec
+
+    def names(self) -> list[str]:
+        return sorted(self._aliases) + [k for k in self._engines if k not in self._aliases.values()]
+
+    def listing(self) -> list[tuple[str, str, bool]]:
+        """(alias or '', redacted connection, is current) for every open connection."""
+        with self._lock:
+            back = {v: k for k, v in self._aliases.items()}
+            return [(back.get(key, ""), self._specs[key].redacted(), key == self.current)
+                    for key in self._engines]
+
+    def close_all(self) -> None:
+        with self._lock:
+            for eng in self._engines.values():
+                with contextlib.suppress(Exception):  # closing is best effort at shutdown
+                    eng.close()
+            self._engines.clear()
+            self._specs.clear()
+            self._aliases.clear()
+            self.current = None
+
+
+#: Per-process key: secrets are told apart in registry keys without a reversible trace of them.
+_TAG_KEY = os.urandom(32)
+
+
+def _secret_tag(spec: ConnectionSpec) -> str:
+    """Distinguishes connections that differ only in a secret (a corrected client secret must not
+    reuse the engine built with the wrong one), without the secret in the key."""
+    import hashlib
+    import hmac
+
+    secret = "\0".join(f"{k}={v}" for k, v in sorted(spec.props.items()) if is_secret(k, v))
+    if not secret:
+        return ""
+    return ";#" + hmac.new(_TAG_KEY, secret.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _is_db_at_cluster(text: str) -> bool:
+    db, at, cluster = text.partition("@")
+    return bool(at) and db.strip().replace("_", "a").replace("-", "a").isalnum() and bool(cluster.strip()) \
+        and not any(c in text for c in " '\"|;=()")
+
+
+_connections: Connections | None = None
+
+
+def connections() -> Connections:
+    """The process-wide registry (shared by the magics and the Python API)."""
+    global _connections
+    if _connections is None:
+        _connections = Connections()
+    return _connections
