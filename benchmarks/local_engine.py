@@ -74,7 +74,7 @@ def main() -> None:
             magic_t, sql_t = [], []
             import duckdb_kql
 
-            from kqlmagic_plus.connections.spec import connections
+            from kqlmagic_plus.engines.registry import connections
 
             schema = connections().resolve(None)[1].schema()
             t = time.perf_counter()

@@ -6,9 +6,9 @@ imports nothing heavy: pandas, duckdb, pyspark, plotly and the Azure clients loa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kqlmagic_plus import kql  # the callable module: kqlmagic_plus.kql(query, ...) runs a query
 from kqlmagic_plus._version import __version__
 
 if TYPE_CHECKING:
@@ -17,14 +17,21 @@ if TYPE_CHECKING:
 __all__ = ["__version__", "hunt", "kql", "load_ipython_extension", "unload_ipython_extension"]
 
 
+def kql(query: str, conn: str | None = None, params: Mapping[str, Any] | None = None, **options: Any) -> Result:
+    """Run a KQL query and return a Result; the options are :func:`kqlmagic_plus.api.kql`'s."""
+    from kqlmagic_plus.api import kql as run_kql
+
+    return run_kql(query, conn, params, **options)
+
+
 def load_ipython_extension(ip: Any) -> None:
-    from kqlmagic_plus.magics.kql import load
+    from kqlmagic_plus.magics import load
 
     load(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
 
     connections().close_all()
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.config import settings
-from kqlmagic_plus.connections.spec import connections
+from kqlmagic_plus.engines.registry import connections
 from kqlmagic_plus.errors import OptionError
-from kqlmagic_plus.request import Request, TimeWindow
+from kqlmagic_plus.request import Request, make_window
 
 if TYPE_CHECKING:
+    from kqlmagic_plus.cache.commands import Report
     from kqlmagic_plus.engines.base import Engine
+    from kqlmagic_plus.options import KqlLine
     from kqlmagic_plus.results import Result
 
 
@@ -102,36 +104,49 @@ def _mount(engine: Engine, name: str, path: str) -> None:
     mount(name, path)
 
 
-def make_window(timespan: str | None, start: str | datetime | None, end: str | datetime | None
-                ) -> TimeWindow | None:
-    """A window from ``--timespan`` (ending now) or ``--start``/``--end``."""
-    from kqlmagic_plus.options import parse_duration
+def run_line(line: KqlLine, *, namespace: Mapping[str, Any] | None = None,
+             params: Mapping[str, Any] | None = None,
+             query_properties: Mapping[str, Any] | None = None) -> Result | Report | str | None:
+    """Do what a parsed ``%kql`` line asks: a cache command, a connection (and mounts), or a query.
 
-    if timespan and (start or end):
-        raise OptionError("give either --timespan or --start/--end, not both")
-    if timespan:
-        from datetime import timedelta
+    *params* (from ``--params VAR`` and ``--param NAME=EXPR``) and *query_properties* (from
+    ``--query-properties VAR``) are resolved by the caller, which owns the namespace they come from.
+    Returns the query's Result, a cache command's Report, the text to show for a connection, or None.
+    """
+    report = None
+    if line.cache.given:
+        from kqlmagic_plus.cache import commands
 
-        now = datetime.now(UTC)
-        return TimeWindow(now - timedelta(seconds=parse_duration(timespan, "--timespan")), now)
-    if start or end:
-        s = _as_datetime(start, "--start") if start else None
-        e = _as_datetime(end, "--end") if end else None
-        if s and e and s >= e:
-            raise OptionError(f"--start ({s.isoformat()}) must be before --end ({e.isoformat()})")
-        return TimeWindow(s, e)
-    return None
+        c = line.cache
+        report = commands.command(c.command, export_to=c.export_to, older_than=c.older_than, replay=c.replay,
+                                  ttl=c.ttl)
+    action = line.action
+    if action == "cache":
+        return report
+    if action == "connect":
+        _, engine = connections().resolve(line.conn, namespace=namespace if line.conn is not None else None)
+        for name, path in line.mounts:
+            _mount(engine, name, path)
+        if line.conn is not None:
+            return f"Connected: {engine.target}"
+        return "Mounted: " + ", ".join(name for name, _ in line.mounts)
+    options: dict[str, Any] = {}
+    if line.workspaces:
+        options["workspaces"] = list(line.workspaces)
+    if line.fail_on_partial:
+        options["fail_on_partial"] = True
+    if query_properties:
+        options["query_properties"] = dict(query_properties)
+    if line.cache.ttl is not None:
+        options["cache"] = line.cache.ttl
+    if line.cache.no_cache:
+        options["no_cache"] = True
+    if line.cache.refresh:
+        options["refresh"] = True
+    result = kql(line.query, conn=line.conn, params=params, namespace=namespace, mounts=dict(line.mounts),
+                 timeout=line.timeout, timespan=line.timespan, start=line.start, end=line.end,
+                 dry_run=line.dry_run, display_limit=line.display_limit, **options)
+    if line.no_chart:
+        result.show_chart = False
+    return result
 
-
-def _as_datetime(value: str | datetime, option: str) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = value.strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise OptionError(f"{option} {value!r} is not an ISO-8601 date or datetime (e.g. 2024-05-01T12:00Z)"
-                          ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Parse the magic line: options, then (for line magics) the query.
+"""Parse the magic line, once, into one typed value: options, connection, query, parameters, cache.
 
 A declarative table of options, parsed with shlex so quoting works as in a shell. Long forms are
 ours; Kqlmagic's spellings (``-displaylimit``, ``-showquery``, ``-o``...) are accepted too so old
@@ -9,10 +9,11 @@ as text and evaluated by the magic, explicitly, in the user's namespace.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.request import parse_duration
 
 
 @dataclass(frozen=True)
@@ -224,15 +225,162 @@ def parse_name_value(item: str, option: str) -> tuple[str, str]:
     return name, value
 
 
-def parse_duration(text: str, option: str = "duration") -> float:
-    """Seconds in a KQL-style timespan literal such as ``90s``, ``15m``, ``1h``, ``7d`` or ``1.5h``."""
-    units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "w": 604800}
-    t = text.strip().lower()
-    for u in sorted(units, key=len, reverse=True):
-        if t.endswith(u):
-            num = t[: -len(u)]
-            try:
-                return float(num) * units[u]
-            except ValueError:
-                break
-    raise OptionError(f"{option}: {text!r} is not a duration (write e.g. 30s, 15m, 1h, 7d)")
+# -- %kql / %%kql: the whole line (and cell) as one value ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CacheChoice:
+    """What a line asks of the result cache."""
+
+    #: ``--cache TTL`` (the text), ``--cache`` alone (True), or not given (None: the setting decides).
+    ttl: str | bool | None = None
+    no_cache: bool = False
+    refresh: bool = False
+    #: ``--cache list | stats | clear | export``.
+    command: str | None = None
+    #: The folder of ``--cache export DIR``.
+    export_to: str | None = None
+    older_than: str | None = None
+    #: ``--replay DIR`` (or ``off``).
+    replay: str | None = None
+
+    @property
+    def given(self) -> bool:
+        """A cache option that is handled before (or instead of) the query."""
+        return self.command is not None or self.replay is not None or isinstance(self.ttl, str)
+
+
+@dataclass(frozen=True)
+class KqlLine:
+    """One ``%kql`` line (and ``%%kql`` cell), parsed: everything that decides what runs and how it shows.
+
+    Nothing here is evaluated: ``--param`` expressions, ``--params`` and ``--query-properties``
+    variables stay text, for the magic (which owns the namespace) to resolve.
+    """
+
+    query: str = ""
+    #: A trailing ``;`` (removed from *query*) suppresses display.
+    quiet: bool = False
+    conn: str | None = None
+    #: ``--conn`` with no value: list the open connections.
+    list_connections: bool = False
+    mounts: tuple[tuple[str, str], ...] = ()
+    #: ``--param NAME=EXPR``: Python expressions, as written.
+    param_exprs: tuple[tuple[str, str], ...] = ()
+    params_var: str | None = None
+    query_properties_var: str | None = None
+    workspaces: tuple[str, ...] = ()
+    fail_on_partial: bool = False
+    cache: CacheChoice = field(default_factory=CacheChoice)
+    timeout: float | None = None
+    timespan: str | None = None
+    start: str | None = None
+    end: str | None = None
+    display_limit: int | None = None
+    show_query: bool = False
+    dry_run: bool = False
+    debug: bool = False
+    no_chart: bool = False
+    out: str | None = None
+
+    @property
+    def action(self) -> str:
+        """``connections`` (list them), ``cache`` (a cache command, or a mode set with no query),
+        ``connect`` (connect and/or mount, no query), or ``query``."""
+        if self.list_connections:
+            return "connections"
+        if self.cache.command in ("list", "stats", "clear", "export") or (self.cache.given and not self.query):
+            return "cache"
+        if not self.query:
+            if self.conn is None and not self.mounts:
+                raise OptionError("no query given. Usage: %kql [options] QUERY, or %%kql [options] with the "
+                                  "query in the cell; %kql --help lists the options")
+            return "connect"
+        return "query"
+
+
+def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
+    """``%kql LINE`` (*cell* None) or ``%%kql LINE`` + *cell* as one :class:`KqlLine`."""
+    opts, rest = parse_line(line)
+    rest = rest.strip()
+    conn = opts.get("conn")
+    query = cell if cell is not None else rest
+    if opts.get("query") is not None:
+        query = opts["query"]
+    if cell is not None and rest.startswith("+"):
+        # Kqlmagic's request properties on the magic line (`%%kql +notruncation`) belong to the query.
+        query = rest + "\n" + query
+    elif cell is not None and rest:
+        # Kqlmagic style: `%%kql loganalytics://...` or `%%kql alias` on the first line.
+        if conn is not None:
+            raise OptionError(f"unexpected text on the magic line: {rest!r}")
+        conn = rest
+    elif cell is None and _looks_like_connection(rest):
+        conn, query = rest, ""
+
+    command = opts.get("cache") if opts.get("cache") in CACHE_COMMANDS else None
+    if opts.get("older_than") and command != "clear":
+        raise OptionError("--older-than works with --cache clear (e.g. %kql --cache clear --older-than 7d)")
+    export_to = None
+    if command == "export":
+        export_to = _one_folder(rest if cell is None else "")
+        query = ""
+    ttl = opts["cache"] if "cache" in opts and command is None else None
+    if "cache" in opts and ttl is None and command is None:
+        ttl = True  # a bare --cache: cache with the default TTL
+    cache = CacheChoice(ttl=ttl, no_cache=bool(opts.get("no_cache")), refresh=bool(opts.get("refresh")),
+                        command=command, export_to=export_to, older_than=opts.get("older_than"),
+                        replay=opts.get("replay"))
+
+    query, quiet = _strip_quiet(query or "")
+    if not query.strip():
+        query = ""
+    out = opts.get("out")
+    if out and not out.isidentifier():
+        raise OptionError(f"-o/--out needs a Python variable name, got {out!r}")
+    return KqlLine(
+        query=query, quiet=quiet, conn=conn,
+        list_connections="conn" in opts and opts["conn"] is None,
+        mounts=tuple(parse_name_value(m, "--mount") for m in opts.get("mount") or []),
+        param_exprs=tuple(parse_name_value(p, "--param") for p in opts.get("param") or []),
+        params_var=opts.get("params"), query_properties_var=opts.get("query_properties"),
+        workspaces=tuple(w.strip() for w in (opts.get("workspaces") or "").split(",") if w.strip()),
+        fail_on_partial=bool(opts.get("fail_on_partial")), cache=cache, timeout=opts.get("timeout"),
+        timespan=opts.get("timespan"), start=opts.get("start"), end=opts.get("end"),
+        display_limit=opts.get("display_limit"), show_query=bool(opts.get("show_query")),
+        dry_run=bool(opts.get("dry_run")), debug=bool(opts.get("debug")), no_chart=bool(opts.get("no_chart")),
+        out=out,
+    )
+
+
+def _one_folder(rest: str) -> str:
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise OptionError(f"--cache export: {exc}") from None
+    if len(words) != 1:
+        raise OptionError("--cache export needs one folder: %kql --cache export DIR")
+    return words[0]
+
+
+def _looks_like_connection(text: str) -> bool:
+    """``scheme://...`` or Kqlmagic's ``db@cluster`` as the whole line (no query after it)."""
+    word = text.strip()
+    if not word:
+        return False
+    first = word.split("|")[0].split()[0]
+    if "://" in first:
+        return True
+    return word == first and "@" in first and not first.startswith(("@", "+"))
+
+
+def _strip_quiet(query: str) -> tuple[str, bool]:
+    """A trailing ``;`` suppresses display (as in Python cells); KQL does not need it."""
+    if ";" not in query:
+        return query, False
+    from kqlmagic_plus.language.lexer import significant, tokenize
+
+    toks = significant(tokenize(query))
+    if toks and toks[-1].text == ";":
+        return query[: toks[-1].start] + query[toks[-1].end:], True
+    return query, False

@@ -12,194 +12,17 @@ decides which lake files the views read. SQL and PySpark cells see the lake tabl
 from __future__ import annotations
 
 import ast
-import hashlib
-import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from kqlmagic_plus.engines.base import Engine
-from kqlmagic_plus.engines.spark.progress import ProgressSink
-from kqlmagic_plus.engines.spark.sessions import SparkHandle, manager
+from kqlmagic_plus.engines.spark.engine import SparkEngine
+from kqlmagic_plus.engines.spark.handle import Say, SparkHandle
+from kqlmagic_plus.engines.spark.sessions import manager
 from kqlmagic_plus.errors import EngineUnavailableError, OptionError
 from kqlmagic_plus.request import Request
 from kqlmagic_plus.results import Result
 
 MODES = ("kql", "sql", "pyspark")
-Say = Callable[[str], None]
-
-
-class SparkEngine(Engine):
-    """One Spark session (and its lake) behind the Engine interface, so results cache like %kql's."""
-
-    name = "spark"
-
-    def __init__(self, session: SparkHandle, *, progress: Callable[[], ProgressSink], say: Say = print):
-        self.session = session
-        self.progress = progress
-        self.say = say
-
-    @property
-    def target(self) -> str:
-        lake = self.session.lake
-        return f"spark:{self.session.target.display}" + (f";lake={lake.display}" if lake is not None else "")
-
-    def tables(self) -> list[str]:
-        lake = self.session.lake
-        return lake.table_names(self.session) if lake is not None else []
-
-    def cancel(self) -> None:
-        self.session.cancel()
-
-    def cache_inputs(self, request: Request) -> Any:
-        """The lake files the request reads, with sizes and times: a changed lake is a cache miss."""
-        from kqlmagic_plus.cache.key import Unkeyable
-
-        lake = self.session.lake
-        if lake is None:
-            return ""
-        if lake.kind != "local":
-            raise Unkeyable("a remote lake")
-        reg = lake.registration(self._window(request))
-        h = hashlib.sha256()
-        for t in reg.spec["tables"]:
-            for path in t["json"] + t["parquet"]:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
-
-    def _window(self, request: Request) -> Any:
-        if request.window is not None or request.options.get("mode") != "kql":
-            return request.window
-        from kqlmagic_plus.lake import window_from_query
-        from kqlmagic_plus.language.render import split_render
-
-        return window_from_query(split_render(request.query)[0], now=request.now)
-
-    def _registration(self, window: Any) -> Any:
-        lake = self.session.lake
-        if lake is None:
-            return None
-        from kqlmagic_plus.engines.spark.lake import explain_storage_error
-
-        try:
-            return lake.registration(window, self.session)
-        except Exception as exc:
-            from kqlmagic_plus.errors import KqlMagicPlusError
-
-            if isinstance(exc, KqlMagicPlusError):
-                raise explain_storage_error(exc, lake.display) from None
-            raise
-
-    def run(self, request: Request) -> Result:
-        mode = request.options.get("mode", "kql")
-        if mode == "kql":
-            return self._kql(request)
-        if mode == "sql":
-            out, reg, elapsed, extra = self._cell("sql", request.query, request, None)
-            return self._result(out, reg, elapsed, request, executed=request.query, warnings=extra)
-        raise OptionError(f"mode {mode!r}: use kql or sql here (pyspark cells run through run_pyspark)")
-
-    def run_pyspark(self, request: Request) -> Any:
-        ns = request.namespace if isinstance(request.namespace, dict) else {}
-        out, reg, elapsed, extra = self._cell("pyspark", request.query, request, ns)
-        if out.get("stdout"):
-            self.say(out["stdout"])
-        if out["kind"] == "value":
-            for w in extra:
-                self.say(f"⚠ {w}")
-            return out["value"]
-        return self._result(out, reg, elapsed, request, executed=None, warnings=extra)
-
-    def _cell(self, mode: str, code: str, request: Request, ns: dict[str, Any] | None,
-              what: str = "") -> tuple[dict[str, Any], Any, float, list[str]]:
-        from kqlmagic_plus.engines.spark.lake import explain_storage_error
-
-        started = time.perf_counter()
-        reg = self._registration(request.window)
-        if reg is not None:
-            self.session.lake.check_credentials(self.session)
-        try:
-            out = self.session.run_cell(mode, code, namespace=ns, limit=_limit(request),
-                                        to_lake=request.options.get("to_lake"),
-                                        overwrite=bool(request.options.get("overwrite")),
-                                        lake_spec=reg.spec if reg is not None else None, progress=self.progress,
-                                        what=what, tables=list(reg.schemas) if reg is not None else None)
-        except Exception as exc:
-            from kqlmagic_plus.errors import KqlMagicPlusError
-
-            if isinstance(exc, KqlMagicPlusError) and self.session.lake is not None \
-                    and self.session.lake.kind == "remote":
-                raise explain_storage_error(exc, self.session.lake.display) from None
-            raise
-        extra = list(reg.warnings) if reg is not None else []
-        extra.extend(self.session.lake_warnings)
-        return out, reg, time.perf_counter() - started, extra
-
-    def _kql(self, request: Request) -> Result:
-        from kqlmagic_plus.language.render import split_render
-
-        query, spec = split_render(request.query)
-        window = self._window(request)
-        reg = self._registration(window)
-        schemas = reg.schemas if reg is not None else {}
-        try:
-            from kqlmagic_plus.language.compiler import compile as kql_compile
-        except ImportError as exc:
-            raise EngineUnavailableError(
-                f"KQL on Spark needs the KQL -> Spark SQL compiler (kqlmagic_plus.language.compiler), which is not "
-                f"available in this build ({exc}). Write the cell as Spark SQL (%%sparkhunt --sql) or PySpark "
-                "(%%sparkhunt --pyspark) instead.") from None
-        if not schemas:
-            from kqlmagic_plus.errors import TableNotFoundError
-            from kqlmagic_plus.language.aliases import referenced_names
-
-            if self.session.lake is not None:
-                raise OptionError(f"the lake {self.session.lake.display} has no tables")
-            names = sorted(referenced_names(query)) or ["(none)"]
-            err = TableNotFoundError(names[0], [])
-            err.hint = "Bind a lake first: %sparkhunt --lake PATH (KQL on Spark reads the lake's tables)."
-            raise err
-        compiled = kql_compile(query, schemas, dialect="spark", params=dict(request.params))
-        if request.dry_run:
-            import pyarrow as pa
-
-            return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
-                          engine="spark", executed=compiled.sql, render=spec,
-                          stats={"dry_run": True, **({"lake": reg.stats} if reg else {})})
-        started = time.perf_counter()
-        out = self.session.run_cell("sql", compiled.sql, namespace=None, limit=_limit(request),
-                                    to_lake=request.options.get("to_lake"),
-                                    overwrite=bool(request.options.get("overwrite")),
-                                    lake_spec=reg.spec if reg is not None else None, progress=self.progress,
-                                    what="the Spark SQL compiled from the KQL (--show-query shows it)",
-                                    tables=list(schemas))
-        extra = list(reg.warnings) if reg is not None else []
-        extra.extend(self.session.lake_warnings)
-        extra.extend(compiled.warnings)
-        return self._result(out, reg, time.perf_counter() - started, request, executed=compiled.sql,
-                            warnings=extra, kql_types=[t for _, t in compiled.columns], render=spec)
-
-    def _result(self, out: dict[str, Any], reg: Any, elapsed: float, request: Request, *, executed: str | None,
-                warnings: list[str], kql_types: list[str] | None = None, render: Any = None) -> Result:
-        from kqlmagic_plus.engines.spark.results import to_result
-
-        stats: dict[str, Any] = {"session": self.session.target.display}
-        if reg is not None:
-            stats["lake"] = reg.stats
-        return to_result(out, limit=_limit(request), kql_types=kql_types, query=request.query,
-                         connection=self.target, elapsed=elapsed, executed=executed, warnings=warnings,
-                         stats=stats, render=render)
-
-
-def _limit(request: Request) -> int:
-    from kqlmagic_plus.config import settings
-
-    value = request.options.get("row_limit")
-    return int(value) if value is not None else int(settings().spark_row_limit)
 
 
 def sparkhunt(code: str = "", *, mode: str = "kql", connect: str | None = None, lake: str | None = None,
@@ -210,9 +33,10 @@ def sparkhunt(code: str = "", *, mode: str = "kql", connect: str | None = None, 
               display_limit: int | None = None, **cache_options: Any) -> Any:
     """Run one ``%%sparkhunt`` cell: a Result for KQL/SQL (and PySpark cells ending in a DataFrame),
     the value of a PySpark cell's last line otherwise, or None when only connecting/binding a lake."""
-    from kqlmagic_plus.api import make_window, run
+    from kqlmagic_plus.api import run
     from kqlmagic_plus.config import settings
     from kqlmagic_plus.engines.spark.progress import sink_factory
+    from kqlmagic_plus.request import make_window
 
     if mode not in MODES:
         raise OptionError(f"mode {mode!r}: use one of {', '.join(MODES)}")

@@ -16,7 +16,7 @@ def ip():
     from IPython.core.interactiveshell import InteractiveShell
 
     from kqlmagic_plus import config, errors
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "kqlmagic_plus")
@@ -54,7 +54,7 @@ def run_cell(ip):
 
 @pytest.fixture(autouse=True)
 def _fresh_connections():
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
 
     yield
     connections().close_all()

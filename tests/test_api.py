@@ -186,7 +186,7 @@ def test_local_engine_falls_back_to_our_compiler_for_what_duckdb_kql_refuses():
 
 
 def test_cancel_from_another_thread_keeps_engine_usable():
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
 
     _, engine = connections().resolve("local://")
     slow = ("range i from 1 to 40000 step 1 | extend k = 1 | join kind=inner "

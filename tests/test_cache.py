@@ -15,6 +15,7 @@ import pytest
 
 import kqlmagic_plus as kp
 from kqlmagic_plus import config
+from kqlmagic_plus.cache import commands
 from kqlmagic_plus.cache import modes as cache
 from kqlmagic_plus.cache.entry import SUFFIX
 from kqlmagic_plus.cache.store import verified
@@ -76,7 +77,7 @@ def test_hit_equals_fresh_result_including_dtypes(cache_dir, events):
 
 def test_all_ten_kql_types_round_trip(cache_dir):
     """Every KQL type, with nulls, through the store and back: same Arrow, same pandas dtypes."""
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
     from kqlmagic_plus.request import Request
     from kqlmagic_plus.results import result_from_arrow
 
@@ -177,7 +178,7 @@ def test_changed_mounted_file_is_recomputed(cache_dir, tmp_path, events):
 
 def test_row_changing_options_are_part_of_the_key_and_cache_switches_are_not(cache_dir):
     from kqlmagic_plus.cache.key import query_key
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
     from kqlmagic_plus.request import Request, TimeWindow
 
     _, engine = connections().resolve("local://")
@@ -196,7 +197,7 @@ def test_unkeyable_parameter_runs_uncached_with_a_warning(cache_dir, events):
     class Opaque:
         pass
 
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
     from kqlmagic_plus.request import Request
     from kqlmagic_plus.results import result_from_arrow
 
@@ -220,7 +221,7 @@ def test_relative_query_is_pinned_and_hits_within_ttl(cache_dir, events, monkeyp
     pinned = first.df["at"][0].to_pydatetime()
     assert abs((pinned - first.computed_at).total_seconds()) < 5
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    monkeypatch.setattr(cache, "_clock", lambda: later)
+    monkeypatch.setattr(cache, "clock", lambda: later)
     again = kp.kql(REL, namespace=ns, cache="1h")
     assert again.from_cache and again.df["at"][0] == first.df["at"][0]
 
@@ -229,13 +230,13 @@ def test_relative_query_rerun_after_ttl_or_tomorrow_misses(cache_dir, events, mo
     ns = {"events": events}
     first = kp.kql(REL, namespace=ns, cache="7d")
     tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    monkeypatch.setattr(cache, "_clock", lambda: tomorrow)
+    monkeypatch.setattr(cache, "clock", lambda: tomorrow)
     next_day = kp.kql(REL, namespace=ns, cache="7d")
     assert not next_day.from_cache
     # the re-run resolved now() to the new instant, not the stored one
     assert next_day.df["at"][0] - first.df["at"][0] > pd.Timedelta(hours=23)
     in_two_hours = tomorrow + dt.timedelta(hours=2)
-    monkeypatch.setattr(cache, "_clock", lambda: in_two_hours)
+    monkeypatch.setattr(cache, "clock", lambda: in_two_hours)
     assert not kp.kql(REL, namespace=ns, cache="1h").from_cache
 
 
@@ -243,7 +244,7 @@ def test_absolute_query_keeps_its_entry_for_the_whole_ttl(cache_dir, events, mon
     ns = {"events": events}
     kp.kql(Q, namespace=ns, cache="7d")
     tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    monkeypatch.setattr(cache, "_clock", lambda: tomorrow)
+    monkeypatch.setattr(cache, "clock", lambda: tomorrow)
     assert kp.kql(Q, namespace=ns, cache="7d").from_cache
     assert not kp.kql(Q, namespace=ns, cache="12h").from_cache
 
@@ -278,7 +279,7 @@ def test_freshness_rule_same_local_day_within_ttl(monkeypatch):
 
 def test_timespan_window_is_keyed_by_its_span(cache_dir, events):
     from kqlmagic_plus.cache.key import query_key, uses_relative_time
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
     from kqlmagic_plus.request import Request, TimeWindow
 
     _, engine = connections().resolve("local://")
@@ -362,7 +363,7 @@ def test_cache_files_are_private_to_the_user(cache_dir, events):
 def test_no_secret_reaches_the_cache_files(cache_dir, tmp_path, monkeypatch, events):
     """A Log Analytics-style connection string with a client secret: the engine target, the Result
     and every byte written (cache and export) are free of it."""
-    from kqlmagic_plus.connections import spec as conns
+    from kqlmagic_plus.engines import registry as conns
     from kqlmagic_plus.engines.base import Engine
     from kqlmagic_plus.engines.local import LocalEngine
 
@@ -394,7 +395,7 @@ def test_no_secret_reaches_the_cache_files(cache_dir, tmp_path, monkeypatch, eve
     hit = kp.kql(Q, conn=conn, namespace=ns, cache="1h")
     assert hit.from_cache and secret not in repr(hit) + hit.connection + str(hit.stats)
     out = tmp_path / "export"
-    cache.export(str(out))
+    commands.export(str(out))
     blobs = [p.read_bytes() for d in (cache_dir, out) for p in d.rglob("*") if p.is_file()]
     assert len(blobs) >= 2
     needles = [secret.encode(), secret.encode("utf-16-le"), secret[::-1].encode()]
@@ -570,7 +571,7 @@ def test_replay_serves_without_the_data_and_misses_loudly(cache_dir, tmp_path, e
     a = kp.kql(Q, namespace=ns, cache="1h")
     b = kp.kql("Ev | summarize n = count()", mounts={"Ev": str(path)}, cache="1h")
     out = tmp_path / "replay"
-    report = cache.export(str(out))
+    report = commands.export(str(out))
     assert "Exported 2" in repr(report)
     path.unlink()
     cfg = config.settings()
@@ -590,7 +591,7 @@ def test_replay_serves_without_the_data_and_misses_loudly(cache_dir, tmp_path, e
 def test_replay_refuses_a_damaged_entry(cache_dir, tmp_path, events):
     kp.kql(Q, namespace={"events": events}, cache="1h")
     out = tmp_path / "replay"
-    cache.export(str(out))
+    commands.export(str(out))
     (entry,) = out.glob("*" + SUFFIX)
     _corrupt(entry, "flip_payload")
     with pytest.raises(CacheMissError, match="damaged"):
@@ -606,7 +607,7 @@ def test_replay_from_a_cache_dir_and_missing_folder(cache_dir, tmp_path, events)
 
 
 def test_export_with_nothing_used(cache_dir, tmp_path):
-    assert "nothing to export" in repr(cache.export(str(tmp_path / "x")))
+    assert "nothing to export" in repr(commands.export(str(tmp_path / "x")))
 
 
 # -- the magic --------------------------------------------------------------------------------------------

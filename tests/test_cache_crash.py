@@ -182,7 +182,7 @@ def _reader(cache_dir: str, key_holder, stop, errors) -> None:
 
 def test_concurrent_kernels_writing_one_key_end_with_one_valid_entry(tmp_path):
     from kqlmagic_plus.cache.key import query_key
-    from kqlmagic_plus.connections.spec import connections
+    from kqlmagic_plus.engines.registry import connections
     from kqlmagic_plus.request import Request
 
     cache_dir = str(tmp_path / "cache")

@@ -12,7 +12,7 @@ import pytest
 
 
 def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli.main", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli", *args], capture_output=True, text=True,
                           input=stdin, timeout=120)
 
 

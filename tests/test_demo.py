@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli.main", "demo", "--out", str(out), "--days", "1",
+    proc = subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli", "demo", "--out", str(out), "--days", "1",
                            "--events-per-day", "20000", "--seed", "3"], capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -197,7 +197,7 @@ def test_cli_in_a_subprocess(small_lake, tmp_path):
     import sys
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli.main", "hunt", *args], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "kqlmagic_plus.cli", "hunt", *args], capture_output=True,
                               text=True, timeout=300, cwd=tmp_path)
 
     ok = run("beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "json")
@@ -214,7 +214,7 @@ def test_cli_in_a_subprocess(small_lake, tmp_path):
 
 
 def test_cli_json(small_lake, capsys):
-    from kqlmagic_plus.cli.main import main
+    from kqlmagic_plus.cli.app import main
 
     assert main(["hunt", "beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -226,7 +226,7 @@ def test_cli_json(small_lake, capsys):
 
 
 def test_cli_csv_to_file(small_lake, tmp_path):
-    from kqlmagic_plus.cli.main import main
+    from kqlmagic_plus.cli.app import main
 
     out = tmp_path / "b.csv"
     assert main(["hunt", "beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "csv",

@@ -261,7 +261,7 @@ def test_anonymous_needs_plain_http():
 
 
 def test_cli_query_against_adx(direct, capsys):
-    from kqlmagic_plus.cli import main as cli
+    from kqlmagic_plus.cli import app as cli
 
     code = cli.main(["query", "-c", direct, "Events | summarize n = count() by Account | order by Account asc",
                      "--format", "csv"])

@@ -25,7 +25,8 @@ from servers.fixtures import (  # noqa: F401  (fixtures)
 
 import kqlmagic_plus as kp
 from kqlmagic_plus.connections import auth
-from kqlmagic_plus.connections.spec import connections, parse
+from kqlmagic_plus.connections.spec import parse
+from kqlmagic_plus.engines.registry import connections
 from kqlmagic_plus.errors import AuthError, ConnectionStringError, KqlMagicPlusError
 
 pytest.importorskip("azure.identity")

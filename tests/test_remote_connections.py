@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqlmagic_plus.connections import auth
-from kqlmagic_plus.connections.spec import connections, parse
+from kqlmagic_plus.connections.spec import parse
+from kqlmagic_plus.engines.registry import connections
 from kqlmagic_plus.errors import ConnectionStringError, OptionError
 
 SECRET = "Zz9-very~secret.value"

@@ -418,7 +418,7 @@ def test_magic_with_kqlmagic_connection_string_signs_in_and_shows_rows(ip, la, h
 
 
 def test_cli_query_with_a_connection_string(la, home, capsys):
-    from kqlmagic_plus.cli import main as cli
+    from kqlmagic_plus.cli import app as cli
 
     la.inject(Fault("truncate", rows=4))
     code = cli.main(["query", "-c", la_conn(la), "SigninLogs | project UserPrincipalName", "--format", "csv"])

@@ -45,7 +45,6 @@ targets; local targets carry absolute paths, so a lake must sit at the same path
 from __future__ import annotations
 
 import os
-import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ from kqlmagic_plus.cache.key import (
     uses_relative_time,
 )
 from kqlmagic_plus.cache.store import ResultStore
-from kqlmagic_plus.errors import CacheMissError, OptionError
+from kqlmagic_plus.errors import CacheMissError
 
 if TYPE_CHECKING:
     from kqlmagic_plus.engines.base import Engine
@@ -75,7 +74,7 @@ DEFAULT_TTL = "1d"
 FORMAT = 1
 #: An entry stamped further in the future than this (clock skew) is not trusted as fresh.
 FUTURE_SKEW_SECONDS = 300
-_OFF = ("", "off", "none", "false", "0", "no")
+OFF_WORDS = ("", "off", "none", "false", "0", "no")
 
 
 @dataclass
@@ -95,11 +94,11 @@ class SessionStats:
 session = SessionStats()
 
 
-def _clock() -> datetime:
+def clock() -> datetime:
     return datetime.now(UTC)
 
 
-def _settings() -> Any:
+def cache_settings() -> Any:
     from kqlmagic_plus.config import settings
 
     return settings()
@@ -111,8 +110,8 @@ def replay_folder(options: Mapping[str, Any] | None = None) -> str | None:
     """The replay folder in force for a request with *options* (an option beats the setting)."""
     value = (options or {}).get("replay")
     if value is None:
-        value = _settings().replay
-    if not value or str(value).strip().lower() in _OFF:
+        value = cache_settings().replay
+    if not value or str(value).strip().lower() in OFF_WORDS:
         return None
     return str(value)
 
@@ -128,22 +127,22 @@ def run(engine: Engine, request: Request, compute: Callable[[Request], Result]) 
     if opts.get("no_cache") or request.dry_run or is_control_command(request.query):
         return compute(clean)
     refresh = bool(opts.get("refresh"))
-    ttl = _ttl(opts.get("cache"), refresh)
+    ttl = ttl_seconds(opts.get("cache"), refresh)
     if ttl is None:
         return compute(clean)
     return _cached(engine, clean, compute, ttl, refresh)
 
 
-def _ttl(option: Any, refresh: bool) -> float | None:
+def ttl_seconds(option: Any, refresh: bool) -> float | None:
     """Seconds an entry stays fresh, or None when caching is off for this query."""
-    from kqlmagic_plus.options import parse_duration
+    from kqlmagic_plus.request import parse_duration
 
     if isinstance(option, str) and option.strip():
-        if option.strip().lower() in _OFF:
+        if option.strip().lower() in OFF_WORDS:
             return None
         return parse_duration(option, "--cache")
-    configured = (_settings().cache or "").strip()
-    conf_ttl = None if configured.lower() in _OFF else parse_duration(configured, "KqlMagicPlus.cache")
+    configured = (cache_settings().cache or "").strip()
+    conf_ttl = None if configured.lower() in OFF_WORDS else parse_duration(configured, "KqlMagicPlus.cache")
     if option is True or refresh:
         return conf_ttl if conf_ttl is not None else parse_duration(DEFAULT_TTL)
     return conf_ttl
@@ -152,7 +151,7 @@ def _ttl(option: Any, refresh: bool) -> float | None:
 def _cached(engine: Engine, request: Request, compute: Callable[[Request], Result], ttl: float,
             refresh: bool) -> Result:
     started = time.perf_counter()
-    cfg = _settings()
+    cfg = cache_settings()
     store = ResultStore.for_cache_dir(cfg.cache_dir)
     try:
         key = query_key(engine, request)
@@ -162,7 +161,7 @@ def _cached(engine: Engine, request: Request, compute: Callable[[Request], Resul
         result.warnings.append(f"Not cached: {exc} in this query has no stable cache key.")
         return result
     relative = uses_relative_time(request)
-    now = request.now or _clock()
+    now = request.now or clock()
     notes: list[str] = []
     if not refresh:
         loaded = _load(store, key, notes)
@@ -222,8 +221,8 @@ def _check_entry(meta: dict[str, Any], table: Any, key: str) -> str | None:
     try:
         if any(f.type != kqltypes.arrow_type(t) for f, t in zip(table.schema, types, strict=True)):
             return "its columns are not in canonical form"
-        _parse_time(meta["computed_at"])
-        _parse_time(meta["now"])
+        parse_time(meta["computed_at"])
+        parse_time(meta["now"])
     except (KeyError, TypeError, ValueError) as exc:
         return f"bad metadata ({type(exc).__name__})"
     return None
@@ -233,12 +232,12 @@ def _fresh(meta: dict[str, Any], sources: str, ttl: float, relative: bool, now: 
     """The rule in the module docstring."""
     if meta.get("sources") != sources:
         return False
-    computed = _parse_time(meta["computed_at"])
+    computed = parse_time(meta["computed_at"])
     age = (now - computed).total_seconds()
     if age < -FUTURE_SKEW_SECONDS or age >= ttl:
         return False
     if relative:
-        entry_now = _parse_time(meta["now"])
+        entry_now = parse_time(meta["now"])
         if (now - entry_now).total_seconds() >= ttl:
             return False
         if _local_day(now) != _local_day(entry_now):
@@ -250,7 +249,7 @@ def _local_day(t: datetime) -> Any:
     return t.astimezone().date()
 
 
-def _parse_time(text: Any) -> datetime:
+def parse_time(text: Any) -> datetime:
     t = datetime.fromisoformat(text)
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
@@ -308,8 +307,8 @@ def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, c
         return
     size = len(header) + payload.size + len(digest)
     if cap and size > cap:
-        result.warnings.append(f"Result not cached: {_mb(size)} is more than the cache size cap "
-                               f"({_mb(cap)}, KqlMagicPlus.cache_max_bytes).")
+        result.warnings.append(f"Result not cached: {megabytes(size)} is more than the cache size cap "
+                               f"({megabytes(cap)}, KqlMagicPlus.cache_max_bytes).")
         return
     try:
         path = store.store(key, [header, payload, digest], meta, result.table)
@@ -336,7 +335,7 @@ def _write_failure(exc: OSError, where: str) -> str:
     return f"Result not cached: {reason} ({where}). The query itself succeeded."
 
 
-def _mb(n: float) -> str:
+def megabytes(n: float) -> str:
     if n < 1e6:
         return f"{n / 1e3:,.1f} kB"
     return f"{n / 1e6:,.1f} MB"
@@ -360,7 +359,7 @@ def _result_from_entry(meta: dict[str, Any], table: Any, request: Request, elaps
         parameters=decode(meta.get("parameters") or {}),
         render=_render_for(request.query),
         from_cache=True,
-        computed_at=_parse_time(meta["computed_at"]),
+        computed_at=parse_time(meta["computed_at"]),
         stats=stats if isinstance(stats, dict) else {},
     )
 
@@ -417,151 +416,3 @@ def _replay(engine: Engine, request: Request, folder: str) -> Result:
 def _preview(query: str, width: int = 80) -> str:
     text = " ".join(query.split())
     return repr(text if len(text) <= width else text[: width - 3] + "...")
-
-
-# -- %kql --cache list | stats | clear | export, and --replay --------------------------------------------
-
-class Report:
-    """Text a cache command shows (as the cell's output)."""
-
-    def __init__(self, lines: list[str], entries: list[dict[str, Any]] | None = None):
-        self.lines = lines
-        #: For ``list``: one dict per entry (key, query, target, computed_at, age_s, rows, bytes, ...).
-        self.entries = entries or []
-
-    def __repr__(self) -> str:
-        return "\n".join(self.lines)
-
-    def to_dataframe(self) -> Any:
-        import pandas as pd
-
-        return pd.DataFrame(self.entries)
-
-
-def magic_command(opts: dict[str, Any], rest: str) -> Report | None:
-    """Handle ``--cache list|stats|clear|export DIR`` and ``--replay DIR``. Returns None when the
-    options only set up how the query on the same line/cell runs (``--cache 1h``, ``--replay DIR``)."""
-    cmd = opts.get("cache")
-    if opts.get("older_than") and cmd != "clear":
-        raise OptionError("--older-than works with --cache clear (e.g. %kql --cache clear --older-than 7d)")
-    if opts.get("replay") is not None:
-        _set_replay(str(opts["replay"]))
-    if cmd == "list":
-        return list_entries()
-    if cmd == "stats":
-        return stats()
-    if cmd == "clear":
-        return clear(opts.get("older_than"))
-    if cmd == "export":
-        try:
-            words = shlex.split(rest)
-        except ValueError as exc:
-            raise OptionError(f"--cache export: {exc}") from None
-        if len(words) != 1:
-            raise OptionError("--cache export needs one folder: %kql --cache export DIR")
-        return export(words[0])
-    if cmd is not None:
-        _ttl(cmd, False)  # a bad TTL fails here, before the query runs
-    return None
-
-
-def _set_replay(folder: str) -> None:
-    cfg = _settings()
-    if folder.strip().lower() in _OFF:
-        if cfg.replay:
-            print("Replay mode off: queries run on their engines again.")
-        cfg.replay = ""
-        return
-    path = os.path.abspath(os.path.expanduser(folder))
-    if not os.path.isdir(path):
-        raise OptionError(f"--replay {folder}: no such folder")
-    n = len(ResultStore.for_folder(path).files())
-    cfg.replay = path
-    print(f"Replay mode: queries are served from {path} ({n} entries); none reaches an engine.")
-
-
-def _store_for_commands() -> ResultStore:
-    return ResultStore.for_cache_dir(_settings().cache_dir)
-
-
-def list_entries() -> Report:
-    """The entries in the cache folder, most recently used first."""
-    store = _store_for_commands()
-    now = _clock()
-    rows = []
-    for info, meta in sorted(store.entries(), key=lambda im: -im[0].last_used):
-        meta = meta or {}
-        try:
-            age = (now - _parse_time(meta["computed_at"])).total_seconds()
-        except (KeyError, TypeError, ValueError):
-            age = None
-        rows.append({
-            "key": info.key[:12], "query": meta.get("query", "?"), "target": meta.get("target", "?"),
-            "computed_at": meta.get("computed_at"), "age_s": age, "rows": meta.get("rows"),
-            "bytes": info.size, "last_used": datetime.fromtimestamp(info.last_used, UTC).isoformat(),
-        })
-    if not rows:
-        return Report([f"The cache is empty ({store.path})."])
-    lines = [f"{len(rows)} cached results, {_mb(sum(r['bytes'] for r in rows))} in {store.path}",
-             f"{'key':<12}  {'age':>6}  {'rows':>9}  {'size':>9}  query"]
-    for r in rows:
-        from kqlmagic_plus.results import _human_age
-
-        age = _human_age(r["age_s"]) if r["age_s"] is not None else "?"
-        q = " ".join(str(r["query"]).split())
-        q = q if len(q) <= 70 else q[:67] + "..."
-        lines.append(f"{r['key']:<12}  {age:>6}  {r['rows'] if r['rows'] is not None else '?':>9}  "
-                     f"{_mb(r['bytes']):>9}  {q}")
-    return Report(lines, rows)
-
-
-def stats() -> Report:
-    cfg = _settings()
-    store = _store_for_commands()
-    files = store.files()
-    total = sum(f.size for f in files)
-    mode = f"replay from {cfg.replay}" if replay_folder() else f"cache {cfg.cache or 'off'}"
-    return Report([
-        f"Cache folder: {store.path}",
-        f"Entries: {len(files)}, {_mb(total)} of {_mb(cfg.cache_max_bytes)} cap",
-        f"Mode: {mode}",
-        f"This session: {session.hits} hits, {session.misses} misses, {session.stores} stored, "
-        f"{session.replayed} replayed, {session.discarded} damaged entries discarded, "
-        f"{session.write_failures} failed writes",
-    ])
-
-
-def clear(older_than: str | None = None) -> Report:
-    from kqlmagic_plus.options import parse_duration
-
-    store = _store_for_commands()
-    if older_than:
-        cutoff = _clock().timestamp() - parse_duration(older_than, "--older-than")
-        n, freed = store.clear(computed_before=cutoff)
-        return Report([f"Removed {n} cached results computed more than {older_than} ago ({_mb(freed)})."])
-    n, freed = store.clear()
-    return Report([f"Removed {n} cached results ({_mb(freed)})."])
-
-
-def export(folder: str) -> Report:
-    """Copy every entry this process served or stored into *folder* (a replay folder)."""
-    dest = ResultStore(folder)
-    if not session.used:
-        return Report(["No cached results were used in this session, so there is nothing to export. "
-                       "Turn caching on (%config KqlMagicPlus.cache = '1d') and run the notebook first."])
-    copied, missing = 0, []
-    for key, src in sorted(session.used.items()):
-        target = dest.file_for(key)
-        try:
-            if os.path.exists(target) and os.path.samefile(src, target):
-                copied += 1
-                continue
-            dest.copy_in(src, key)
-            copied += 1
-        except (OSError, CorruptEntry) as exc:
-            missing.append(f"{key[:12]} ({(exc.strerror if isinstance(exc, OSError) else None) or exc})")
-    lines = [f"Exported {copied} cached results to {folder}"]
-    if missing:
-        lines.append(f"{len(missing)} could not be exported (evicted, cleared or damaged since use): "
-                     + ", ".join(missing))
-    return Report(lines)

@@ -104,7 +104,7 @@ def run(argv: Sequence[str]) -> int:
         print(f"warning: {w}", file=sys.stderr)
     lake = (result.stats.get("lake") or {}).get("text")
     print(f"{name}: {result.summary()}" + (f" · {lake}" if lake else ""), file=sys.stderr)
-    from kqlmagic_plus.cli.main import write_result
+    from kqlmagic_plus.cli.output import write_result
 
     write_result(result, args.format, args.output)
     return 0

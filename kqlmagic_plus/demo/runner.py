@@ -55,8 +55,8 @@ class DemoReport:
 
 def find_notebook() -> Path:
     """The tour notebook: beside the package in a source checkout, or installed as package data."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "examples" / NOTEBOOK, here / "examples" / NOTEBOOK):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package.parent / "examples" / NOTEBOOK, package / "examples" / NOTEBOOK):
         if candidate.is_file():
             return candidate
     raise DemoError(f"cannot find examples/{NOTEBOOK}: run the demo from a clone of the repository "

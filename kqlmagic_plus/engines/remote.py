@@ -619,7 +619,7 @@ def seconds_of(value: Any, name: str) -> float:
     text = str(value).strip()
     if ":" in text:
         return _timespan_us(text) / 1e6
-    from kqlmagic_plus.options import parse_duration
+    from kqlmagic_plus.request import parse_duration
 
     try:
         return float(text)

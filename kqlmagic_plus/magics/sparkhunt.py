@@ -1,6 +1,6 @@
 """``%sparkhunt`` / ``%%sparkhunt``: parse the line, call :mod:`kqlmagic_plus.sparkhunt`, display.
 
-Registered by :func:`kqlmagic_plus.magics.kql.load` when this module imports. Like ``%kql``, IPython's
+Registered by :func:`kqlmagic_plus.magics.load`. Like ``%kql``, IPython's
 ``{var}``/``$var`` expansion is off: values reach Spark only as parameters or Python objects.
 """
 
@@ -15,6 +15,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from kqlmagic_plus import errors
 from kqlmagic_plus.config import settings
 from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.magics.common import line_params, shown_query
 from kqlmagic_plus.options import Opt, parse_line, parse_name_value
 
 SPARK_OPTIONS: tuple[Opt, ...] = (
@@ -114,9 +115,7 @@ class SparkHuntMagics(Magics):
 
         if isinstance(value, Result):
             if opts.get("show_query") or cfg.show_query or opts.get("dry_run"):
-                from kqlmagic_plus.magics.kql import _shown_query
-
-                print(_shown_query(value))
+                print(shown_query(value))
             self.shell.user_ns["_kql_raw_result_"] = value
         if opts.get("out"):
             target = opts["out"]
@@ -176,10 +175,9 @@ class SparkHuntMagics(Magics):
         return len(line.split()) > 1 or name not in tables
 
     def _params(self, opts: dict[str, Any]) -> dict[str, Any]:
-        from kqlmagic_plus.magics.kql import KqlMagics
-
-        # The same rules as %kql: --param expressions are evaluated in the user's namespace, on purpose.
-        return KqlMagics._params(self, opts)  # type: ignore[arg-type]
+        # The same rules as %kql: a dict variable, then --param expressions evaluated in the user's namespace.
+        exprs = [parse_name_value(item, "--param") for item in opts.get("param") or []]
+        return line_params(opts.get("params"), exprs, self.shell.user_ns)
 
 
 _HUNT_OPTIONS = {"--lake": "lake", "--connect": "connect", "--engine": "engine", "--table": "table",

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kqlmagic_plus.engines.spark import errors as spark_errors
+from kqlmagic_plus.engines.spark.handle import BASE_CONF, SparkHandle, Target
 from kqlmagic_plus.engines.spark.progress import ProgressSink
-from kqlmagic_plus.engines.spark.sessions import BASE_CONF, SparkHandle, Target
 from kqlmagic_plus.errors import AuthError, ConnectionStringError, QueryCancelledError, QueryError, RemoteError
 
 API_VERSION = "2019-11-01-preview"

@@ -13,10 +13,12 @@ from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.catalog import aggregate
-from kqlmagic_plus.language.compiler.dialects import cast_, dtype, fn, n, s, try_cast_
-from kqlmagic_plus.language.compiler.functions import case
+from kqlmagic_plus.language.compiler.entries import Table
+from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, dtype, fn, n, s, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
+
+TABLE = Table()
+aggregate = TABLE.aggregate
 
 
 def _sum_type(a: list[ir.Expr]) -> str:

@@ -12,49 +12,10 @@ primitive is spelled. Representations (the same in both):
 
 from __future__ import annotations
 
-import functools
-
 from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import types as T
-
-
-def fn(name: str, *args: exp.Expression) -> exp.Expression:
-    """A function call rendered as written (no transpilation surprises)."""
-    return exp.Anonymous(this=name, expressions=list(args))
-
-
-@functools.lru_cache(maxsize=256)
-def _dtype(text: str, dialect: str | None) -> exp.DataType:
-    return exp.DataType.build(text, dialect=dialect)
-
-
-def dtype(text: str, dialect: str | None = None) -> exp.DataType:
-    """A SQL type node; parsing type text is slow in sqlglot, so parse each spelling once."""
-    return _dtype(text, dialect).copy()
-
-
-def cast_(e: exp.Expression, to: str | exp.DataType) -> exp.Expression:
-    return exp.Cast(this=e, to=dtype(to) if isinstance(to, str) else to)
-
-
-def try_cast_(this: exp.Expression, to: exp.DataType) -> exp.Expression:
-    """TRY_CAST in every dialect (sqlglot prints a plain CAST for Spark unless told it is safe)."""
-    return exp.TryCast(this=this, to=to, safe=True)
-
-
-def s(text: str) -> exp.Literal:
-    return exp.Literal.string(text)
-
-
-def n(value: int | float) -> exp.Expression:
-    if isinstance(value, float) or value >= 0:
-        return exp.Literal.number(value)
-    return exp.Neg(this=exp.Literal.number(-value))
-
-
-def paren(e: exp.Expression) -> exp.Expression:
-    return exp.Paren(this=e)
+from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, paren, s, timespan_text, try_cast_
 
 
 class Dialect:
@@ -458,8 +419,6 @@ class Spark(Dialect):
         if t == T.DATETIME:
             e = fn("date_format", e, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
         elif t == T.TIMESPAN:
-            from kqlmagic_plus.language.compiler.functions import timespan_text  # circular at import time only
-
             return self.dyn_from_scalar(timespan_text(self, e), T.STRING)
         elif t == T.DECIMAL:
             e = cast_(e, "DOUBLE")
@@ -721,8 +680,6 @@ class DuckDB(Dialect):
         if t == T.DATETIME:
             e = fn("strftime", e, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
         elif t == T.TIMESPAN:
-            from kqlmagic_plus.language.compiler.functions import timespan_text
-
             e = timespan_text(self, e)
         elif t == T.DECIMAL:
             e = cast_(e, "DOUBLE")

@@ -16,8 +16,9 @@ from sqlglot import exp
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.catalog import lookup_aggregate, lookup_operator, lookup_scalar
-from kqlmagic_plus.language.compiler.dialects import Dialect, cast_, dtype, fn, n, s, try_cast_
+from kqlmagic_plus.language.compiler.dialects import Dialect
 from kqlmagic_plus.language.compiler.literals import format_datetime_iso
+from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, s, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 

@@ -8,6 +8,8 @@ import math
 import re
 from typing import Any
 
+from kqlmagic_plus.language.compiler.parsetree import children, collapse, is_token, rule, rule_children
+
 _MICRO = {
     "d": 86_400_000_000,
     "day": 86_400_000_000,
@@ -58,8 +60,6 @@ class LiteralError(ValueError):
 
 def string_value(ctx: Any) -> str:
     """The value of a ``stringLiteralExpression`` (adjacent literals concatenate)."""
-    from kqlmagic_plus.language.compiler.syntax import children, is_token
-
     toks = [c.getText() for c in children(ctx) if is_token(c)] if not is_token(ctx) else [ctx.getText()]
     return "".join(string_token(t) for t in toks)
 
@@ -251,8 +251,6 @@ def format_datetime_iso(us: int) -> str:
 
 def json_value(ctx: Any) -> Any:
     """The Python value of a ``jsonValue`` parse tree (inside ``dynamic(...)``)."""
-    from kqlmagic_plus.language.compiler.syntax import collapse, rule, rule_children
-
     c = collapse(ctx)
     r = rule(c) if not _is_tok(c) else "Token"
     if r == "JsonObject":

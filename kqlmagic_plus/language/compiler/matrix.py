@@ -2,8 +2,8 @@
 
     python -m kqlmagic_plus.language.compiler.matrix > docs/support-matrix.md
 
-What the tables say is what the compiler does: an operator is listed when the lowerer has a method for
-it, a function when the catalog has an entry, and a refusal with the reason the entry gives.
+What the tables say is what the compiler does: an operator is listed when the lowerer's operator table has
+an entry for it, a function when the catalog has an entry, and a refusal with the reason the entry gives.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ _EXTRA = {"let (scalars, tabular expressions, functions)": "", "render": "kept a
 
 
 def _operators() -> list[str]:
-    from kqlmagic_plus.language.compiler.lower import Lowerer
+    from kqlmagic_plus.language.compiler.lower.operators import OPERATORS as LOWERED
 
     names = []
-    for attr in dir(Lowerer):
-        m = re.fullmatch(r"op_([A-Za-z]+)Operator", attr)
+    for rule in LOWERED:
+        m = re.fullmatch(r"([A-Za-z]+)Operator", rule)
         if m:
-            rule = m.group(1)
-            names.append(_SPELLING.get(rule, rule.lower()))
+            names.append(_SPELLING.get(m.group(1), m.group(1).lower()))
     return sorted(set(names))
 
 
@@ -38,7 +37,6 @@ def _cell(entry, dialect: str) -> str:
 
 
 def render() -> str:
-    from kqlmagic_plus.language.compiler import aggregates, functions  # noqa: F401 - fill the catalog
     from kqlmagic_plus.language.compiler.catalog import AGGREGATES, OPERATORS, SCALARS
 
     lines = ["# KQL support matrix", "",

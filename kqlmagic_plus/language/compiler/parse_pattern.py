@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.functions import re_quote
+from kqlmagic_plus.language.compiler.functions.common import re_quote
 from kqlmagic_plus.language.compiler.syntax import Pos, Refusal
 
 _TYPED = {

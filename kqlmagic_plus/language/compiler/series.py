@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.dialects import cast_, fn, n, s
+from kqlmagic_plus.language.compiler.sqlexpr import cast_, fn, n, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 

@@ -2,13 +2,17 @@
 
 The parser is the ANTLR one generated from Microsoft's KQL grammar that duckdb-kql ships (pinned in
 setup.cfg); only its parse tree is used, never its IR. Positions are 1-based lines and 0-based
-columns of the text the user wrote.
+columns of the text the user wrote. The tree readers themselves live in :mod:`.parsetree` (the
+literal readers need them too, without the rest of this module) and are handed on from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from kqlmagic_plus.language.compiler.literals import string_value
+from kqlmagic_plus.language.compiler.parsetree import collapse, is_token, rule
 
 
 @dataclass(frozen=True)
@@ -73,63 +77,11 @@ def _clean(message: str) -> str:
     return head if sep and len(tail) > 60 else message
 
 
-def rule(ctx: Any) -> str:
-    """The grammar rule of a context: ``WhereOperatorContext`` -> ``WhereOperator``."""
-    name = type(ctx).__name__
-    return name[:-7] if name.endswith("Context") else name
-
-
 def pos(ctx: Any) -> Pos:
     tok = getattr(ctx, "start", None) or getattr(ctx, "symbol", None)
     if tok is None:
         return Pos(1, 0)
     return Pos(tok.line, tok.column)
-
-
-def source(ctx: Any) -> str:
-    """The exact source text a context spans (``getText`` drops whitespace and comments)."""
-    start, stop = ctx.start, ctx.stop
-    if start is None or stop is None or stop.stop < start.start:
-        return ""
-    return start.getInputStream().getText(start.start, stop.stop)
-
-
-def children(ctx: Any) -> list[Any]:
-    return list(ctx.children or [])
-
-
-def is_token(node: Any) -> bool:
-    return not hasattr(node, "getRuleIndex")
-
-
-def rule_children(ctx: Any) -> list[Any]:
-    return [c for c in children(ctx) if not is_token(c)]
-
-
-def tokens(ctx: Any) -> list[str]:
-    return [c.getText() for c in children(ctx) if is_token(c)]
-
-
-def collapse(ctx: Any) -> Any:
-    """Follow chains of contexts with a single child context and no tokens of their own."""
-    while ctx is not None and not is_token(ctx):
-        kids = children(ctx)
-        if len(kids) == 1 and not is_token(kids[0]):
-            ctx = kids[0]
-        else:
-            break
-    return ctx
-
-
-def find_first(ctx: Any, rule_name: str) -> Any | None:
-    if not is_token(ctx) and rule(ctx) == rule_name:
-        return ctx
-    for c in children(ctx):
-        if not is_token(c):
-            hit = find_first(c, rule_name)
-            if hit is not None:
-                return hit
-    return None
 
 
 def name_of(ctx: Any) -> str:
@@ -138,8 +90,6 @@ def name_of(ctx: Any) -> str:
     if is_token(ctx):
         return ctx.getText()
     if rule(ctx) == "EscapedName":
-        from kqlmagic_plus.language.compiler.literals import string_value
-
         return string_value(ctx.StringLiteral)
     return ctx.getText()
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from kqlmagic_plus.cli.output import write_result
 from kqlmagic_plus.errors import KqlMagicPlusError, OptionError
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
@@ -49,12 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7)
 
     dg = sub.add_parser("datagen", help="write synthetic Sentinel tables in the export layout")
-    try:
-        from kqlmagic_plus.demo.datagen import add_datagen_arguments
-    except ImportError:
-        dg.add_argument("--out", required=True)
-    else:
-        add_datagen_arguments(dg)
+    from kqlmagic_plus.demo.datagen import add_datagen_arguments
+
+    add_datagen_arguments(dg)
 
     h = sub.add_parser("hunt", help="run a built-in hunt (beacon, spray, masquerade)")
     h.add_argument("name", nargs="?", help="hunt name; omit to list hunts")
@@ -129,24 +127,6 @@ def _query(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_result(result: Any, fmt: str, output: str | None) -> None:
-    """Write a Result in one of the CLI formats (to a file, or stdout)."""
-    from kqlmagic_plus.display import formats as export
-
-    if fmt == "parquet" and not output:
-        raise OptionError("--format parquet needs -o FILE")
-    data = export.render(result, fmt)
-    if output:
-        mode = "wb" if isinstance(data, bytes) else "w"
-        try:
-            with open(output, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-                fh.write(data)
-        except OSError as exc:
-            raise OptionError(f"cannot write {output!r}: {exc.strerror}") from None
-    else:
-        sys.stdout.write(data)  # type: ignore[arg-type]
-
-
 def _demo(args: argparse.Namespace) -> int:
     from kqlmagic_plus.demo.runner import run_demo
 
@@ -162,13 +142,7 @@ def _datagen(args: argparse.Namespace) -> int:
 
 
 def _hunt(argv: list[str]) -> int:
-    try:
-        from kqlmagic_plus.cli.hunt import main as hunt_main
-    except ImportError:
-        from kqlmagic_plus.errors import EngineUnavailableError
-
-        raise EngineUnavailableError("`kqlmagic-plus hunt` is not in this build yet; from Python use "
-                                     "kqlmagic_plus.hunt('beacon', lake=DIR)") from None
+    from kqlmagic_plus.cli.hunt import main as hunt_main
 
     return hunt_main(argv)
 

@@ -7,18 +7,29 @@ joins every level's aggregate back onto the deepest kept groups.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.lower.projection import drop, select_with
+from kqlmagic_plus.language.compiler.lower.scope import Env, Scope, row_scope, shape
 from kqlmagic_plus.language.compiler.naming import Namer, syntax_name
 from kqlmagic_plus.language.compiler.syntax import Refusal, SemanticError, pos
 from kqlmagic_plus.language.compiler.types import Column, Schema
 
+if TYPE_CHECKING:
+    from kqlmagic_plus.language.compiler.lower.lowerer import Lowerer
 
-def lower_top_nested(lw: Any, parts: list[Any], node: ir.Node, env: Any) -> ir.Node:
-    from kqlmagic_plus.language.compiler.lower import Scope, shape
 
+def top_nested(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    return lower_top_nested(lw, list(c.Segments), node, env)
+
+
+def top_nested_part(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    return lower_top_nested(lw, [c], node, env)
+
+
+def lower_top_nested(lw: Lowerer, parts: list[Any], node: ir.Node, env: Env) -> ir.Node:
     levels = []
     namer = Namer()
     for part in parts:
@@ -31,14 +42,14 @@ def lower_top_nested(lw: Any, parts: list[Any], node: ir.Node, env: Any) -> ir.N
                 raise Refusal("top-nested with a computed count", pos(part))
             count = lit.value
         of_ne = part.OfExpression
-        key = lw.expr(of_ne.Expression, lw.row_scope(node, env))
-        key_name = lw._explicit_name(of_ne) or syntax_name(shape(of_ne.Expression)) or namer.positional()
+        key = lw.expr(of_ne.Expression, row_scope(node, env))
+        key_name = lw.explicit_name(of_ne) or syntax_name(shape(of_ne.Expression)) or namer.positional()
         key_name = namer.take(key_name)
         by = part.ByExpression
         agg = lw.expr(by.Expression.Expression, Scope(node.schema, env, aggs=True))
         if not any(isinstance(x, ir.Agg) for x in ir.walk(agg)):
             raise SemanticError("top-nested ... by needs an aggregation", pos(by))
-        agg_name = namer.take(lw._explicit_name(by.Expression) or f"aggregated_{key_name}")
+        agg_name = namer.take(lw.explicit_name(by.Expression) or f"aggregated_{key_name}")
         kind = by.Ordering.OrderKind.text.lower() if by.Ordering.OrderKind is not None else "desc"
         levels.append((key_name, key, agg_name, agg, count, kind == "desc"))
 
@@ -65,9 +76,9 @@ def lower_top_nested(lw: Any, parts: list[Any], node: ir.Node, env: Any) -> ir.N
                     ir.Col(agg.type, agg_name),
                 ),
             )
-            ranked = lw._select_with(level, [(h, rank)])
+            ranked = select_with(level, [(h, rank)])
             filt = ir.Filter(ranked.schema, ranked, ir.Call(T.BOOL, "<=", (ir.Col(T.LONG, h), ir.Lit(T.LONG, count))))
-            level = lw._drop(filt, {h})
+            level = drop(filt, {h})
         kept_levels.append(level)
         prev = level
 

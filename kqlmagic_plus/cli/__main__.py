@@ -1,0 +1,7 @@
+"""``python -m kqlmagic_plus.cli``: the same as the ``kqlmagic-plus`` command."""
+
+import sys
+
+from kqlmagic_plus.cli.app import main
+
+sys.exit(main())

@@ -1,0 +1,245 @@
+"""Conversions between KQL types: ``tostring``, ``toint`` ... ``todatetime``, ``totimespan``, ``parse_json``.
+
+``to_string``, ``parse_json_expr`` and ``convert_text`` are shared with the other families (``bag_pack``
+keys, ``extract_json``, ``extract`` and ``parse`` with a typed result), so a value converts the same way
+wherever KQL converts it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlglot import exp
+
+from kqlmagic_plus.language.compiler import ir
+from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.entries import Table
+from kqlmagic_plus.language.compiler.functions.common import big, lower_str
+from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, paren, s, timespan_text, try_cast_
+from kqlmagic_plus.language.compiler.syntax import Refusal
+
+TABLE = Table()
+scalar = TABLE.scalar
+
+
+def datetime_text(g: Any, ts: exp.Expression) -> exp.Expression:
+    """KQL's ``tostring(datetime)``: ISO 8601, always seven fraction digits, ``Z`` (measured on Kusto)."""
+    if g.d.name == "spark":
+        return fn("date_format", ts, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
+    return fn("strftime", ts, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
+
+
+def real_text(g: Any, x: exp.Expression) -> exp.Expression:
+    """KQL prints whole reals without a fraction (``1``, not ``1.0``)."""
+    whole = exp.and_(exp.EQ(this=x, expression=fn("floor", x)), exp.LT(this=fn("abs", x), expression=n(1e15)))
+    return case([(whole, cast_(big(x), g.d.string_type))], cast_(x, g.d.string_type))
+
+
+def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
+    x = g.e(arg)
+    t = arg.type
+    if t in (T.STRING, T.GUID):
+        return x
+    if t == T.NULL:
+        return exp.null()
+    if t == T.DYNAMIC:
+        return g.d.dyn_as_string(x)
+    if t == T.REAL:
+        return real_text(g, x)
+    if t == T.DATETIME:
+        return datetime_text(g, x)
+    if t == T.TIMESPAN:
+        return timespan_text(g.d, x)
+    if t == T.BOOL:
+        # .NET's spelling, as Kusto prints it.
+        return case([(x, s("True")), (exp.Not(this=x), s("False"))])
+    return cast_(x, g.d.string_type)
+
+
+@scalar("tostring", 1, T.STRING)
+def _tostring(g, c, pred):
+    return to_string(g, c.args[0])
+
+
+def to_number(g: Any, arg: ir.Expr, target: str) -> exp.Expression:
+    x = g.e(arg)
+    t = arg.type
+    if t == target or (t == T.INT and target == T.LONG):
+        return x if t == target else big(x)
+    if t == T.NULL:
+        return g.d.typed_null(target)
+    if t == T.DYNAMIC:
+        return g.d.dyn_as(x, target)
+    if t in (T.STRING, T.GUID):
+        x = fn("trim", x)
+        if target in T.INTEGRAL:
+            # toint("1.5") is 1 in KQL: parse as a number first, then truncate.
+            return try_cast_(this=g.d.trunc(try_cast_(this=x, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(target))
+        return try_cast_(this=x, to=g.d.sql_type(target))
+    if t == T.BOOL:
+        return g.d.cast(case([(x, n(1)), (exp.Not(this=x), n(0))]), target)
+    if t == T.DATETIME:
+        # tolong(datetime) is ticks (100 ns) since 0001-01-01.
+        ticks = exp.Add(this=exp.Mul(this=g.d.ts_to_us(x), expression=n(10)), expression=n(621355968000000000))
+        return g.d.cast(ticks, target)
+    if t == T.TIMESPAN:
+        return g.d.cast(exp.Mul(this=x, expression=n(10)), target)
+    if target in T.INTEGRAL and t in (T.REAL, T.DECIMAL):
+        return try_cast_(this=g.d.trunc(x), to=g.d.sql_type(target))
+    return try_cast_(this=x, to=g.d.sql_type(target))
+
+
+@scalar("toint", 1, T.INT)
+def _toint(g, c, pred):
+    return to_number(g, c.args[0], T.INT)
+
+
+@scalar("tolong", 1, T.LONG)
+def _tolong(g, c, pred):
+    return to_number(g, c.args[0], T.LONG)
+
+
+@scalar("toreal", 1, T.REAL, aliases=("todouble",))
+def _toreal(g, c, pred):
+    return to_number(g, c.args[0], T.REAL)
+
+
+@scalar("todecimal", 1, T.DECIMAL)
+def _todecimal(g, c, pred):
+    return to_number(g, c.args[0], T.DECIMAL)
+
+
+@scalar("tobool", 1, T.BOOL, aliases=("toboolean",))
+def _tobool(g, c, pred):
+    a = c.args[0]
+    x = g.e(a)
+    if a.type == T.BOOL:
+        return x
+    if a.type == T.DYNAMIC:
+        return g.d.dyn_as(x, T.BOOL)
+    if a.type in (T.STRING,):
+        low = lower_str(fn("trim", x))
+        return case(
+            [
+                (exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
+                (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false()),
+            ]
+        )
+    if a.type in T.NUMERIC:
+        return exp.NEQ(this=x, expression=n(0))
+    raise Refusal(f"tobool({a.type})")
+
+
+def to_datetime(g: Any, a: ir.Expr) -> exp.Expression:
+    x = g.e(a)
+    if a.type == T.DATETIME:
+        return x
+    if a.type == T.DYNAMIC:
+        return g.d.dyn_as(x, T.DATETIME)
+    if a.type == T.STRING:
+        return g.d.parse_ts(x)
+    if a.type in T.INTEGRAL:
+        # todatetime(long) reads ticks.
+        return g.d.us_to_ts(exp.IntDiv(this=exp.Sub(this=x, expression=n(621355968000000000)), expression=n(10)))
+    if a.type == T.NULL:
+        return g.d.typed_null(T.DATETIME)
+    raise Refusal(f"todatetime({a.type})")
+
+
+@scalar("todatetime", 1, T.DATETIME)
+def _todatetime(g, c, pred):
+    return to_datetime(g, c.args[0])
+
+
+@scalar("totimespan", 1, T.TIMESPAN, aliases=("time",))
+def _totimespan(g, c, pred):
+    a = c.args[0]
+    x = g.e(a)
+    if a.type == T.TIMESPAN:
+        return x
+    if a.type in T.INTEGRAL:
+        return exp.IntDiv(this=x, expression=n(10))  # ticks
+    if a.type in (T.STRING, T.DYNAMIC):
+        text = to_string(g, a)
+        pat = s(r"^\s*(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?\s*$")
+
+        def part(i: int) -> exp.Expression:
+            return try_cast_(this=fn("NULLIF", g.d.regex_extract(text, pat, i), s("")), to=g.d.sql_type(T.LONG))
+
+        frac = try_cast_(
+            this=fn("rpad", fn("NULLIF", g.d.regex_extract(text, pat, 6), s("")), n(7), s("0")), to=g.d.sql_type(T.LONG)
+        )
+        total = exp.Add(
+            this=exp.Mul(
+                this=exp.Add(
+                    this=exp.Add(
+                        this=exp.Add(
+                            this=exp.Mul(this=exp.Coalesce(this=part(2), expressions=[n(0)]), expression=n(86400)),
+                            expression=exp.Mul(this=part(3), expression=n(3600)),
+                        ),
+                        expression=exp.Mul(this=part(4), expression=n(60)),
+                    ),
+                    expression=exp.Coalesce(this=part(5), expressions=[n(0)]),
+                ),
+                expression=n(1_000_000),
+            ),
+            expression=exp.IntDiv(this=exp.Coalesce(this=frac, expressions=[n(0)]), expression=n(10)),
+        )
+        signed = case(
+            [(exp.EQ(this=g.d.regex_extract(text, pat, 1), expression=s("-")), exp.Neg(this=paren(total)))], total
+        )
+        return case([(g.d.regex_match(text, pat), signed)])
+    raise Refusal(f"totimespan({a.type})")
+
+
+@scalar("toguid", 1, T.GUID)
+def _toguid(g, c, pred):
+    x = to_string(g, c.args[0])
+    pat = s(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+    return case([(g.d.regex_match(x, pat), lower_str(x))])
+
+
+def parse_json_expr(g: Any, a: ir.Expr) -> exp.Expression:
+    x = g.e(a)
+    if a.type == T.DYNAMIC:
+        return x
+    if a.type == T.STRING:
+        # Text that is not JSON becomes a dynamic string holding the text (KQL's parse_json).
+        return exp.Coalesce(this=g.d.dyn_from_json_text(x), expressions=[g.d.dyn_from_scalar(x, T.STRING)])
+    return g.d.dyn_from_scalar(x, a.type)
+
+
+@scalar("parse_json", 1, T.DYNAMIC, aliases=("todynamic", "parsejson", "toobject"))
+def _parse_json(g, c, pred):
+    return parse_json_expr(g, c.args[0])
+
+
+@scalar("__to_dynamic", 1, T.DYNAMIC, category="internal")
+def _to_dynamic(g, c, pred):
+    return g.d.dyn_from_scalar(g.e(c.args[0]), c.args[0].type)
+
+
+@scalar("__dyn_as", 1, lambda a: a[0].type, category="internal")
+def _dyn_as(g, c, pred):
+    raise AssertionError("typed by lowering")
+
+
+def convert_text(g: Any, text: exp.Expression, t: str) -> exp.Expression:
+    """*text* (a regex capture) as KQL type *t*: the typed result of ``extract`` and of ``parse``'s columns."""
+    if t == T.STRING:
+        return text
+    if t == T.DATETIME:
+        return g.d.parse_ts(text)
+    if t == T.DYNAMIC:
+        return exp.Coalesce(this=g.d.dyn_from_json_text(text), expressions=[g.d.dyn_from_scalar(text, T.STRING)])
+    if t in T.INTEGRAL:
+        return try_cast_(this=g.d.trunc(try_cast_(this=text, to=g.d.sql_type(T.REAL))), to=g.d.sql_type(t))
+    if t == T.BOOL:
+        low = lower_str(text)
+        return case(
+            [
+                (exp.In(this=low, expressions=[s("true"), s("1")]), exp.true()),
+                (exp.In(this=low, expressions=[s("false"), s("0")]), exp.false()),
+            ]
+        )
+    return try_cast_(this=text, to=g.d.sql_type(t))

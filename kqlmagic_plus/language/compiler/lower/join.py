@@ -1,0 +1,226 @@
+"""Operators that combine tables: join, lookup, union.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import TYPE_CHECKING, Any
+
+from kqlmagic_plus.language.compiler import ir
+from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.lower.messages import no_column
+from kqlmagic_plus.language.compiler.lower.scope import Env
+from kqlmagic_plus.language.compiler.parsetree import collapse, rule
+from kqlmagic_plus.language.compiler.syntax import Pos, Refusal, SemanticError, UnknownTable, name_of, pos
+from kqlmagic_plus.language.compiler.types import Column, Schema
+
+if TYPE_CHECKING:
+    from kqlmagic_plus.language.compiler.lower.lowerer import Lowerer
+
+_JOIN_KINDS = {
+    "inner": "inner",
+    "innerunique": "innerunique",
+    "leftouter": "leftouter",
+    "rightouter": "rightouter",
+    "fullouter": "fullouter",
+    "outer": "fullouter",
+    "leftsemi": "leftsemi",
+    "semi": "leftsemi",
+    "leftanti": "leftanti",
+    "anti": "leftanti",
+    "leftantisemi": "leftanti",
+    "rightsemi": "rightsemi",
+    "rightanti": "rightanti",
+    "rightantisemi": "rightanti",
+}
+
+
+def join(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    params = lw.parameters(c.Parameters)
+    kind_raw = str(params.get("kind", (None, "innerunique"))[1]).lower()
+    kind = _JOIN_KINDS.get(kind_raw)
+    if kind is None:
+        raise Refusal(f"join kind={kind_raw}", pos(c))
+    right = lw.tabular(c.Table, env)
+    if c.WhereClause is not None or c.OnClause is None:
+        raise Refusal("join without an on clause", pos(c))
+    return join_tables(node, right, kind, c.OnClause, pos(c))
+
+
+def join_tables(left: ir.Node, right: ir.Node, kind: str, on: Any, where: Pos, lookup: bool = False) -> ir.Node:
+    lkeys, rkeys = join_keys(left, right, on)
+    for a, b in zip(lkeys, rkeys, strict=True):
+        if T.unify(a.type, b.type) is None and not ({a.type, b.type} <= {T.STRING, T.GUID}):
+            raise SemanticError(f"join keys of different types ({a.type} and {b.type})", where)
+    lvis, rvis = left.schema.visible, right.schema.visible
+    right_names: dict[str, str] = {}
+    cols: list[Column] = []
+    if kind in ("leftsemi", "leftanti"):
+        cols = list(lvis)
+    elif kind in ("rightsemi", "rightanti"):
+        cols = list(rvis)
+        right_names = {c.name: c.name for c in rvis}
+    else:
+        taken = {c.name for c in lvis}
+        cols = list(lvis)
+        same_keys = {
+            b.name
+            for a, b in zip(lkeys, rkeys, strict=True)
+            if isinstance(a, ir.Col) and isinstance(b, ir.Col) and a.name == b.name
+        }
+        for col in rvis:
+            if lookup and col.name in same_keys:
+                continue
+            name = col.name
+            k = 0
+            while name in taken:
+                k += 1
+                name = f"{col.name}{k}"
+            taken.add(name)
+            right_names[col.name] = name
+            cols.append(Column(name, col.type))
+    if lookup and kind not in ("leftouter", "inner"):
+        raise Refusal(f"lookup kind={kind}", where)
+    return ir.Join(Schema(cols), left, right, kind, lkeys, rkeys, right_names)
+
+
+def join_keys(left: ir.Node, right: ir.Node, on: Any) -> tuple[list[ir.Expr], list[ir.Expr]]:
+    lkeys: list[ir.Expr] = []
+    rkeys: list[ir.Expr] = []
+    for e in on.Expressions:
+        c = collapse(e)
+        r = rule(c)
+        if r in ("IdentifierName", "KeywordName", "ExtendedKeywordName", "EscapedName"):
+            name = name_of(c)
+            lc, rc = left.schema.get(name), right.schema.get(name)
+            if lc is None or rc is None:
+                side = "left" if lc is None else "right"
+                raise SemanticError(f"join key {name!r} is not a column of the {side} side", pos(c))
+            lkeys.append(ir.Col(lc.type, name))
+            rkeys.append(ir.Col(rc.type, name))
+            continue
+        if (
+            r == "EqualityExpression"
+            and rule(c.Tail) == "EqualsEqualityExpression"
+            and c.Tail.OperatorToken.text == "=="
+        ):
+            a = _side_ref(c.Left, left, right)
+            b = _side_ref(c.Tail.Right, left, right)
+            if a[0] == b[0]:
+                raise Refusal("join condition comparing one side with itself", pos(c))
+            (la, ra) = (a, b) if a[0] == "left" else (b, a)
+            lkeys.append(la[1])
+            rkeys.append(ra[1])
+            continue
+        raise Refusal("join condition other than column equality", pos(c))
+    return lkeys, rkeys
+
+
+def _side_ref(ctx: Any, left: ir.Node, right: ir.Node) -> tuple[str, ir.Expr]:
+    c = collapse(ctx)
+    if rule(c) == "FunctionCallOrPathPathExpression":
+        root = name_of(collapse(c.Expression))
+        ops = list(c.Operations)
+        if (
+            root in ("$left", "$right")
+            and len(ops) == 1
+            and rule(collapse(ops[0])) == "FunctionCallOrPathPathOperation"
+        ):
+            name = name_of(collapse(ops[0]).Name)
+            schema = left.schema if root == "$left" else right.schema
+            col = schema.get(name)
+            if col is None:
+                raise SemanticError(no_column(name, schema), pos(c))
+            return root[1:], ir.Col(col.type, name)
+    raise Refusal("join condition term other than $left.column / $right.column", pos(c))
+
+
+def lookup(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    params = lw.parameters(c.Parameters)
+    kind = str(params.get("kind", (None, "leftouter"))[1]).lower()
+    right = lw.tabular(c.Table, env)
+    return join_tables(node, right, _JOIN_KINDS.get(kind, kind), c.OnClause, pos(c), lookup=True)
+
+
+def union_operator(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    return union(lw, c, node, env)
+
+
+def union_source(lw: Lowerer, c: Any, env: Env) -> ir.Node:
+    return union(lw, c, None, env)
+
+
+def union(lw: Lowerer, c: Any, piped: ir.Node | None, env: Env) -> ir.Node:
+    params = lw.parameters(c.Parameters)
+    kind = str(params.get("kind", (None, "outer"))[1]).lower()
+    source_col = params.get("withsource") or params.get("with_source")
+    parts: list[tuple[str, ir.Node]] = []
+    if piped is not None:
+        parts.append(("", piped))
+    for ue in c.Expressions:
+        inner = collapse(ue)
+        r = rule(inner)
+        text = ue.getText()
+        if "*" in text and r not in ("ParenthesizedExpression",):
+            names = sorted(t for t in lw.tables if fnmatch.fnmatchcase(t, text))
+            if not names:
+                raise UnknownTable(text, pos(ue))
+            parts.extend((t, ir.Scan(lw.tables[t], t)) for t in names)
+            continue
+        if r == "ParenthesizedExpression":
+            parts.append(("", lw.tabular(inner.Expression, env)))
+            continue
+        name = (
+            name_of(inner)
+            if r
+            in (
+                "IdentifierName",
+                "KeywordName",
+                "EscapedName",
+                "EntityName",
+                "ExtendedKeywordName",
+                "EntityNameReference",
+            )
+            else None
+        )
+        if name is None:
+            parts.append(("", lw.tabular(inner, env)))
+        else:
+            parts.append((name, lw.table_ref(name, env, pos(ue))))
+    # The union schema: columns by name in first-seen order; a name with two types becomes one
+    # column per type, suffixed with the type (KQL's rule).
+    types_of: dict[str, list[str]] = {}
+    for _, p in parts:
+        for col in p.schema.visible:
+            ts = types_of.setdefault(col.name, [])
+            if col.type not in ts:
+                ts.append(col.type)
+    out: list[Column] = []
+    if source_col is not None:
+        out.append(Column(str(source_col[1]), T.STRING))
+    for name, ts in types_of.items():
+        if kind == "inner" and not all(p.schema.get(name) is not None for _, p in parts):
+            continue
+        if len(ts) == 1:
+            out.append(Column(name, ts[0]))
+        else:
+            out.extend(Column(f"{name}_{t}", t) for t in ts)
+    projections = []
+    for label, p in parts:
+        exprs: list[ir.Expr] = []
+        for col in out:
+            if source_col is not None and col is out[0]:
+                exprs.append(ir.Lit(T.STRING, label or None))
+                continue
+            src = p.schema.get(col.name)
+            if src is not None and not src.hidden and src.type == col.type:
+                exprs.append(ir.Col(col.type, col.name))
+                continue
+            base, _, _t = col.name.rpartition("_")
+            src = p.schema.get(base)
+            if base and src is not None and src.type == col.type and len(types_of.get(base, [])) > 1:
+                exprs.append(ir.Col(col.type, base))
+            else:
+                exprs.append(ir.Lit(col.type, None))
+        projections.append((p, exprs))
+    return ir.Union(Schema(out), projections)
