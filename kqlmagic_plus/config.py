@@ -6,12 +6,20 @@ environment (read once, when the settings object is created; ``%config`` wins af
 
 from __future__ import annotations
 
+import math
 import os
 
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
 
+from kqlmagic_plus.errors import OptionError
+
 ENV_PREFIX = "KQLMAGIC_PLUS_"
+
+
+class SettingError(OptionError, TraitError):
+    """A setting given a value it cannot take. A TraitError too, so traitlets puts the old value back
+    (``%config`` sets inside a hold that rolls back only on TraitError)."""
 
 
 class KqlMagicPlus(Configurable):
@@ -34,6 +42,24 @@ class KqlMagicPlus(Configurable):
     replay = Unicode("", help="Serve every query from this cache folder; no query reaches an engine.").tag(
         config=True)
     spark_row_limit = Int(100_000, help="Rows collected from a Spark result to the notebook.").tag(config=True)
+    memory_limit = Unicode("50%", help="Memory the local engine may use: a share of RAM ('50%') or a size ('4GB', "
+                           "'512MiB'). Past it DuckDB spills to disk; a query or result that still does not fit "
+                           "stops with an error.").tag(config=True)
+
+    @validate("memory_limit")
+    def _check_memory_limit(self, proposal):  # type: ignore[no-untyped-def]
+        try:
+            parse_memory_limit(proposal["value"])
+        except OptionError as exc:
+            raise SettingError(exc.message) from None
+        return proposal["value"]
+
+    @validate("timeout")
+    def _check_timeout(self, proposal):  # type: ignore[no-untyped-def]
+        try:
+            return check_timeout(proposal["value"], "KqlMagicPlus.timeout")
+        except OptionError as exc:
+            raise SettingError(exc.message) from None
 
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
@@ -50,8 +76,6 @@ class KqlMagicPlus(Configurable):
             try:
                 setattr(self, name, trait.from_string(raw))
             except Exception as exc:  # a bad env value must say which variable
-                from kqlmagic_plus.errors import OptionError
-
                 raise OptionError(f"environment variable {ENV_PREFIX + name.upper()}={raw!r} is not valid: "
                                   f"{exc}") from None
 
@@ -70,3 +94,48 @@ def settings() -> KqlMagicPlus:
 def set_settings(obj: KqlMagicPlus) -> None:
     global _settings
     _settings = obj
+
+
+#: Byte units of a memory size: DuckDB's (decimal) and the binary ones.
+_SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+               "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+#: Below this no query runs at all; a smaller limit is a typo, not a choice.
+MIN_MEMORY_LIMIT = 64 * 10**6
+
+
+def parse_memory_limit(text: str) -> float | int:
+    """``"50%"`` -> 0.5 (a share of RAM); ``"4GB"`` -> 4_000_000_000 (bytes). OptionError otherwise."""
+    raw = str(text).strip()
+    upper = raw.upper().replace(" ", "")
+    number, unit = upper, ""
+    while number and not (number[-1].isdigit() or number[-1] == "."):
+        number, unit = number[:-1], number[-1] + unit
+    try:
+        value = float(number)
+    except ValueError:
+        value = math.nan
+    how = "give a share of RAM such as '50%' or a size such as '4GB' or '512MiB'"
+    if not math.isfinite(value) or value <= 0 or (unit != "%" and unit not in _SIZE_UNITS):
+        raise OptionError(f"KqlMagicPlus.memory_limit = {raw!r} is not a memory limit: {how}")
+    if unit == "%":
+        if value > 100:
+            raise OptionError(f"KqlMagicPlus.memory_limit = {raw!r}: a share of RAM is more than 0% and at most "
+                              "100%")
+        return value / 100
+    size = int(value * _SIZE_UNITS[unit])
+    if size < MIN_MEMORY_LIMIT:
+        raise OptionError(f"KqlMagicPlus.memory_limit = {raw!r} is too small to run a query: give at least 64MB")
+    return size
+
+
+def check_timeout(value: float | None, name: str = "--timeout") -> float | None:
+    """A timeout in seconds as given (None or 0: no limit); OptionError for a negative, infinite or NaN one."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} needs a number of seconds, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise OptionError(f"{name} needs a number of seconds (0 for no limit), got {value!r}")
+    return seconds

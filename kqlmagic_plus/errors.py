@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
+from kqlmagic_plus.redaction import redact
+
 #: Toggled by ``--debug`` / ``KqlMagicPlus.debug``: when on, errors show their full traceback.
 DEBUG = False
 
@@ -22,6 +24,9 @@ class KqlMagicPlusError(Exception):
     label = "Error"
 
     def __init__(self, message: str, *, hint: str | None = None):
+        # The one place every message passes: no credential reaches the user, whoever built the text.
+        message = redact(message)
+        hint = redact(hint) if hint else hint
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -31,6 +36,10 @@ class KqlMagicPlusError(Exception):
 
     def user_message(self) -> str:
         return f"{self.label}: {self}"
+
+    def terminal_text(self) -> str:
+        """What a terminal shows: the first line, which says what and where."""
+        return self.user_message().splitlines()[0]
 
     def _render_traceback_(self) -> list[str]:
         if DEBUG:
@@ -64,6 +73,9 @@ class QuerySyntaxError(KqlMagicPlusError):
         self.detail = detail
         super().__init__(f"{detail} at line {line}, column {column + 1}\n{caret_excerpt(query, line, column)}")
 
+    def terminal_text(self) -> str:
+        return self.user_message()  # the line and caret are what make line:column readable
+
 
 class UnsupportedQueryError(KqlMagicPlusError):
     """The query parses, but this engine cannot run a construct in it."""
@@ -93,9 +105,13 @@ class UnsupportedQueryError(KqlMagicPlusError):
         if self.runs_on:
             parts.append(f"It runs on: {', '.join(self.runs_on)}.")
         text = ". ".join(parts)
-        if query is not None and line is not None and column is not None:
+        self.has_excerpt = query is not None and line is not None and column is not None
+        if self.has_excerpt:
             text += "\n" + caret_excerpt(query, line, column)
         super().__init__(text)
+
+    def terminal_text(self) -> str:
+        return self.user_message() if self.has_excerpt else super().terminal_text()
 
 
 class TableNotFoundError(KqlMagicPlusError):

@@ -8,6 +8,7 @@ as text and evaluated by the magic, explicitly, in the user's namespace.
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,6 +209,8 @@ def _convert(opt: Opt, value: str, previous: Any) -> Any:
             f = float(value)
         except ValueError:
             raise OptionError(f"option {opt.long} needs a number of seconds, got {value!r}") from None
+        if not math.isfinite(f):  # nan would never fire and inf never end: neither is "no timeout" (that is 0)
+            raise OptionError(f"option {opt.long} needs a finite number of seconds (0 for no limit), got {value!r}")
         if f < 0:
             raise OptionError(f"option {opt.long} must not be negative, got {value}")
         return f
@@ -335,9 +338,7 @@ def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
     query, quiet = _strip_quiet(query or "")
     if not query.strip():
         query = ""
-    out = opts.get("out")
-    if out and not out.isidentifier():
-        raise OptionError(f"-o/--out needs a Python variable name, got {out!r}")
+    out = output_variable(opts.get("out"))
     return KqlLine(
         query=query, quiet=quiet, conn=conn,
         list_connections="conn" in opts and opts["conn"] is None,
@@ -351,6 +352,27 @@ def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
         dry_run=bool(opts.get("dry_run")), debug=bool(opts.get("debug")), no_chart=bool(opts.get("no_chart")),
         out=out,
     )
+
+
+#: Names a notebook relies on: IPython's own (the output history, the shell) besides Python's builtins.
+_IPYTHON_NAMES = frozenset({"In", "Out", "_", "__", "___", "_i", "_ii", "_iii", "_ih", "_oh", "_dh", "get_ipython",
+                            "exit", "quit", "_kql_raw_result_"})
+
+
+def output_variable(name: str | None) -> str | None:
+    """The variable ``-o NAME`` stores into: a plain identifier that shadows nothing the notebook needs
+    (a keyword, a builtin such as ``print`` or ``__builtins__``, a dunder, IPython's ``In``/``Out``/``_``)."""
+    if name is None:
+        return None
+    import builtins
+    import keyword
+
+    if not name.isidentifier() or keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise OptionError(f"-o/--out needs a Python variable name, got {name!r}")
+    if (name.startswith("__") and name.endswith("__")) or hasattr(builtins, name) or name in _IPYTHON_NAMES:
+        raise OptionError(f"-o/--out {name}: that name is one the notebook needs (a builtin or IPython's own); "
+                          "choose another variable name")
+    return name
 
 
 def _one_folder(rest: str) -> str:

@@ -49,6 +49,12 @@ class Result:
     #: A plotly figure drawn below the table (a hunt's chart); not part of the rows or the cache.
     chart_below: Any = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if self.connection:  # engines give a target without secrets; this holds whoever built the Result
+            from kqlmagic_plus.redaction import redact
+
+            self.connection = redact(self.connection)
+
     # -- data ---------------------------------------------------------------------------------------
 
     @property

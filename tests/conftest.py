@@ -52,6 +52,28 @@ def run_cell(ip):
     return _run
 
 
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """A private cache folder for the test (caching off unless a test turns it on); settings and session
+    counters restored afterwards. Also set in the environment: ``%load_ext`` makes a new settings object,
+    which reads it."""
+    from kqlmagic_plus import config
+    from kqlmagic_plus.cache import modes
+    from kqlmagic_plus.cache.store import verified
+
+    monkeypatch.setenv("KQLMAGIC_PLUS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = config.settings()
+    saved = (cfg.cache_dir, cfg.cache, cfg.replay, cfg.cache_max_bytes)
+    cfg.cache_dir = str(tmp_path / "cache")
+    cfg.cache, cfg.replay = "off", ""
+    modes.session = modes.SessionStats()
+    verified.clear()
+    yield tmp_path / "cache"
+    cfg.cache_dir, cfg.cache, cfg.replay, cfg.cache_max_bytes = saved
+    modes.session = modes.SessionStats()
+    verified.clear()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_connections():
     from kqlmagic_plus.engines.registry import connections

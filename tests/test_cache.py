@@ -22,24 +22,6 @@ from kqlmagic_plus.cache.store import verified
 from kqlmagic_plus.errors import CacheMissError, OptionError
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    """A private cache folder for the test; settings and session counters restored afterwards.
-
-    Also set in the environment: ``%load_ext`` makes a new settings object, which reads it."""
-    monkeypatch.setenv("KQLMAGIC_PLUS_CACHE_DIR", str(tmp_path / "cache"))
-    cfg = config.settings()
-    saved = (cfg.cache_dir, cfg.cache, cfg.replay, cfg.cache_max_bytes)
-    cfg.cache_dir = str(tmp_path / "cache")
-    cfg.cache, cfg.replay = "off", ""
-    cache.session = cache.SessionStats()
-    verified.clear()
-    yield tmp_path / "cache"
-    cfg.cache_dir, cfg.cache, cfg.replay, cfg.cache_max_bytes = saved
-    cache.session = cache.SessionStats()
-    verified.clear()
-
-
 def entries(folder) -> list[str]:
     d = folder / "results-v1"
     return sorted(p.name for p in d.iterdir() if p.name.endswith(SUFFIX)) if d.exists() else []
@@ -488,7 +470,7 @@ def test_same_kernel_hit_skips_the_read_but_sees_another_kernels_write(cache_dir
     ns = {"events": events}
     kp.kql(Q, namespace=ns, cache="1h")
     reads = []
-    monkeypatch.setattr(cache_store, "read_file", lambda p: reads.append(p) or read_file(p))
+    monkeypatch.setattr(cache_store, "read_file", lambda p, **kw: reads.append(p) or read_file(p, **kw))
     assert kp.kql(Q, namespace=ns, cache="1h").from_cache
     assert reads == []  # verified when written; the file is unchanged
     # another kernel refreshes the entry: same key, other rows

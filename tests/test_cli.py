@@ -82,7 +82,10 @@ def test_params_are_json(tmp_path):
 def test_errors_are_one_line_and_nonzero():
     p = cli("query", "print x = ")
     assert p.returncode == 1
-    assert p.stderr.count("\n") == 1 and p.stderr.startswith("KQL syntax error:") and "line 1" in p.stderr
+    # One line that says what and where, then the source line and a caret under the column (as the notebook).
+    lines = p.stderr.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("KQL syntax error:") and "line 1" in lines[0]
+    assert lines[1] == "1 | print x = " and lines[2].strip() == "^"
     p = cli("query", "NoSuchTable | take 1")
     assert p.returncode == 1 and p.stderr.strip() == (
         "Unknown table: table 'NoSuchTable' does not exist, and no tables are available on this connection")

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kqlmagic_plus.errors import ParameterError
-from kqlmagic_plus.language import literals
+from kqlmagic_plus.language import literals, tables
 from kqlmagic_plus.language.lexer import tokenize
 
 #: Every literal of a non-string scalar type: a type word and a closed alphabet (no quote, pipe,
@@ -190,7 +190,7 @@ def test_datatable_encodes_types_nulls_and_every_cell():
         "id": [uuid.UUID(int=1), None, uuid.UUID(int=3)],
         "dur": pd.to_timedelta(["1h", None, "-1s"]),
     })
-    text = literals.datatable(df)
+    text = tables.datatable(df)
     assert text.startswith(
         'datatable(ip:string, n:long, small:int, score:real, seen:datetime, ok:bool, tags:dynamic, '
         '["my col"]:string, id:guid, dur:timespan)[')
@@ -203,22 +203,22 @@ def test_datatable_encodes_types_nulls_and_every_cell():
 
 
 def test_datatable_shapes():
-    assert literals.datatable(pd.DataFrame({"a": pd.Series([], dtype=object)})) == "datatable(a:string)[]"
-    assert literals.datatable(pd.DataFrame({"a": [1, 2.5]})) == "datatable(a:real)[1.0, 2.5]"
-    assert literals.datatable(pd.DataFrame({"a": [1, "x"]})) == 'datatable(a:dynamic)[dynamic(1), dynamic("x")]'
-    assert literals.datatable(pd.DataFrame({"a": pd.Categorical(["x", "y"])})) == 'datatable(a:string)["x", "y"]'
+    assert tables.datatable(pd.DataFrame({"a": pd.Series([], dtype=object)})) == "datatable(a:string)[]"
+    assert tables.datatable(pd.DataFrame({"a": [1, 2.5]})) == "datatable(a:real)[1.0, 2.5]"
+    assert tables.datatable(pd.DataFrame({"a": [1, "x"]})) == 'datatable(a:dynamic)[dynamic(1), dynamic("x")]'
+    assert tables.datatable(pd.DataFrame({"a": pd.Categorical(["x", "y"])})) == 'datatable(a:string)["x", "y"]'
     with pytest.raises(ParameterError, match="no columns"):
-        literals.datatable(pd.DataFrame())
+        tables.datatable(pd.DataFrame())
     with pytest.raises(ParameterError, match="duplicate column names: a"):
-        literals.datatable(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+        tables.datatable(pd.DataFrame([[1, 2]], columns=["a", "a"]))
     with pytest.raises(ParameterError, match=r"column 'b'.*out of range"):
-        literals.datatable(pd.DataFrame({"b": np.array([2**64 - 1], dtype="uint64")}))
+        tables.datatable(pd.DataFrame({"b": np.array([2**64 - 1], dtype="uint64")}))
 
 
 def test_datatable_from_arrow():
     import pyarrow as pa
 
-    assert literals.datatable(pa.table({"x": ["a"], "y": [1]})) == 'datatable(x:string, y:long)["a", 1]'
+    assert tables.datatable(pa.table({"x": ["a"], "y": [1]})) == 'datatable(x:string, y:long)["a", 1]'
 
 
 # -- structural properties: whatever the value, the literal is one token ------------------------------
@@ -269,3 +269,128 @@ def test_non_string_scalars_use_a_closed_alphabet(value):
 def test_nan_and_inf_spellings_are_distinct():
     assert {literals.encode(v) for v in (math.nan, math.inf, -math.inf, None)} == {
         "real(nan)", "real(+inf)", "real(-inf)", "dynamic(null)"}
+
+
+# -- string literals -> values: every form KQL has -----------------------------------------------------------
+
+@pytest.mark.parametrize(("token", "value"), [
+    ('"abc"', "abc"), ("'abc'", "abc"), ('""', ""), ("''", ""),
+    ('"say \\"hi\\""', 'say "hi"'), ("'it\\'s'", "it's"), ("'a\"b'", 'a"b'), ('"a\'b"', "a'b"),
+    ('"\\\\ \\n \\r \\t \\a \\b \\f \\v"', "\\ \n \r \t \a \b \f \v"),
+    ('"\\u0041\\u00E9\\u20ac"', "A\u00e9\u20ac"),
+    ('"\\ud83d\\ude00"', "\U0001f600"),                 # a UTF-16 surrogate pair is one character
+    ('"\\U0001F600"', "\U0001f600"),
+    ('"\\x41\\x4a"', "AJ"),
+    ('"\\0"', "\x00"), ('"\\101"', "A"), ('"\\12"', "\n"), ('"\\477"', "'7"),  # octal: 3 digits only to \\377
+    ('@"C:\\temp\\"', "C:\\temp\\"), ('@"a""b"', 'a"b'), ("@'it''s'", "it's"), ('@""""', '"'),
+    ('h"secret"', "secret"), ("H'secret'", "secret"), ('h@"C:\\x"', "C:\\x"), ("H@'a''b'", "a'b"),
+    ('h"\\u0041"', "A"),
+    ("```a\nb \\n \"c\" 'd'```", "a\nb \\n \"c\" 'd'"), ("~~~x~~~", "x"), ("``````", ""),
+    ("h```hidden```", "hidden"), ("@```v```", "v"), ("H@~~~w~~~", "w"),
+])
+def test_decode_string_every_form(token, value):
+    assert literals.decode_string(token) == value
+
+
+@pytest.mark.parametrize(("token", "message", "offset"), [
+    ('"\\d"', "unknown escape \\\\d", 1),
+    ('"\\8"', "unknown escape", 1),
+    ('"\\u12"', "4 hex digits", 1),
+    ('"\\xZZ"', "2 hex digits", 1),
+    ('"\\U00110000"', "beyond the last Unicode code point", 1),
+    ('"\\ud800x"', "lone surrogate", 1),
+    ('"abc', "no closing", 0),
+    ('"a\\"', "no closing", 0),
+    ('@"a""', "no closing", 0),
+    ('"a\nb"', "line break", 2),
+    ("```abc", "no closing ```", 0),
+    ('"a"b"', "ends at the", 2),
+    ("abc", "not a string literal", 0),
+])
+def test_decode_string_refuses_what_kql_refuses(token, message, offset):
+    with pytest.raises(literals.StringLiteralError, match=message) as info:
+        literals.decode_string(token)
+    assert info.value.offset == offset
+
+
+@settings(max_examples=500, deadline=None)
+@given(tricky_text)
+def test_every_encoded_string_decodes_to_its_value(value):
+    assert literals.decode_string(literals.string(value)) == value
+    assert literals.decode_string(literals.string(value, obfuscated=True)) == value
+    if "\n" not in value and "\r" not in value:
+        assert literals.decode_string(literals.string(value, verbatim=True)) == value
+        assert literals.decode_string(literals.string(value, verbatim=True, obfuscated=True)) == value
+
+
+@pytest.mark.parametrize(("text", "tokens"), [
+    ('h"a" x', ['h"a"']),
+    ("H@'a''b' x", ["H@'a''b'"]),
+    ("h```a\nb``` x", ["h```a\nb```"]),
+    ("@~~~a~~~", ["@~~~a~~~"]),
+    ('hh"a"', ['"a"']),                                   # `hh` is a name, then a string
+    ('path"a"', ['"a"']),
+    ('"a\\\nb"', ['"a\\', '"']),                          # no literal spans a line: unterminated
+    ('@"a\nb"', ['@"a', '"']),
+])
+def test_lexer_token_boundaries_of_every_form(text, tokens):
+    assert [t.text for t in tokenize(text) if t.kind == "string"] == tokens
+
+
+# -- 100 ns ticks --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "text"), [
+    (pd.Timestamp("2024-05-01T00:00:00.1234567"), "datetime(2024-05-01T00:00:00.1234567Z)"),
+    (pd.Timestamp("2024-05-01T02:00:00.0000001", tz="Europe/Paris"), "datetime(2024-05-01T00:00:00.0000001Z)"),
+    (np.datetime64("2024-05-01T00:00:00.000000300"), "datetime(2024-05-01T00:00:00.0000003Z)"),
+    (pd.Timedelta("00:00:00.0000001"), "timespan(0.00:00:00.0000001)"),
+    (-pd.Timedelta(days=1, nanoseconds=100), "timespan(-1.00:00:00.0000001)"),
+    (np.timedelta64(1500, "ns"), "timespan(0.00:00:00.0000015)"),
+    ([pd.Timestamp("2024-05-01T00:00:00.1234567")], 'dynamic(["2024-05-01T00:00:00.1234567Z"])'),
+])
+def test_datetimes_and_timespans_keep_kql_ticks(value, text):
+    assert literals.encode(value) == text
+
+
+def test_bytes_are_refused_with_the_ways_out():
+    with pytest.raises(ParameterError, match=r"KQL has no binary type.*decode.*base64"):
+        literals.encode(b"\x00ab")
+    with pytest.raises(ParameterError, match=r"column 'b'.*bytes"):
+        tables.datatable(pd.DataFrame({"b": [b"x"]}))
+
+
+# -- tables: the C-speed JSON of dynamic columns is exactly literals.json_text ------------------------------
+
+_json_leaf = (st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | tricky_text
+              | st.sampled_from([np.int64(3), np.float64(0.5), Decimal("1.10"), dt.datetime(2024, 1, 1), "\ud800"]))
+_json_value = st.recursive(_json_leaf, lambda kids: st.lists(kids, max_size=3) | st.tuples(kids)
+                           | st.dictionaries(tricky_text | st.integers(0, 3), kids, max_size=3), max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_json_value, min_size=1, max_size=4))
+def test_dynamic_column_json_is_json_text(cells):
+    def exact(v):
+        try:
+            return literals.json_text(v)
+        except ParameterError as exc:
+            return ("refused", exc.message)
+
+    want = [None if literals.is_missing(v) else exact(v) for v in cells]  # a missing cell is null
+    refusals = [w for w in want if isinstance(w, tuple)]
+    if refusals:
+        with pytest.raises(ParameterError) as info:
+            tables._json_texts(cells)
+        assert ("refused", info.value.message) in refusals
+    else:
+        assert tables._json_texts(cells) == want
+
+
+def test_dynamic_column_json_refuses_what_json_text_refuses():
+    deep: list = []
+    for _ in range(150):
+        deep = [deep]
+    for bad in ({1: "x"}, [float("nan")], [2**64], deep, ["\ud800"]):
+        with pytest.raises(ParameterError):
+            tables._json_texts([{"ok": 1}, bad])
+    assert tables._json_texts([{"k": (1, 2)}, None, [np.int64(5)]]) == ['{"k":[1,2]}', None, "[5]"]

@@ -307,3 +307,54 @@ def test_magic_kqlmagic_let_form(ip, run_cell):
     ip.user_ns["target"] = EVIL
     value, err, _ = run_cell("%%kql\nlet who = target;\nT | where Account == who | project n")
     assert err is None and value.df["n"].tolist() == [2]
+
+
+# -- the cache key of a parameter: what it binds as --------------------------------------------------------
+
+def _key(value):
+    """The cache key of ``print v = p`` with *value* for p, on the local engine."""
+    from kqlmagic_plus.cache.key import query_key
+    from kqlmagic_plus.engines.local import LocalEngine
+    from kqlmagic_plus.request import Request
+
+    return query_key(LocalEngine(), Request(query="print v = p", params={"p": value}))
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (np.int32(5), 5),                                     # int vs long
+    (np.int8(5), np.int64(5)),
+    (np.float32(0.1), 0.1),                               # 0.10000000149011612 vs 0.1
+    (1, 1.0),
+    (True, 1),
+    (pd.Timestamp("2024-01-01T00:00:00.0000001"), pd.Timestamp("2024-01-01T00:00:00.0000002")),
+    (pd.Timedelta(100, "ns"), pd.Timedelta(0)),
+    ("1", 1),
+    (None, pd.NaT),                                       # dynamic null vs datetime null
+])
+def test_values_that_bind_differently_have_different_keys(a, b):
+    assert _key(a) != _key(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    (5, np.int64(5)),
+    (np.int32(5), np.int16(5)),
+    (dt.datetime(2024, 1, 1, 12), pd.Timestamp("2024-01-01T12:00:00")),
+    (dt.datetime(2024, 1, 1, 12), dt.datetime(2024, 1, 1, 14, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
+    (dt.date(2024, 1, 1), dt.datetime(2024, 1, 1)),
+    (dt.timedelta(hours=1), pd.Timedelta("1h")),
+    ([1, "a"], (1, "a")),
+    ({"b", "a"}, ["a", "b"]),
+    (np.str_("x"), "x"),
+    (np.float64(0.5), 0.5),
+])
+def test_equal_values_that_bind_the_same_share_a_key(a, b):
+    assert _key(a) == _key(b)
+
+
+
+def test_a_cached_int_parameter_is_not_served_for_a_long_one(cache_dir):
+    as_int = kp.kql("print v = p", params={"p": np.int32(5)}, cache="1h")
+    as_long = kp.kql("print v = p", params={"p": 5}, cache="1h")
+    again = kp.kql("print v = p", params={"p": np.int64(5)}, cache="1h")
+    assert as_int.kql_types == ["int"] and not as_long.from_cache and as_long.kql_types == ["long"]
+    assert again.from_cache and again.kql_types == ["long"]

@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import kqlmagic_plus as kp
+from kqlmagic_plus.errors import ParameterError
 from kqlmagic_plus.language import params
 
 # -- the strings the property tests draw from -----------------------------------------------------------
@@ -245,7 +246,6 @@ ROUND_TRIPS = [
 
 #: What each engine cannot do, and why (each is a fidelity gap of duckdb-kql 1.1.2, not of the binding).
 GAPS = {
-    ("local-literal", "decimal"): "duckdb-kql reads decimal(...) literals through a double",
     ("adx", "decimal"): "duckdb-kql serve reads request parameters as JSON values, not as KQL literal text",
     ("adx", "null-datetime"): "duckdb-kql serve reads request parameters as JSON values, not as KQL literal text",
 }
@@ -306,10 +306,11 @@ def test_round_trip_per_type(engine, case, value, expected, request):
         assert got == _norm(expected)
 
 
-def test_decimal_on_the_local_literal_path_is_close(request):
-    # The gap above, measured: the digits survive to 1e-16 relative, not exactly.
+def test_decimal_on_the_local_literal_path_is_exact(request):
+    # duckdb-kql reads decimal(...) literals through a double; the local engine gives them to its own
+    # compiler, which holds them exactly (it was 1e-16 relative).
     df = _local_literal("print v = p", {"p": Decimal("-123456789.123456789")})
-    assert float(df.iloc[0, 0]) == pytest.approx(-123456789.123456789, rel=1e-15)
+    assert df.iloc[0, 0] == Decimal("-123456789.123456789")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -410,3 +411,145 @@ def test_property_corpus_is_tricky():
     for needle in ('"', "'", "\\", "\n", "//", "|", ";", "\x00", "\u202e", " where ", "let"):
         assert needle in joined
     assert len(CORPUS) == 2000
+
+
+# -- one conversion: a DataFrame read by name binds what the same DataFrame as a parameter binds ----------
+
+def _every_kind() -> pd.DataFrame:
+    return pd.DataFrame({
+        "s": ["a", None, EVIL],
+        "cat": pd.Categorical(["x", None, "y"]),
+        "icat": pd.Categorical([3, None, 1]),
+        "i8": np.array([1, -2, 3], dtype=np.int8),
+        "i32": np.array([1, -2, 2**31 - 1], dtype=np.int32),
+        "u16": np.array([1, 2, 65535], dtype=np.uint16),
+        "u32": np.array([1, 2, 2**32 - 1], dtype=np.uint32),
+        "u64": np.array([1, 2, 2**63 - 1], dtype=np.uint64),
+        "n": pd.array([1, None, -(2**63)], dtype="Int64"),
+        "r": [0.5, float("nan"), -1e-300],
+        "f32": np.array([0.5, 1.25, -2.0], dtype=np.float32),
+        "b": pd.array([True, None, False], dtype="boolean"),
+        "dec": [Decimal("0.1"), None, Decimal("-0.1234567890123456789012345678")],
+        "t": pd.to_datetime(["2024-05-01T00:00:00.123456", None, "1999-12-31T23:59:59"], format="ISO8601")
+        .astype("datetime64[ns]"),
+        "tz": pd.to_datetime(["2024-05-01T02:00:00", None, "2024-12-01T00:00:00"], format="ISO8601")
+        .tz_localize("Europe/Paris"),
+        "day": [dt.date(2024, 2, 29), None, dt.date(1, 1, 1)],
+        "dur": pd.to_timedelta(["1h", None, "-1us"]).astype("timedelta64[ns]"),
+        "g": [uuid.UUID(int=1), None, uuid.UUID(int=2)],
+        "dyn": [{"k": [1, "x", None], "z": EVIL}, [1, 2.5], None],
+        "mixed": [1, "a", 2.5],
+    })
+
+
+#: What each column binds as (the same on both paths).
+KINDS = {"s": "string", "cat": "string", "icat": "long", "i8": "int", "i32": "int", "u16": "int", "u32": "long",
+         "u64": "long", "n": "long", "r": "real", "f32": "real", "b": "bool", "dec": "decimal", "t": "datetime",
+         "tz": "datetime", "day": "datetime", "dur": "timespan", "g": "guid", "dyn": "dynamic", "mixed": "dynamic"}
+
+
+def _rows(r: Any) -> list[dict[str, Any]]:
+    return [{k: _norm(v) for k, v in row.items()} for row in r.df.to_dict("records")]
+
+
+def test_dataframe_by_name_and_as_parameter_bind_the_same_values():
+    df = _every_kind()
+    by_name = kp.kql("t", namespace={"t": df})
+    as_param = kp.kql("t", params={"t": df})
+    assert dict(zip(by_name.table.column_names, by_name.kql_types, strict=True)) == KINDS
+    assert by_name.kql_types == as_param.kql_types
+    assert _rows(by_name) == _rows(as_param)
+    first, _, third = _rows(by_name)
+    # dynamic cells are JSON values, never Python repr text; decimals keep every digit; strings are never null
+    assert first["dyn"] == {"k": [1, "x", None], "z": EVIL} and third["mixed"] == 2.5 and first["mixed"] == 1
+    assert third["dec"] == Decimal("-0.1234567890123456789012345678")
+    assert _rows(by_name)[1]["s"] == "" and _rows(by_name)[1]["cat"] == ""
+    assert first["t"] == pd.Timestamp("2024-05-01T00:00:00.123456Z")
+    assert first["tz"] == pd.Timestamp("2024-05-01T00:00:00Z") and third["u64"] == 2**63 - 1
+    # ... and the same cells the services get as datatable(...) text, run on the embedded engine (whose
+    # compiler holds 18 decimal places: the 28-place decimal is left to the services there)
+    literal = _local_literal("t", {"t": df.drop(columns="dec")})
+    want = [{k: v for k, v in row.items() if k != "dec"} for row in _rows(by_name)]
+    assert [{k: _norm(v) for k, v in row.items()} for row in literal.to_dict("records")] == want
+
+
+def test_dataframe_by_name_filters_on_its_values():
+    df = _every_kind()
+    ns = {"t": df}
+    assert kp.kql("t | where dyn.z == p | count", params={"p": EVIL}, namespace=ns).df.iloc[0, 0] == 1
+    assert kp.kql("t | where dec == decimal(0.1) | count", namespace=ns).df.iloc[0, 0] == 1
+    assert kp.kql("t | where isempty(s) | count", namespace=ns).df.iloc[0, 0] == 1
+
+
+def test_arrow_tables_and_results_read_by_name_keep_their_kql_types():
+    import pyarrow as pa
+
+    df = _every_kind()
+    first = kp.kql("t", params={"t": df})
+    again = kp.kql("r", namespace={"r": first})  # an earlier Result, read by name
+    assert again.kql_types == first.kql_types
+    assert _rows(again) == _rows(first)
+    table = pa.table({"x": pa.array([1, None], pa.uint32()), "ts": pa.array([0, 1000], pa.timestamp("ns")),
+                      "s": pa.array(["a", None], pa.large_string()), "nan": pa.array([float("nan"), None]),
+                      "d": pa.array([Decimal("1.25"), None], pa.decimal128(10, 2))})
+    by_name, as_param = kp.kql("a", namespace={"a": table}), kp.kql("a", params={"a": table})
+    assert by_name.kql_types == as_param.kql_types == ["long", "datetime", "string", "real", "decimal"]
+    assert _rows(by_name) == _rows(as_param)
+    nan, null = by_name.table.column("nan").to_pylist()
+    assert math.isnan(nan) and null is None  # Arrow keeps NaN apart from null
+    assert _rows(by_name)[1]["s"] == ""
+
+
+@pytest.mark.parametrize(("column", "message"), [
+    ([b"\x00ab", b""], r"column 'payload'.*bytes.*KQL has no (binary )?type"),
+    (np.array([2**64 - 1, 1], dtype=np.uint64), r"column 'payload'.*out of range for a KQL long.*Decimal"),
+    (pd.to_datetime(["2024-01-01T00:00:00.123456789", "2024-01-01T00:00:00"], format="ISO8601"),
+     r"column 'payload'.*below the microsecond.*floor"),
+    (pd.to_timedelta(["100ns", "1s"]), r"column 'payload'.*below the microsecond"),
+])
+def test_values_without_a_faithful_form_are_refused_by_name_on_both_paths(column, message):
+    df = pd.DataFrame({"payload": column, "ok": [1, 2]})
+    with pytest.raises(ParameterError, match=r"table 't': " + message):
+        kp.kql("t | project ok", namespace={"t": df})
+    with pytest.raises(ParameterError, match=r"table 't': " + message):
+        kp.kql("t | project ok", params={"t": df})
+
+
+def test_scalar_parameters_refuse_what_the_local_engine_would_round():
+    with pytest.raises(ParameterError, match=r"'p'.*below the microsecond"):
+        kp.kql("print v = p", params={"p": pd.Timestamp("2024-01-01T00:00:00.1234567")})
+    with pytest.raises(ParameterError, match=r"'p'.*13 decimal places.*9"):
+        kp.kql("print v = p", params={"p": Decimal("0.1234567890123")})
+    with pytest.raises(ParameterError, match=r"out of range for a KQL long.*Decimal"):
+        kp.kql("print v = p", params={"p": np.uint64(2**64 - 1)})
+    assert kp.kql("print v = p", params={"p": Decimal("0.123456789")}).df["v"].tolist() == [Decimal("0.123456789")]
+
+
+def test_100ns_ticks_reach_the_services_exactly():
+    ts, td = pd.Timestamp("2024-01-01T00:00:00.1234567"), pd.Timedelta("00:00:00.0000003")
+    bound = params.bind("print a = p, b = q", {"p": ts, "q": td}, "literal")
+    assert "datetime(2024-01-01T00:00:00.1234567Z)" in bound.query and "timespan(0.00:00:00.0000003)" in bound.query
+    adx_side = params.bind("print a = p", {"p": ts}, "declare", tables=False)
+    assert "datetime(2024-01-01T00:00:00.1234567Z)" in adx_side.query
+    df = pd.DataFrame({"t": pd.to_datetime(["2024-01-01T00:00:00.1234567"])})
+    assert "datetime(2024-01-01T00:00:00.1234567Z)" in params.bind("t", {"t": df}, "literal").query
+    with pytest.raises(ParameterError, match="100 ns ticks"):
+        params.bind("print a = p", {"p": pd.Timestamp("2024-01-01T00:00:00.123456789")}, "literal")
+
+
+@pytest.mark.parametrize(("query", "want"), [
+    ("print d = decimal(0.1) + decimal(0.2)", Decimal("0.3")),
+    ("print d = decimal(123456789012345678.123456789)", Decimal("123456789012345678.123456789")),
+    ("print d = decimal(-0.000000000000000001) * 2", Decimal("-0.000000000000000002")),
+])
+def test_decimal_literals_are_exact_locally(query, want):
+    r = kp.kql(query)
+    assert r.kql_types == ["decimal"]
+    assert r.df["d"].tolist() == [want]
+
+
+def test_decimal_literals_the_local_engine_cannot_hold_are_refused():
+    from kqlmagic_plus.errors import UnsupportedQueryError
+
+    with pytest.raises(UnsupportedQueryError, match="decimal literal"):
+        kp.kql("print d = decimal(0.1234567890123456789012)")

@@ -250,3 +250,52 @@ def test_list_names_every_hunt_with_what_it_finds(ip):
         assert f"{name}  " in text and hunt.title in text and hunt.table in text
         assert f"<code>{name}</code>" in page
     assert "--help" in text
+
+
+def test_a_cached_spark_result_is_not_served_after_the_lake_changes(ip, spark_local, run_cell, tmp_path, monkeypatch):
+    import glob
+    import shutil
+
+    from kqlmagic_plus import config
+    from kqlmagic_plus.demo.datagen import generate
+
+    monkeypatch.setenv("KQLMAGIC_PLUS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(config.settings(), "cache_dir", str(tmp_path / "cache"))
+    root = tmp_path / "lake"
+    generate(root, days=1, end_date="2024-05-01", events_per_day=2_000, seed=11, layout="1h",
+             tables=["SigninLogs"])
+    _, err, out = run_cell(f"%sparkhunt --connect local[2] --lake {root}")
+    assert err is None, out
+    query = "SigninLogs | count"
+    _, err, out = _cell(run_cell, "--cache 1h -o first", query)
+    assert err is None, out
+    _, err, out = _cell(run_cell, "--cache 1h -o hit", query)
+    assert err is None and ip.user_ns["hit"].from_cache
+    blob = sorted(glob.glob(str(root / "**" / "PT1H.json"), recursive=True))[0]
+    shutil.copy(blob, blob.replace("PT1H.json", "PT1H_1.json"))  # an overflow blob arrives
+    _, err, out = _cell(run_cell, "--cache 1h -o after", query)
+    assert err is None, out
+    after = ip.user_ns["after"]
+    assert not after.from_cache
+    import kqlmagic_plus
+
+    truth = kqlmagic_plus.kql(query, conn=f"lake://{root}").df["Count"].tolist()
+    assert after.df["Count"].tolist() == truth != ip.user_ns["first"].df["Count"].tolist()
+
+    # Rewritten in place with the same size and modification time (as `cp -p` or rsync leave it).
+    failed = 'SigninLogs | where ResultType == "1" | count'
+    _, err, out = _cell(run_cell, "--cache 1h -o before_edit", failed)
+    assert err is None, out
+    st = os.stat(blob)
+    with open(blob, "rb") as fh:
+        data = fh.read()
+    with open(blob, "wb") as fh:
+        fh.write(data.replace(b'"ResultType":"0"', b'"ResultType":"1"', 1))
+    os.utime(blob, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(blob).st_size == st.st_size
+    _, err, out = _cell(run_cell, "--cache 1h -o edited", failed)
+    assert err is None, out
+    edited = ip.user_ns["edited"]
+    assert not edited.from_cache
+    assert edited.df["Count"].tolist() == kqlmagic_plus.kql(failed, conn=f"lake://{root}").df["Count"].tolist()
+    assert edited.df["Count"].tolist() != ip.user_ns["before_edit"].df["Count"].tolist()

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("display", ("kqlmagic_plus.display",)),
     ("language", ("kqlmagic_plus.language",)),
     ("core", ("kqlmagic_plus.request", "kqlmagic_plus.kqltypes", "kqlmagic_plus.config", "kqlmagic_plus.errors",
-              "kqlmagic_plus._version")),
+              "kqlmagic_plus.redaction", "kqlmagic_plus._version")),
 )
 #: Third-party packages only these layers' modules may import.
 ONLY_IN = {"IPython": ("kqlmagic_plus.magics",)}

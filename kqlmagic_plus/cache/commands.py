@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kqlmagic_plus.cache import modes
-from kqlmagic_plus.cache.entry import CorruptEntry
+from kqlmagic_plus.cache.entry import CorruptEntry, UntrustedStore
 from kqlmagic_plus.cache.modes import (
     OFF_WORDS,
     cache_settings,
@@ -21,6 +21,7 @@ from kqlmagic_plus.cache.modes import (
 )
 from kqlmagic_plus.cache.store import ResultStore
 from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.redaction import redact
 
 # -- %kql --cache list | stats | clear | export, and --replay --------------------------------------------
 
@@ -83,16 +84,25 @@ def _store_for_commands() -> ResultStore:
 def list_entries() -> Report:
     """The entries in the cache folder, most recently used first."""
     store = _store_for_commands()
+    try:
+        store.check()
+    except UntrustedStore as exc:
+        return Report([modes.untrusted_warning(exc)])
     now = modes.clock()
     rows = []
+    refused = []
     for info, meta in sorted(store.entries(), key=lambda im: -im[0].last_used):
+        reason = store.untrusted_entry(info.path) if meta is None else None
+        if reason:
+            refused.append(reason)
         meta = meta or {}
         try:
             age = (now - parse_time(meta["computed_at"])).total_seconds()
         except (KeyError, TypeError, ValueError):
             age = None
         rows.append({
-            "key": info.key[:12], "query": meta.get("query", "?"), "target": meta.get("target", "?"),
+            "key": info.key[:12], "query": redact(str(meta.get("query", "?"))),
+            "target": redact(str(meta.get("target", "?"))),
             "computed_at": meta.get("computed_at"), "age_s": age, "rows": meta.get("rows"),
             "bytes": info.size, "last_used": datetime.fromtimestamp(info.last_used, UTC).isoformat(),
         })
@@ -108,6 +118,9 @@ def list_entries() -> Report:
         q = q if len(q) <= 70 else q[:67] + "..."
         lines.append(f"{r['key']:<12}  {age:>6}  {r['rows'] if r['rows'] is not None else '?':>9}  "
                      f"{megabytes(r['bytes']):>9}  {q}")
+    if refused:
+        lines.append(f"Cache not used for {len(refused)} of these (someone else could have written them): "
+                     + "; ".join(refused[:3]) + (" ..." if len(refused) > 3 else ""))
     return Report(lines, rows)
 
 
@@ -117,6 +130,10 @@ def stats() -> Report:
     files = store.files()
     total = sum(f.size for f in files)
     mode = f"replay from {cfg.replay}" if replay_folder() else f"cache {cfg.cache or 'off'}"
+    try:
+        store.check()
+    except UntrustedStore as exc:
+        mode += f" (refused: {exc})"
     return Report([
         f"Cache folder: {store.path}",
         f"Entries: {len(files)}, {megabytes(total)} of {megabytes(cfg.cache_max_bytes)} cap",
@@ -131,11 +148,14 @@ def clear(older_than: str | None = None) -> Report:
     from kqlmagic_plus.request import parse_duration
 
     store = _store_for_commands()
-    if older_than:
-        cutoff = modes.clock().timestamp() - parse_duration(older_than, "--older-than")
+    cutoff = modes.clock().timestamp() - parse_duration(older_than, "--older-than") if older_than else None
+    try:
         n, freed = store.clear(computed_before=cutoff)
+    except UntrustedStore as exc:
+        return Report([f"Cache not cleared: {exc}; someone else could have set it up, so nothing in it was "
+                       "removed. Check it, then remove it yourself or set KqlMagicPlus.cache_dir elsewhere."])
+    if older_than:
         return Report([f"Removed {n} cached results computed more than {older_than} ago ({megabytes(freed)})."])
-    n, freed = store.clear()
     return Report([f"Removed {n} cached results ({megabytes(freed)})."])
 
 
@@ -154,7 +174,7 @@ def export(folder: str) -> Report:
                 continue
             dest.copy_in(src, key)
             copied += 1
-        except (OSError, CorruptEntry) as exc:
+        except (OSError, CorruptEntry, UntrustedStore) as exc:
             missing.append(f"{key[:12]} ({(exc.strerror if isinstance(exc, OSError) else None) or exc})")
     lines = [f"Exported {copied} cached results to {folder}"]
     if missing:

@@ -7,9 +7,11 @@ Three things are derived from a request here, each for one question:
   bounds, or its span when it is relative to ``now``) and the options that change rows. It names
   the entry file, and it is all replay needs, so it must not depend on anything local.
 * :func:`source_fingerprint` — *is the data the same?* A digest of the local inputs the query
-  reads: DataFrames/Arrow tables from the namespace (their full content), mounted files and the
-  DuckDB database file (path, size, mtime). Stored in the entry and compared on lookup, but not
-  in replay, where those inputs are gone by design.
+  reads: DataFrames/Arrow tables from the namespace (their full content), and the files its engine
+  resolves the query's table names to (``Engine.cache_inputs``: mounted files, the lake blobs of the
+  query's window, the DuckDB database file) by path, size, mtime, ctime and inode; a file changed
+  too recently for those to tell the next change apart is digested by content as well. Stored in the
+  entry and compared on lookup, but not in replay, where those inputs are gone by design.
 * :func:`uses_relative_time` — does the answer depend on when it ran (``ago()``, ``now()``, a
   ``--timespan`` window)? See :mod:`kqlmagic_plus.cache.modes` for how such entries age.
 
@@ -21,13 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import glob
 import hashlib
 import itertools
 import json
 import os
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -154,12 +157,33 @@ def query_key(engine: Engine, request: Request) -> str:
         "v": KEY_VERSION,
         "target": engine.target,
         "query": normalize(request.query),
-        "params": {str(k): encode(v) for k, v in sorted(request.params.items(), key=lambda kv: str(kv[0]))},
+        "params": {str(k): param_key(v) for k, v in sorted(request.params.items(), key=lambda kv: str(kv[0]))},
         "window": window_key(request),
         "options": {str(k): encode(v) for k, v in sorted(request.options.items(), key=lambda kv: str(kv[0]))
                     if k not in CONTROL_OPTIONS},
     }
     return hashlib.sha256(canonical_json(parts).encode()).hexdigest()
+
+
+def param_key(value: Any) -> Any:
+    """A parameter as the key sees it: what it binds as, ``[KQL type, exact KQL literal]``.
+
+    Values that bind differently never share a key (``np.int32(5)`` binds an int, ``5`` a long;
+    ``np.float32(0.1)`` is not ``0.1``; two pandas Timestamps 100 ns apart differ), and equal values
+    that bind the same do (``5`` and ``np.int64(5)``; a naive datetime, the same instant as an aware
+    one and as a pandas Timestamp; a list and a tuple). Tables key by their content digest; a value
+    that cannot bind keys by its Python form (the query then fails with the reason).
+    """
+    from kqlmagic_plus.errors import ParameterError
+    from kqlmagic_plus.language import literals
+
+    try:
+        kql_type = literals.infer_type(value)
+        if kql_type == "tabular":
+            return encode(value)
+        return [kql_type, literals.encode(value, kql_type)]
+    except ParameterError:
+        return {"$unbound": encode(value)}
 
 
 def window_key(request: Request) -> Any:
@@ -206,8 +230,38 @@ def is_control_command(query: str) -> bool:
 
 # -- local inputs ----------------------------------------------------------------------------------------
 
-def source_fingerprint(engine: Engine, request: Request) -> str:
-    """Digest of the local data the query may read (see the module docstring)."""
+#: A file changed less than this long before it is fingerprinted may change again without its size or
+#: times showing it: file-system clocks tick coarsely (a jiffy on Linux, 2 s on FAT; an NFS server's
+#: clock may run behind). Its content is digested as well (:func:`recent_contents`).
+SETTLE_SECONDS = 2.0
+#: Recently changed input files are digested up to this many bytes in all; beyond it the result is not stored.
+RECENT_DIGEST_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True)
+class InputFiles:
+    """What a query reads, as its engine resolves the names in it (``Engine.cache_inputs``).
+
+    *groups* maps a label (``"mount:Flows"``, ``"lake:SigninLogs"``, ``"db"``) to the files behind it
+    (a superset of what the query reads is fine: it only costs a miss); each is fingerprinted by path,
+    size, mtime, ctime and inode, never by content. *state* is anything else of the engine's that
+    decides rows (an encodable value)."""
+
+    groups: Mapping[str, Sequence[str]]
+    state: Any = None
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The fingerprint of a query's inputs: *digest* to compare, and the *recent* files (changed
+    within :data:`SETTLE_SECONDS`) whose stat cannot tell a next change apart."""
+
+    digest: str
+    recent: tuple[str, ...] = ()
+
+
+def source_fingerprint(engine: Engine, request: Request) -> Sources:
+    """The fingerprint of the local data *request* reads on *engine* (see the module docstring)."""
     from kqlmagic_plus.language.aliases import referenced_names
 
     names = referenced_names(request.query)
@@ -217,39 +271,68 @@ def source_fingerprint(engine: Engine, request: Request) -> str:
         table = as_arrow(ns[name])
         if table is not None:
             h.update(f"ns:{name}:{table_digest(table)}\n".encode())
+    recent: list[str] = []
     hook = getattr(engine, "cache_inputs", None)
-    if callable(hook):
-        h.update(canonical_json(encode(hook(request))).encode())
-    else:
-        mounts = getattr(engine, "_mounts", None) or {}
-        for name in sorted(n for n in mounts if n in names):
-            h.update(f"mount:{name}:{_files_digest(mounts[name])}\n".encode())
-        db = getattr(engine, "_db", None)
-        if db:
-            for path in (db, db + ".wal"):
-                h.update(f"db:{_stat_line(path)}\n".encode())
-    return h.hexdigest()
+    inputs = hook(request) if callable(hook) else None
+    if isinstance(inputs, InputFiles):
+        settled_before = time.time_ns() - int(SETTLE_SECONDS * 1e9)
+        for label in sorted(inputs.groups):
+            h.update(f"{label}:\n".encode())
+            for path in sorted(set(inputs.groups[label])):
+                line, changed_ns = _stamp(path)
+                h.update(line.encode() + b"\n")
+                if changed_ns > settled_before:
+                    recent.append(os.path.abspath(path))
+        inputs = inputs.state
+    if inputs is not None:
+        h.update(canonical_json(encode(inputs)).encode())
+    return Sources(h.hexdigest(), tuple(sorted(set(recent))))
 
 
-def _stat_line(path: str) -> str:
+def _stamp(path: str) -> tuple[str, int]:
+    """(the line fingerprinting *path*, when it last changed in ns). The change time (ctime) is set by
+    the kernel on every write and cannot be set back, unlike the mtime (``cp -p``, ``rsync -t``, a
+    restore); the inode tells a file replaced by rename."""
+    full = os.path.abspath(path)
     try:
         st = os.stat(path)
     except OSError:
-        return f"{os.path.abspath(path)}:absent"
-    return f"{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+        return f"{full}:absent", 0
+    line = f"{full}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    return line, max(st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _files_digest(path: str) -> str:
-    expanded = os.path.expanduser(path)
-    if os.path.isdir(expanded):
-        files = glob.glob(os.path.join(expanded, "**", "*"), recursive=True)
-    else:
-        files = glob.glob(expanded, recursive=True)
-    h = hashlib.sha256()
-    for f in sorted(files):
-        if os.path.isfile(f):
-            h.update(_stat_line(f).encode() + b"\n")
-    return h.hexdigest()
+def recent_contents(paths: Sequence[str]) -> dict[str, str] | None:
+    """XXH3-128 of each file's content (``"absent"`` for a missing one), for the files a fingerprint
+    found changed just now; None when they are more than :data:`RECENT_DIGEST_BYTES` in all."""
+    import xxhash
+
+    out: dict[str, str] = {}
+    budget = RECENT_DIGEST_BYTES
+    for path in paths:
+        h = xxhash.xxh3_128()
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    budget -= len(chunk)
+                    if budget < 0:
+                        return None
+                    h.update(chunk)
+        except OSError:
+            out[path] = "absent"
+            continue
+        out[path] = h.hexdigest()
+    return out
+
+
+def contents_unchanged(contents: Mapping[str, str] | None) -> bool:
+    """True when every file of *contents* (:func:`recent_contents` at store time) still has that content."""
+    if not contents:
+        return True
+    if not isinstance(contents, Mapping) or not all(isinstance(v, str) for v in contents.values()):
+        return False
+    now = recent_contents(list(contents))
+    return now is not None and now == dict(contents)
 
 
 def as_arrow(value: Any) -> Any:

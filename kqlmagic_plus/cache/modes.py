@@ -14,7 +14,12 @@ Modes (magic options; the same names work as keyword arguments of ``kqlmagic_plu
 What makes two runs "the same query" (:mod:`kqlmagic_plus.cache.key`): the engine target (never
 credentials), the query with comments and insignificant whitespace removed, parameter values, the
 time window, and the options that change rows. On top of that key, an entry is served only while
-the local data it read (DataFrames by content, mounted files by size and mtime) is unchanged.
+the local data it read is unchanged: DataFrames by content, and the files the engine resolves the
+query's table names to (``Engine.cache_inputs``: mounted files, the lake blobs of the query's
+window, the database file) by path, size, mtime, ctime and inode, taken before the engine reads
+them; a file changed in the last ``SETTLE_SECONDS`` (too recently for its times to show the next
+change on a coarse file-system clock) is also checked by content. For relative time the inputs
+checked are those of the entry's own window.
 
 Relative time. ``ago()``/``now()`` and ``--timespan`` resolve against one instant, ``now``. On a
 miss the cache pins ``Request.now`` to the current time, so the engine's window and the entry agree,
@@ -34,12 +39,14 @@ published by rename, a checksum (XXH3-128) over the whole file, verified on ever
 discarded with a warning on the result and the query re-run; it is never served. A write that fails
 (full disk, read-only folder) leaves the query's result intact and says so in ``result.warnings``.
 Entries this kernel has verified are reused from memory while their file is unchanged, so re-running
-a cell costs a ``stat`` (plus, for DataFrame inputs, a digest of the DataFrame).
+a cell costs a ``stat`` of the entry and of its input files (plus, for DataFrame inputs, a digest of
+the DataFrame; for a lake, the listing of the window's folders). The cache folder is used only while
+no one else can have written it (:mod:`kqlmagic_plus.cache.store`); otherwise each query runs
+without it and says so in one warning.
 
-Not seen by the key, so bounded by the TTL only: new files arriving in an exported lake for an
-absolute window, tables a previous query created inside the local DuckDB session, and relative time
-hidden inside stored functions of a workspace. Replay keys are portable across machines for remote
-targets; local targets carry absolute paths, so a lake must sit at the same path.
+Not seen by the key, so bounded by the TTL only: remote data (a workspace, a cluster, a remote lake)
+and relative time hidden inside stored functions of a workspace. Replay keys are portable across
+machines for remote targets; local targets carry absolute paths, so a lake must sit at the same path.
 """
 
 from __future__ import annotations
@@ -51,19 +58,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kqlmagic_plus.cache.entry import CorruptEntry
+from kqlmagic_plus.cache.entry import CorruptEntry, EntryTooLarge, UntrustedStore
 from kqlmagic_plus.cache.key import (
     CONTROL_OPTIONS,
+    SETTLE_SECONDS,
+    Sources,
     Unkeyable,
+    contents_unchanged,
     decode,
     encode,
     is_control_command,
     query_key,
+    recent_contents,
     source_fingerprint,
     uses_relative_time,
 )
 from kqlmagic_plus.cache.store import ResultStore
 from kqlmagic_plus.errors import CacheMissError
+from kqlmagic_plus.redaction import redact
 
 if TYPE_CHECKING:
     from kqlmagic_plus.engines.base import Engine
@@ -154,20 +166,28 @@ def _cached(engine: Engine, request: Request, compute: Callable[[Request], Resul
     cfg = cache_settings()
     store = ResultStore.for_cache_dir(cfg.cache_dir)
     try:
+        store.check()
         key = query_key(engine, request)
-        sources = source_fingerprint(engine, request)
+    except UntrustedStore as exc:
+        return _without_cache(compute, request, untrusted_warning(exc))
     except Unkeyable as exc:
-        result = compute(request)
-        result.warnings.append(f"Not cached: {exc} in this query has no stable cache key.")
-        return result
+        return _without_cache(compute, request, _unkeyable_warning(exc))
     relative = uses_relative_time(request)
     now = request.now or clock()
     notes: list[str] = []
     if not refresh:
-        loaded = _load(store, key, notes)
-        if loaded is not None:
+        try:
+            loaded = _load(store, key, notes)
+        except UntrustedStore as exc:
+            return _without_cache(compute, request, untrusted_warning(exc))
+        if loaded is not None and _within_ttl(loaded[0], ttl, relative, now):
             meta, table = loaded
-            if _fresh(meta, sources, ttl, relative, now):
+            try:
+                # The inputs the entry read (for relative time: its own window), as they are now.
+                current = source_fingerprint(engine, _as_computed(request, meta, relative))
+            except Unkeyable as exc:
+                return _without_cache(compute, request, _unkeyable_warning(exc))
+            if _unchanged(meta, current):
                 result = _result_from_entry(meta, table, request, time.perf_counter() - started)
                 store.touch(key)
                 session.hits += 1
@@ -176,10 +196,54 @@ def _cached(engine: Engine, request: Request, compute: Callable[[Request], Resul
                 return result
     session.misses += 1
     pinned = request if request.now is not None else request.with_(now=now)
+    try:
+        # Taken before the engine reads: a change while it runs then shows as a change at the next lookup.
+        sources = source_fingerprint(engine, pinned)
+    except Unkeyable as exc:
+        return _without_cache(compute, pinned, _unkeyable_warning(exc))
+    contents = recent_contents(sources.recent) if sources.recent else {}
     result = compute(pinned)
-    _store(store, key, _meta(key, engine, pinned, result, sources, relative), result, cfg.cache_max_bytes)
+    if contents is None:
+        result.warnings.append(f"Result not cached: {len(sources.recent)} input files changed in the last "
+                               f"{SETTLE_SECONDS:g} s, too soon for their size and times to show the next change, "
+                               "and they are too big to check by content.")
+    else:
+        _store(store, key, _meta(key, engine, pinned, result, sources.digest, relative, contents), result,
+               cfg.cache_max_bytes)
     result.warnings.extend(notes)
     return result
+
+
+def _without_cache(compute: Callable[[Request], Result], request: Request, warning: str) -> Result:
+    result = compute(request)
+    result.warnings.append(warning)
+    return result
+
+
+def _unkeyable_warning(exc: Exception) -> str:
+    return f"Not cached: {exc} in this query has no stable cache key."
+
+
+def untrusted_warning(exc: Exception) -> str:
+    """The one line a query shows when the cache folder is refused."""
+    return (f"Cache not used: {exc}; anyone who can write there could plant results. The query ran "
+            "without the cache. Check it, then make it yours and private (chmod 700) or remove it, or set "
+            "KqlMagicPlus.cache_dir to a folder only you can write.")
+
+
+def _as_computed(request: Request, meta: dict[str, Any], relative: bool) -> Request:
+    """*request* as the entry ran it: relative time resolved against the entry's own ``now``."""
+    if not relative:
+        return request
+    from kqlmagic_plus.cache.key import is_relative_window
+    from kqlmagic_plus.request import TimeWindow
+
+    entry_now = parse_time(meta["now"])
+    w = request.window
+    if is_relative_window(request) and w is not None and w.end is not None:
+        start = None if w.start is None else entry_now - (w.end - w.start)
+        return request.with_(now=entry_now, window=TimeWindow(start, entry_now))
+    return request.with_(now=entry_now)
 
 
 def _load(store: ResultStore, key: str, notes: list[str]) -> tuple[dict[str, Any], Any] | None:
@@ -228,10 +292,19 @@ def _check_entry(meta: dict[str, Any], table: Any, key: str) -> str | None:
     return None
 
 
-def _fresh(meta: dict[str, Any], sources: str, ttl: float, relative: bool, now: datetime) -> bool:
+def _fresh(meta: dict[str, Any], sources: str | Sources, ttl: float, relative: bool, now: datetime) -> bool:
     """The rule in the module docstring."""
-    if meta.get("sources") != sources:
-        return False
+    digest = sources.digest if isinstance(sources, Sources) else sources
+    return meta.get("sources") == digest and _within_ttl(meta, ttl, relative, now)
+
+
+def _unchanged(meta: dict[str, Any], current: Sources) -> bool:
+    """The entry's inputs are as they were when it was computed: same fingerprint, and the files that had
+    just changed then have the same content still."""
+    return meta.get("sources") == current.digest and contents_unchanged(meta.get("contents"))
+
+
+def _within_ttl(meta: dict[str, Any], ttl: float, relative: bool, now: datetime) -> bool:
     computed = parse_time(meta["computed_at"])
     age = (now - computed).total_seconds()
     if age < -FUTURE_SKEW_SECONDS or age >= ttl:
@@ -254,14 +327,17 @@ def parse_time(text: Any) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _meta(key: str, engine: Engine, request: Request, result: Result, sources: str, relative: bool
-          ) -> dict[str, Any]:
+def _meta(key: str, engine: Engine, request: Request, result: Result, sources: str, relative: bool,
+          contents: dict[str, str] | None = None) -> dict[str, Any]:
     return {
+        "contents": contents or {},
         "format": FORMAT,
         "key": key,
-        "query": request.query,
-        "target": engine.target,
-        "connection": result.connection,
+        # Display-only fields (the key is hashed from the raw request): a SAS URL or password written
+        # into a query must not be kept on disk, nor shown by --cache list or a replay folder.
+        "query": redact(request.query),
+        "target": redact(engine.target),
+        "connection": redact(result.connection),
         "engine": result.engine,
         "computed_at": result.computed_at.isoformat(),
         "now": request.now.isoformat() if request.now else result.computed_at.isoformat(),
@@ -272,8 +348,8 @@ def _meta(key: str, engine: Engine, request: Request, result: Result, sources: s
         "elapsed": result.elapsed,
         "truncated": result.truncated,
         "total_rows": result.total_rows,
-        "warnings": list(result.warnings),
-        "executed": result.executed,
+        "warnings": [redact(str(w)) for w in result.warnings],
+        "executed": redact(result.executed) if result.executed else result.executed,
         "parameters": _encode_lenient(result.parameters),
         "stats": _encode_lenient(result.stats),
     }
@@ -301,6 +377,9 @@ def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, c
         return
     try:
         header, payload, digest = encode_entry(meta, result.table)
+    except EntryTooLarge as exc:
+        result.warnings.append(f"Result not cached: {exc}.")
+        return
     except Exception as exc:  # a column Parquet cannot hold: the query still succeeded
         result.warnings.append(f"Result not cached: it could not be written as Parquet "
                                f"({type(exc).__name__}).")
@@ -312,6 +391,9 @@ def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, c
         return
     try:
         path = store.store(key, [header, payload, digest], meta, result.table)
+    except UntrustedStore as exc:  # refused since the lookup (another kernel changed its mode)
+        result.warnings.append(untrusted_warning(exc))
+        return
     except OSError as exc:
         session.write_failures += 1
         result.warnings.append(_write_failure(exc, store.path))
@@ -396,6 +478,9 @@ def _replay(engine: Engine, request: Request, folder: str) -> Result:
     except CorruptEntry as exc:
         raise CacheMissError(f"the entry for query {preview} in replay folder {folder} is damaged "
                              f"({exc}); it is not served") from None
+    except UntrustedStore as exc:
+        raise CacheMissError(f"the entry for query {preview} in replay folder {folder} cannot be served: "
+                             f"{exc}") from None
     if loaded is None:
         raise CacheMissError(f"no entry for query {preview} in replay folder {folder}",
                              hint="Replay serves only queries that ran (with caching on) before "

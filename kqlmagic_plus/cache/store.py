@@ -5,6 +5,14 @@ only the user can enter (0700; files 0600). Several kernels may share the folder
 rename or an unlink of a whole file, so concurrent writers of one key end with the last complete
 file, and a reader holding an open file keeps reading it even if it is replaced or evicted.
 
+The user's cache is trusted only while no one else can have written it, as ssh treats its key
+files: the cache folder and its ``results-v1`` subfolder must be owned by the user (or root) and
+writable by no group or other user, the subfolder a real folder (not a symbolic link), and each
+entry a regular file of the same kind, opened without following links or blocking
+(:func:`~kqlmagic_plus.cache.entry.open_entry`). Otherwise :class:`UntrustedStore` is raised and the
+query runs without the cache, with one warning. The cache creates what is missing with private
+modes and never changes the mode of a folder it did not create.
+
 The file's mtime is its last use: a hit touches it, and eviction removes the least recently used
 entries first once the folder is over its size cap.
 
@@ -21,13 +29,25 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kqlmagic_plus.cache.entry import SUFFIX, TMP_PREFIX, CorruptEntry, decode, read_file, read_meta, write_atomic
+from kqlmagic_plus.cache.entry import (
+    SUFFIX,
+    TMP_PREFIX,
+    CorruptEntry,
+    UntrustedStore,
+    decode,
+    open_entry,
+    read_file,
+    read_meta,
+    untrusted_reason,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,14 +71,16 @@ class FileInfo:
 
 
 class ResultStore:
-    """The entries in one folder."""
+    """The entries in one folder. A *private* store (the user's cache) is used only while it is
+    trusted (:meth:`check`); an export or replay folder is read and written as the user chose it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, private: bool = False):
         self.path = os.path.abspath(os.path.expanduser(path))
+        self.private = private
 
     @classmethod
     def for_cache_dir(cls, cache_dir: str) -> ResultStore:
-        return cls(os.path.join(os.path.expanduser(cache_dir), ENTRIES_SUBDIR))
+        return cls(os.path.join(os.path.expanduser(cache_dir), ENTRIES_SUBDIR), private=True)
 
     @classmethod
     def for_folder(cls, folder: str) -> ResultStore:
@@ -73,33 +95,57 @@ class ResultStore:
     # -- setup -------------------------------------------------------------------------------------
 
     def ensure(self) -> None:
-        """Create the folder (and missing parents) readable by the user only."""
+        """Create the folder and any missing parent, each 0700; a folder that exists keeps its mode.
+        A private store is checked (:meth:`check`) after that. Raises OSError, UntrustedStore."""
+        make_private_dirs(self.path)
+        if self.private:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`UntrustedStore` unless only this user can have written the store (a private
+        one: the cache folder and its entries subfolder; see the module docstring). Missing is fine."""
+        if not self.private:
+            return
         parent = os.path.dirname(self.path)
-        if not os.path.isdir(parent):
-            os.makedirs(parent, mode=0o700, exist_ok=True)
-            _private(parent)
-        os.makedirs(self.path, mode=0o700, exist_ok=True)
-        _private(self.path)
+        try:
+            lst = os.lstat(parent)
+            # The cache_dir setting may name a link (the user's own, or root's); the folder it leads to is checked.
+            reason = _foreign_link(parent, lst) or untrusted_reason(parent, os.stat(parent))
+        except FileNotFoundError:
+            return
+        if reason is None:
+            try:
+                st = os.lstat(self.path)
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(st.st_mode):
+                reason = f"{self.path} is a symbolic link (to {os.readlink(self.path)}), not the cache's own folder"
+            elif not stat.S_ISDIR(st.st_mode):
+                reason = f"{self.path} is not a folder"
+            else:
+                reason = untrusted_reason(self.path, st)
+        if reason:
+            raise UntrustedStore(reason)
 
     # -- entries -----------------------------------------------------------------------------------
 
     def load(self, key: str) -> tuple[dict[str, Any], pa.Table, os.stat_result] | None:
-        """The verified entry for *key*, or None when there is none. Raises :class:`CorruptEntry`."""
+        """The verified entry for *key*, or None when there is none. Raises :class:`CorruptEntry`,
+        :class:`UntrustedStore` (a link, a FIFO..., or in a private store a file someone else can write)."""
         path = self.file_for(key)
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
         except FileNotFoundError:
             verified.drop(path)
             return None
-        known = verified.get(path, st)
-        if known is not None:
-            return known[0], known[1], st
+        if stat.S_ISREG(st.st_mode) and not (self.private and untrusted_reason(path, st)):
+            known = verified.get(path, st)
+            if known is not None:
+                return known[0], known[1], st
         try:
-            meta, table, st = read_file(path)
+            meta, table, st = read_file(path, private=self.private)
         except FileNotFoundError:  # replaced or evicted between the stat and the open
             return None
-        except IsADirectoryError:
-            raise CorruptEntry("is a directory") from None
         verified.put(path, st, meta, table)
         return meta, table, st
 
@@ -126,8 +172,10 @@ class ResultStore:
         return path
 
     def copy_in(self, src: str, key: str) -> str:
-        """Copy a verified entry file into this folder under *key*. Raises CorruptEntry / OSError."""
-        with open(src, "rb") as f:
+        """Copy a verified entry file into this folder under *key*. Raises CorruptEntry / OSError /
+        UntrustedStore."""
+        f, _ = open_entry(src, private=False)
+        with f:
             data = f.read()
         meta, _ = decode(data)
         if meta.get("key") != key:
@@ -145,18 +193,17 @@ class ResultStore:
                 verified.retouch(path, before, os.stat(path))
             return
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError:  # evicted meanwhile: the hit stands either way
+            f, _ = open_entry(path, private=self.private)
+        except (OSError, UntrustedStore):  # evicted or replaced meanwhile: the hit stands either way
             return
-        try:
+        with f:
+            fd = f.fileno()
             # Through the descriptor: the identity updated is that of the file touched, even if
             # another kernel renames a new entry over the name meanwhile.
             before = os.fstat(fd)
             with contextlib.suppress(OSError):  # a read-only replay folder
                 os.utime(fd)
             verified.retouch(path, before, os.fstat(fd))
-        finally:
-            os.close(fd)
 
     # -- the folder --------------------------------------------------------------------------------
 
@@ -171,7 +218,7 @@ class ResultStore:
                 if not e.name.endswith(SUFFIX) or e.name.startswith("."):
                     continue
                 try:
-                    st = e.stat()
+                    st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
                 out.append(FileInfo(e.name[:-len(SUFFIX)], e.path, st.st_size, st.st_mtime))
@@ -182,11 +229,21 @@ class ResultStore:
         out = []
         for info in self.files():
             try:
-                meta: dict[str, Any] | None = read_meta(info.path)
-            except (OSError, CorruptEntry):
+                meta: dict[str, Any] | None = read_meta(info.path, private=self.private)
+            except (OSError, CorruptEntry, UntrustedStore):
                 meta = None
             out.append((info, meta))
         return out
+
+    def untrusted_entry(self, path: str) -> str | None:
+        """Why the entry file at *path* is not read (a link, a FIFO..., another owner), or None."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return f"{path} is not a regular file"
+        return untrusted_reason(path, st) if self.private else None
 
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files())
@@ -238,9 +295,11 @@ class ResultStore:
 
     def clear(self, computed_before: float | None = None) -> tuple[int, int]:
         """Remove entries (all, or those computed before the epoch second *computed_before*) and
-        any temp files. Returns (entries removed, bytes freed)."""
+        any temp files. Returns (entries removed, bytes freed). Raises :class:`UntrustedStore` (and
+        removes nothing) for a private store someone else could have written."""
         from datetime import datetime
 
+        self.check()
         n = freed = 0
         for info, meta in self.entries():
             if computed_before is not None and meta is not None:
@@ -323,11 +382,33 @@ class VerifiedTables:
 verified = VerifiedTables(MEMORY_BYTES)
 
 
-def _private(path: str) -> None:
-    """0700 on a folder this user owns (never chmod a folder someone else set up)."""
+def _foreign_link(path: str, st: os.stat_result) -> str | None:
+    """Why the symbolic link *path* is not to be followed (someone else made it), or None."""
     getuid = getattr(os, "getuid", None)
-    if getuid is None:  # Windows: the per-user profile folder is private already
-        return
-    with contextlib.suppress(OSError):
-        if os.stat(path).st_uid == getuid():
-            os.chmod(path, 0o700)
+    if getuid is None or not stat.S_ISLNK(st.st_mode) or st.st_uid in (getuid(), 0):
+        return None
+    return f"{path} is a symbolic link owned by uid {st.st_uid}, not by you (uid {getuid()})"
+
+
+def make_private_dirs(path: str) -> None:
+    """Create *path* and its missing parents, each 0700 whatever the umask; change no folder that exists."""
+    missing = []
+    p = os.path.abspath(path)
+    while not os.path.isdir(p):
+        missing.append(p)
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:  # another kernel made it first: its mode is not ours to change
+            continue
+        if os.name == "posix":
+            # Through a descriptor of the folder just made (not a name someone could swap meanwhile).
+            fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+            try:
+                os.fchmod(fd, 0o700)
+            finally:
+                os.close(fd)

@@ -7,11 +7,13 @@ Exit 0 on success; on failure a one-line error on stderr and a non-zero exit (2 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kqlmagic_plus.cli.output import write_result
+from kqlmagic_plus.cli.output import report_error, say, write_result
 from kqlmagic_plus.errors import KqlMagicPlusError, OptionError
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet")
@@ -35,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files (Parquet, CSV, JSON lines; globs) as table NAME; repeatable")
     q.add_argument("--format", choices=FORMATS, default="table")
     q.add_argument("-o", "--output", metavar="FILE", help="write the rows here instead of stdout")
+    q.add_argument("--keep-formulas", action="store_true",
+                   help="CSV: write cells that start with = + - @ as they are (by default they get a leading ' "
+                        "so a spreadsheet shows them as text instead of running them)")
     q.add_argument("--show-query", action="store_true", help="print what ran (to stderr)")
     q.add_argument("--timeout", type=float, help="seconds before the query is cancelled")
     q.add_argument("--timespan", help="query window ending now, e.g. 7d")
@@ -72,19 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KqlMagicPlusError as exc:
         if debug:
             raise
-        # One line: the first line already says what and where (line/column for KQL).
-        print(exc.user_message().splitlines()[0], file=sys.stderr)
-        return 2 if isinstance(exc, OptionError) else 1
+        return report_error(exc)
     except KeyboardInterrupt:
-        print("Cancelled.", file=sys.stderr)
+        say("Cancelled.")
         return 130
     except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # no "Exception ignored" when the interpreter flushes
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         return 0
     except Exception as exc:  # last line of defence: never a traceback from a dependency
         if debug:
             raise
-        print(f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-              "(run with --debug for details)", file=sys.stderr)
+        say(f"Error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            "(run with --debug for details)")
         return 1
 
 
@@ -118,12 +123,12 @@ def _query(args: argparse.Namespace) -> int:
     result = api.kql(_read_query(args.kql), conn=args.conn, params=params, mounts=mounts,
                      timeout=args.timeout, timespan=args.timespan, start=args.start, end=args.end)
     if args.show_query:
-        print(result.executed or result.query, file=sys.stderr)
+        say(str(result.executed or result.query))
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        say(f"warning: {w}")
     if result.truncated:
-        print(f"warning: result truncated ({result.row_count} rows returned)", file=sys.stderr)
-    write_result(result, args.format, args.output)
+        say(f"warning: result truncated ({result.row_count} rows returned)")
+    write_result(result, args.format, args.output, keep_formulas=args.keep_formulas)
     return 0
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from kqlmagic_plus.cli.output import report_error, say, write_result
 from kqlmagic_plus.errors import KqlMagicPlusError, OptionError
 
 FORMATS = ("table", "csv", "json")
@@ -42,6 +43,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--keep-formulas", action="store_true", help="CSV: cells starting with = + - @ as they are")
     p.add_argument("--show-query", action="store_true", help="print the SQL that ran (to stderr)")
     p.add_argument("--debug", action="store_true")
     p.add_argument("-h", "--help", action="store_true")
@@ -99,14 +101,12 @@ def run(argv: Sequence[str]) -> int:
         raise OptionError(f"kqlmagic-plus hunt {name}: give the input: --lake DIR or --input FILE")
     result = run_hunt(name, engine=args.engine, **data, **params)
     if args.show_query:
-        print(result.executed or "", file=sys.stderr)
+        say(result.executed or "")
     for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        say(f"warning: {w}")
     lake = (result.stats.get("lake") or {}).get("text")
-    print(f"{name}: {result.summary()}" + (f" · {lake}" if lake else ""), file=sys.stderr)
-    from kqlmagic_plus.cli.output import write_result
-
-    write_result(result, args.format, args.output)
+    say(f"{name}: {result.summary()}" + (f" · {lake}" if lake else ""))
+    write_result(result, args.format, args.output, keep_formulas=args.keep_formulas)
     return 0
 
 
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KqlMagicPlusError as exc:
         if "--debug" in argv:
             raise
-        print(exc.user_message().splitlines()[0], file=sys.stderr)
+        code = report_error(exc)
         if exc.hint:
-            print(exc.hint, file=sys.stderr)
-        return 2 if isinstance(exc, OptionError) else 1
+            say(exc.hint)
+        return code

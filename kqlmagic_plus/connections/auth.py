@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.errors import AuthError, ConnectionStringError
+from kqlmagic_plus.redaction import redact, redact_log_records
 
 if TYPE_CHECKING:
     from kqlmagic_plus.connections.spec import ConnectionSpec
@@ -142,7 +143,7 @@ class SignIn:
         return h.hexdigest()
 
     def __repr__(self) -> str:
-        return f"SignIn({self.method}, {self.describe()}, authority={self.authority})"
+        return f"SignIn({self.method}, {self.describe()}, authority={redact(self.authority)})"
 
     __str__ = __repr__
 
@@ -212,6 +213,8 @@ def quiet_sdk_loggers() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
             logger.addHandler(logging.NullHandler())
+    # Records that do reach a handler carry no credential (azure-core logs request URLs, MSAL token requests).
+    redact_log_records()
 
 
 def credential_for(sign_in: SignIn, *, target: str = "") -> Any:
@@ -411,13 +414,8 @@ def first_line(exc: BaseException | str) -> str:
 
 
 def scrub(text: str, sign_in: SignIn | None) -> str:
-    """*text* with every secret of *sign_in* replaced by ***."""
-    if sign_in is None:
-        return text
-    for s in sign_in.secrets():
-        if len(s) >= 4:
-            text = text.replace(s, "***")
-    return text
+    """*text* with every secret of *sign_in*, and any credential :func:`redact` knows, replaced by ***."""
+    return redact(text, sign_in.secrets() if sign_in is not None else ())
 
 
 def explain(exc: BaseException, sign_in: SignIn | None, *, resource: str = "") -> AuthError:

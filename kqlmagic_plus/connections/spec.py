@@ -18,7 +18,8 @@ Sign-in is one bare word or a key pair: ``code`` (device code), ``interactive``,
 ``certificate``; see :mod:`kqlmagic_plus.connections.auth`. ``cloud='public|usgov|china'`` picks the sovereign cloud.
 
 Values are literal text, or ``$NAME`` for an environment variable; nothing is ever evaluated.
-Secret-bearing keys are redacted wherever a connection is shown.
+Secret-bearing keys, and credentials inside URL values (``https://user:pass@host``, ``?sig=``), are
+redacted wherever a connection is shown, by :func:`kqlmagic_plus.redaction.redact`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from kqlmagic_plus import redaction
 from kqlmagic_plus.errors import ConnectionStringError
+from kqlmagic_plus.redaction import REDACTED, SECRET_KEYS, redact
 
 #: Scheme spellings -> canonical scheme.
 SCHEMES = {
@@ -42,12 +45,8 @@ SCHEMES = {
     "kusto": "adx",
 }
 
-#: Keys whose values are secrets: never shown, never part of a cache key. Spelled as after
-#: :func:`normalize_key` (the underscore forms stay for callers that build specs by hand).
-SECRET_KEYS = frozenset({
-    "clientsecret", "client_secret", "password", "appkey", "token", "accesstoken", "access_token",
-    "certificatepassword", "certificate_password", "key", "accountkey", "sas", "secret",
-})
+# SECRET_KEYS (imported from kqlmagic_plus.redaction, the one list): keys whose values are secrets, never
+# shown, never part of a cache key; spelled as after normalize_key().
 
 #: Bare words that select an authentication method (Kqlmagic spells them as flags).
 AUTH_FLAGS = frozenset({"code", "devicecode", "azcli", "azcli_login", "msi", "anonymous", "default",
@@ -86,8 +85,6 @@ CLOUDS = {
 AUTH_KEYS = ("tenant", "clientid", "clientsecret", "certificate", "certificatepassword", "certificatethumbprint",
              "authority", "cloud")
 
-REDACTED = "***"
-
 
 @dataclass(frozen=True)
 class ConnectionSpec:
@@ -102,8 +99,8 @@ class ConnectionSpec:
         return self.props.get(key, default)
 
     def redacted(self) -> str:
-        """The connection as text, safe to show: secret values replaced by ***."""
-        parts = [f"{k}='{REDACTED if is_secret(k, v) else v}'" for k, v in self.props.items()]
+        """The connection as text, safe to show: secret values, and credentials inside URLs, replaced by ***."""
+        parts = [f"{k}='{REDACTED if is_secret(k, v) else redact(v)}'" for k, v in self.props.items()]
         parts += sorted(self.flags)
         if self.alias:
             parts.append(f"alias='{self.alias}'")
@@ -111,8 +108,12 @@ class ConnectionSpec:
 
     def identity(self) -> str:
         """What the connection points at, with no credential material (cache key, registry key)."""
-        safe = {k: v for k, v in self.props.items() if not is_secret(k, v) and k != "alias"}
+        safe = {k: redact(v) for k, v in self.props.items() if not is_secret(k, v) and k != "alias"}
         return f"{self.scheme}://" + ";".join(f"{k}={v}" for k, v in sorted(safe.items()))
+
+    def secret_values(self) -> list[str]:
+        """The values that must never be shown: secret props, and props holding URL credentials."""
+        return [v for k, v in self.props.items() if is_secret(k, v) or redact(v) != v]
 
     def __repr__(self) -> str:
         return f"ConnectionSpec({self.redacted()!r})"
@@ -130,6 +131,8 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
                                     "(expected scheme://..., e.g. local:// or loganalytics://workspace='...')")
     scheme = SCHEMES.get(scheme_raw.strip().lower())
     if scheme is None:
+        if not scheme_raw.strip().replace("-", "").replace("+", "").replace(".", "").isalnum():
+            raise no_scheme_error(raw)  # the first :// is inside a value (endpoint='https://...')
         raise ConnectionStringError(f"unknown scheme {scheme_raw!r}; known: "
                                     + ", ".join(sorted(set(SCHEMES))))
     props: dict[str, str] = {}
@@ -158,6 +161,8 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
             raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string is given twice")
         props[k] = _resolve(value, env, k)
     alias = props.pop("alias", None)
+    # Secrets given by $NAME, or inside a URL, are hidden in every message from now on, whoever builds it.
+    redaction.remember(*(v for k, v in props.items() if is_secret(k, v)))
     if "cloud" in props:
         name = CLOUDS.get(normalize_key(props["cloud"]))
         if name is None:
@@ -165,6 +170,14 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
                                         "or china (Kqlmagic's fairfax and mooncake work too)")
         props["cloud"] = name
     return ConnectionSpec(scheme, props, frozenset(flags), alias)
+
+
+def no_scheme_error(text: str) -> ConnectionStringError:
+    """The error for a connection string without its ``scheme://`` (``loganalytics//...``, ``workspace=...``),
+    shown redacted: such a string may carry a client secret, and nothing has parsed it yet."""
+    word = text.lstrip().split(":", 1)[0].split("/", 1)[0].strip().lower()
+    fix = f"write {word}://..." if word in SCHEMES else "write scheme://..., e.g. loganalytics://workspace='...'"
+    return ConnectionStringError(f"{_safe_preview(text)!r} has no scheme: {fix}")
 
 
 def is_secret(key: str, value: str) -> bool:
@@ -188,8 +201,9 @@ def _looks_like_pairs(body: str) -> bool:
 
 
 def _safe_preview(raw: str) -> str:
-    # Never echo something that might be a secret in full.
-    return raw if len(raw) <= 24 else raw[:24] + "..."
+    # Never echo something that might be a secret, not even its start: redact, then shorten.
+    shown = redact(raw)
+    return shown if len(shown) <= 200 else shown[:197] + "..."
 
 
 def _unquote(v: str) -> str:

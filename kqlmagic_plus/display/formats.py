@@ -2,11 +2,16 @@
 
 JSON keeps KQL meanings: datetimes as ISO-8601 UTC with ``Z``, timespans as KQL ``[d.]hh:mm:ss[.fffffff]``
 text, dynamic values as JSON values, longs as integers.
+
+Data is hostile: table text shows control characters as escapes (``\x1b``), so an escape sequence in a
+log line cannot drive the terminal; CSV cells that a spreadsheet would run as a formula (``=``, ``+``,
+``-``, ``@``, tab, carriage return first) get a leading ``'`` unless *keep_formulas*.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +62,27 @@ def records(result: Any) -> list[dict[str, Any]]:
     return out
 
 
-def render(result: Any, fmt: str) -> str | bytes:
+#: C0 and C1 control characters and DEL: shown as escapes in table text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def visible(text: str) -> str:
+    """*text* with every control character shown as an escape (``\x1b``, ``\n``), for a terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _csv_cell(value: Any, keep_formulas: bool) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    if isinstance(value, str) and not keep_formulas and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def render(result: Any, fmt: str, *, keep_formulas: bool = False) -> str | bytes:
     if fmt == "json":
         return json.dumps(records(result), ensure_ascii=False, indent=1) + "\n"
     if fmt == "jsonl":
@@ -68,10 +93,9 @@ def render(result: Any, fmt: str) -> str | bytes:
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(result.columns)
+        w.writerow([_csv_cell(c, keep_formulas) for c in result.columns])
         for rec in records(result):
-            w.writerow(["" if v is None else json.dumps(v) if isinstance(v, (dict, list)) else v
-                        for v in rec.values()])
+            w.writerow([_csv_cell(v, keep_formulas) for v in rec.values()])
         return buf.getvalue()
     if fmt == "parquet":
         import io
@@ -83,6 +107,13 @@ def render(result: Any, fmt: str) -> str | bytes:
         return buf.getvalue()
     if fmt == "table":
         df = result.to_dataframe()
-        body = df.to_string(index=False, max_colwidth=80) if len(df.columns) else "(no columns)"
-        return f"{body}\n({result.summary()})\n"
+        if not len(df.columns):
+            return f"(no columns)\n({result.summary()})\n"
+        from pandas.api.types import is_object_dtype, is_string_dtype
+
+        df = df.rename(columns=lambda c: visible(str(c)))
+        for col in df.columns:
+            if is_object_dtype(df[col].dtype) or is_string_dtype(df[col].dtype):
+                df[col] = df[col].map(lambda v: visible(v) if isinstance(v, str) else v)
+        return f"{df.to_string(index=False, max_colwidth=80)}\n({visible(result.summary())})\n"
     raise OptionError(f"unknown format {fmt!r}; use one of table, csv, json, jsonl, parquet")

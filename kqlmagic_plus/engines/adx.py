@@ -92,7 +92,9 @@ class AdxEngine(RemoteEngine):
 
     @property
     def target(self) -> str:
-        return f"adx://{self.cluster}/{self.database}"
+        from kqlmagic_plus.redaction import redact
+
+        return f"adx://{redact(self.cluster)}/{self.database}"
 
     def __repr__(self) -> str:
         return f"AdxEngine({self.target!r}, {self._sign_in!r})"

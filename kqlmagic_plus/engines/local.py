@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from kqlmagic_plus.engines import limits
 from kqlmagic_plus.engines.base import Engine
 from kqlmagic_plus.errors import (
     KqlMagicPlusError,
@@ -24,7 +25,7 @@ from kqlmagic_plus.errors import (
     TableNotFoundError,
     UnsupportedQueryError,
 )
-from kqlmagic_plus.language.aliases import Rewritten, referenced_names, rewrite_deprecated
+from kqlmagic_plus.language.aliases import Rewritten, referenced_names, rewrite_for_local
 
 if TYPE_CHECKING:
     from kqlmagic_plus.connections.spec import ConnectionSpec
@@ -63,6 +64,13 @@ class LocalEngine(Engine):
         self._lake: Any = None
         self._cancelled = False
         self._namespace_tables: list[str] = []
+        #: Runs each query on a worker thread within its --timeout (limits.py); the memory limit applied.
+        self._runner = limits.Runner(self._interrupt)
+        self._memory: limits.MemoryLimit | None = None
+        #: Ingestion commands (.set, .append, ...) run by this engine, and a name for its session: the
+        #: cache key of a query holds both once the session's own tables may have changed.
+        self._writes = 0
+        self._session = os.urandom(8).hex()
 
     @classmethod
     def from_spec(cls, spec: ConnectionSpec) -> LocalEngine:
@@ -97,6 +105,7 @@ class LocalEngine(Engine):
                 self._con = duckdb_kql.connect(self._db or ":memory:", read_only=self._read_only)
             except duckdb.Error as exc:
                 raise QueryError(f"cannot open DuckDB database {self._db!r}: {_first_line(exc)}") from None
+            self._memory = limits.configure(self._con, None)  # memory limit, spill folder, nesting depth
         return self._con
 
     def mount(self, name: str, path: str) -> None:
@@ -110,6 +119,9 @@ class LocalEngine(Engine):
                 self._catalog = None
             except Exception as exc:
                 raise OptionError(f"--mount {name}={path}: {_first_line(exc)}") from None
+            # DuckDB names ignore case: "flows" replaced the view of an earlier mount "Flows".
+            for other in [m for m in self._mounts if m.lower() == name.lower()]:
+                del self._mounts[other]
             self._mounts[name] = path
 
     @property
@@ -151,15 +163,38 @@ class LocalEngine(Engine):
         if self._con is not None:
             self._con.close()
             self._con = None
+            limits.release(self._memory)
+            self._memory = None
 
     def cancel(self) -> None:
         self._cancelled = True
+        self._runner.cancel()
+
+    def _interrupt(self) -> None:
         if self._con is not None:
             self._con.interrupt()
 
     # -- running -----------------------------------------------------------------------------------
 
     def run(self, request: Request) -> Result:
+        """The query on a worker thread: --timeout bounds all of it (parse, registration, execution, rows)."""
+        from kqlmagic_plus.config import check_timeout
+
+        timeout = check_timeout(request.timeout, "timeout")
+        return self._runner.run(functools.partial(self._run_within_limits, request), timeout)
+
+    def _run_within_limits(self, request: Request) -> Result:
+        from kqlmagic_plus.language.compiler.syntax import TooDeep, check_depth, deep, too_deep_message
+
+        try:
+            nested = check_depth(request.query)
+            with self._lock:
+                self._memory = limits.configure(self.con, self._memory)  # %config may have changed it
+            return deep(functools.partial(self._run, request), nested)  # deeply nested: room to recurse
+        except TooDeep:
+            raise QueryError(too_deep_message(request.query)) from None
+
+    def _run(self, request: Request) -> Result:
         from kqlmagic_plus import kqltypes
         from kqlmagic_plus.results import Result
 
@@ -167,7 +202,8 @@ class LocalEngine(Engine):
         with self._lock:
             self._cancelled = False
             query, spec = _split_render(request.query)
-            rewritten = rewrite_deprecated(query)
+            # Deprecated names renamed, every string literal form (h"...", ```...```, \u...) decoded.
+            rewritten = rewrite_for_local(query)
             warnings: list[str] = []
             stats: dict[str, Any] = {}
             names = referenced_names(rewritten.text)
@@ -203,11 +239,12 @@ class LocalEngine(Engine):
             sql_params = {} if compiled is not None else dict(sql.parameters)
             for _attempt in range(5):
                 try:
-                    rel_types, table = self._execute(executed, sql_params, request.timeout)
+                    rel_types, table = self._execute(executed, sql_params)
                     break
                 except QueryError as exc:
                     # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
-                    if self.lake is not None and self.lake.recover(str(exc)):
+                    # One deleted since it was listed (retention): list the window again and run on what is there.
+                    if self.lake is not None and (self.lake.recover(str(exc)) or _lake_file_gone(str(exc), self.lake)):
                         report = self._register_lake(window, names)
                         continue
                     # duckdb-kql sometimes writes SQL DuckDB rejects (sum() of timespans, timespan
@@ -220,6 +257,7 @@ class LocalEngine(Engine):
                 finally:
                     if rewritten.text.lstrip().startswith("."):
                         self._catalog = None  # a control command may have created or changed tables
+                        self._writes += not rewritten.text.lstrip()[1:].startswith("show")
             if report is not None:
                 stats["lake"] = report.summary()
                 warnings.extend(report.warnings)
@@ -250,6 +288,42 @@ class LocalEngine(Engine):
         except Exception:  # its refusal is not more useful than duckdb-kql's, which the caller raises
             return None
 
+    def cache_inputs(self, request: Request) -> Any:
+        """The files *request* reads, found as :meth:`run` finds them (for the result cache's key).
+
+        Each table name in the query, resolved as DuckDB resolves it (case-insensitively), maps to the
+        files behind it: a lake table's blobs in the query's window (as :meth:`run` plans them,
+        skipped files included), a mount's files (every file under a mounted folder, dot files
+        included, as DuckDB's glob reads them), and the database file. After an ingestion command
+        the session's own tables may differ from any other session's: the session and its write
+        count are part of the state then."""
+        from kqlmagic_plus.cache.key import InputFiles, Unkeyable
+
+        try:
+            query, _ = _split_render(request.query)
+            text = rewrite_for_local(query).text
+        except KqlMagicPlusError as exc:  # run() raises the same error, with its position
+            raise Unkeyable(f"the query ({type(exc).__name__})") from None
+        words = {n.lower() for n in referenced_names(text)}
+        groups: dict[str, list[str]] = {}
+        with self._lock:
+            for name, path in self._mounts.items():
+                if name.lower() in words:
+                    groups[f"mount:{name}"] = _mount_files(path)
+            try:
+                lake = self.lake
+                window = _window_for(request, text) if lake is not None else None
+                for name in lake.table_names() if lake is not None else []:
+                    if name.lower() in words:
+                        plan = lake.plan(name, window)
+                        groups[f"lake:{name}"] = [f.path for f in plan.files] + [f.path for f, _ in plan.skipped]
+            except Exception as exc:  # the lake cannot be listed now: run() reports why
+                raise Unkeyable(f"the lake listing ({type(exc).__name__})") from None
+        if self._db:
+            groups["db"] = [self._db, self._db + ".wal"]
+        state = {"session": self._session, "writes": self._writes} if self._writes else None
+        return InputFiles(groups, state)
+
     def _register_lake(self, window: Any, names: set[str]) -> Any:
         """(Re)build the views of the lake tables the query names, over the files its window needs."""
         if self.lake is None:
@@ -273,10 +347,19 @@ class LocalEngine(Engine):
         for name in set(self._registered) - set(wanted):
             self.con.unregister(name)
         for name, value in wanted.items():
-            self.con.register(name, value)
+            self._register(name, _typed(name, value))
         self._registered = dict(wanted)
         self._namespace_tables = sorted(
             k for k, v in (namespace or {}).items() if not k.startswith("_") and _as_table(v) is not None)
+
+    def _register(self, name: str, value: Any) -> None:
+        """A DataFrame or Arrow table as view *name*. DuckDB has no tables without columns, so one is
+        refused by name instead of failing inside DuckDB."""
+        columns = value.num_columns if hasattr(value, "num_columns") else len(getattr(value, "columns", ()))
+        if columns == 0:
+            raise QueryError(f"table {name!r} has no columns ({type(value).__name__} with "
+                             f"{len(value)} rows and no columns): there is nothing to query")
+        self.con.register(name, value)
 
     def _real_tables(self) -> set[str]:
         if self._catalog is None:
@@ -297,7 +380,7 @@ class LocalEngine(Engine):
             rewritten = bound.rebase(rewritten)
             self._bound = bound
             for name, df in bound.tables.items():
-                self.con.register(name, df)
+                self._register(name, df)
                 self._registered[name] = df
             schema = self.schema()
             if bound.values:
@@ -344,19 +427,9 @@ class LocalEngine(Engine):
         except duckdb_kql.KqlError as exc:
             raise QueryError(_first_line(exc)) from None
 
-    def _execute(self, sql: str, params: dict[str, Any], timeout: float | None) -> tuple[list[str], Any]:
+    def _execute(self, sql: str, params: dict[str, Any]) -> tuple[list[str], Any]:
         import duckdb
 
-        timer = None
-        timed_out = threading.Event()
-        if timeout:
-            def _stop() -> None:
-                timed_out.set()
-                self.con.interrupt()
-
-            timer = threading.Timer(timeout, _stop)
-            timer.daemon = True
-            timer.start()
         try:
             rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
             if rel is None:  # a statement with no rows (a control command that writes)
@@ -364,24 +437,25 @@ class LocalEngine(Engine):
 
                 return [], pa.table({})
             types = [str(t) for t in rel.dtypes]
-            return types, rel.to_arrow_table()
-        except duckdb.InterruptException:
-            if timed_out.is_set():
-                from kqlmagic_plus.errors import QueryTimeoutError
-
-                raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
-                                        "(raise --timeout to allow more)") from None
-            raise QueryCancelledError("the query was cancelled") from None
+            return types, limits.fetch_arrow(rel, self.con, self._memory)  # stops at the memory limit
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            # A Ctrl-C (SIGINT) inside DuckDB surfaces as a bare RuntimeError, not InterruptException.
+            if not isinstance(exc, duckdb.InterruptException) and "interrupted" not in str(exc).lower():
+                raise
+            raise QueryCancelledError("the query was cancelled; the connection is still usable") from None
+        except duckdb.OutOfMemoryException as exc:
+            raise limits.out_of_memory(exc, self._memory) from None
         except duckdb.CatalogException as exc:
             name = _missing_table(str(exc))
             if name is not None:
                 raise TableNotFoundError(name, self.tables() + self._namespace_tables) from None
             raise QueryError(_first_line(exc)) from None
         except duckdb.Error as exc:
+            if "max_expression_depth" in str(exc):
+                from kqlmagic_plus.language.compiler.syntax import TooDeep
+
+                raise TooDeep() from None
             raise QueryError(_duckdb_message(exc)) from None
-        finally:
-            if timer is not None:
-                timer.cancel()
 
 
 #: KQL tabular operators (KQL reference), to tell an unknown operator from a typo.
@@ -443,6 +517,12 @@ def _refuse_known_gaps(rewritten: Rewritten) -> None:
     from kqlmagic_plus.language.lexer import line_col, significant, tokenize
 
     toks = significant(tokenize(rewritten.text))
+    for i, t in enumerate(toks[:-1]):
+        if t.kind == "ident" and t.text == "decimal" and toks[i + 1].text == "(" and (not i or toks[i - 1].text != "."):
+            # duckdb-kql reads decimal(0.1) as a double: 0.1 + 0.2 would not be 0.3. Our compiler holds it exactly.
+            line, col = rewritten.original_position(*line_col(rewritten.text, t.start))
+            raise UnsupportedQueryError("decimal literal", "local", line=line, column=col, query=rewritten.original,
+                                        runs_on=_REMOTE_ENGINES, reason="the local engine would read it as a real")
     for i, t in enumerate(toks[:-1]):
         if t.kind != "ident" or t.text not in _SIZE_LIMITED or toks[i + 1].text != "(":
             continue
@@ -523,7 +603,7 @@ def _window_for(request: Request, query: str) -> Any:
         return request.window
     from kqlmagic_plus import lake as lake_mod
 
-    return lake_mod.window_from_query(query)
+    return lake_mod.window_from_query(query, now=request.now)
 
 
 def _as_table(value: Any) -> Any:
@@ -537,6 +617,16 @@ def _as_table(value: Any) -> Any:
     if cls.__name__ == "Result" and mod.startswith("kqlmagic_plus"):
         return value.table
     return None
+
+
+def _typed(name: str, value: Any) -> Any:
+    """A namespace table in the form a table parameter takes (language/tables.py), so a DataFrame read
+    by name and the same DataFrame passed as a parameter hold the same values. One with no columns
+    is left as it is, for _register to refuse."""
+    from kqlmagic_plus.language.tables import typed_table
+
+    columns = value.num_columns if hasattr(value, "num_columns") else len(getattr(value, "columns", ()))
+    return value if columns == 0 else typed_table(value, name)
 
 
 def _columns_of(obj: Any) -> list[str]:
@@ -569,6 +659,28 @@ def _reader_sql(path: str) -> str:
     lit = "'" + expanded.replace("'", "''") + "'"
     extra = ", union_by_name=true" if reader != "read_json_auto" else ", format='auto', union_by_name=true"
     return f"{reader}({lit}{extra})"
+
+
+def _lake_file_gone(message: str, lake: Any) -> bool:
+    """DuckDB could not find a lake file the plan listed: it was deleted meanwhile (retention)."""
+    import re
+
+    m = re.search(r'No files found that match the pattern "([^"]+)"', message)
+    if m is None:
+        return False
+    path = os.path.abspath(m.group(1))
+    return path.startswith(lake.root + os.sep) and not os.path.exists(path)
+
+
+def _mount_files(path: str) -> list[str]:
+    """Every file a mount of *path* can read: all files under a folder, or a glob's matches (dot files
+    included: DuckDB's glob reads them)."""
+    import glob
+
+    expanded = os.path.expanduser(path)
+    if os.path.isdir(expanded):
+        return sorted(os.path.join(d, f) for d, _, files in os.walk(expanded) for f in files)
+    return sorted(glob.glob(expanded, recursive=True, include_hidden=True))
 
 
 def _missing_table(message: str) -> str | None:

@@ -109,7 +109,9 @@ class LogAnalyticsEngine(RemoteEngine):
 
     @property
     def target(self) -> str:
-        where = "" if self._default_endpoint else f";endpoint={self.endpoint}"
+        from kqlmagic_plus.redaction import redact
+
+        where = "" if self._default_endpoint else f";endpoint={redact(self.endpoint)}"
         return f"loganalytics://workspace={self.workspace}{where}"
 
     def __repr__(self) -> str:
@@ -143,6 +145,9 @@ class LogAnalyticsEngine(RemoteEngine):
                 credential = _NoCredential()
                 kwargs["authentication_policy"] = SansIOHTTPPolicy()
         kwargs.setdefault("retry_policy", _query_retry_policy(self._retries))
+        audience = _audience(self.endpoint)
+        if audience != self.endpoint:  # the token scope never carries the endpoint's user:password@ or ?sig=
+            kwargs.setdefault("audience", audience)
         if "transport" not in kwargs:
             network = NetworkSettings.for_url(self.endpoint)
             self._network = network.environment
@@ -377,6 +382,16 @@ class LogAnalyticsEngine(RemoteEngine):
             return QuerySyntaxError(auth.scrub(inner.get("message") or said, self._sign_in),
                                     bound.original, line, col)
         return QueryError(f"Log Analytics refused the query ({code or status}): {said}")
+
+
+def _audience(endpoint: str) -> str:
+    """The endpoint as a token audience: without a ``user:password@`` and without a query."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(endpoint)
+    if "@" not in p.netloc and not p.query and not p.fragment:
+        return endpoint
+    return urlunsplit((p.scheme, p.netloc.rpartition("@")[2], p.path, "", "")).rstrip("/")
 
 
 def _credential_error(exc: BaseException) -> BaseException | None:

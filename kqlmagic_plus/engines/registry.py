@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 from kqlmagic_plus.connections.spec import (
     AUTH_FLAGS,
     AUTH_KEYS,
+    SCHEMES,
     ConnectionSpec,
     has_sign_in,
-    is_secret,
+    no_scheme_error,
     parse,
 )
 from kqlmagic_plus.errors import ConnectionStringError
+from kqlmagic_plus.redaction import redact
 
 if TYPE_CHECKING:
     from kqlmagic_plus.engines.base import Engine
@@ -95,8 +97,7 @@ class Connections:
                 if ("://" not in key or "@" in key.split("://", 1)[0]) and _is_db_at_cluster(key):
                     key = "adx://" + key  # db@cluster, the cluster a name, host or URL
                 if "://" not in key:
-                    raise ConnectionStringError(
-                        f"no connection named {text!r}. Known: {', '.join(self.names()) or 'none'}")
+                    raise _not_a_connection(text, self.names())
                 spec = self._with_borrowed_sign_in(parse(key))
                 key = spec.identity() + (";" + ",".join(sorted(spec.flags)) if spec.flags else "") \
                     + _secret_tag(spec)
@@ -156,10 +157,19 @@ def _secret_tag(spec: ConnectionSpec) -> str:
     import hashlib
     import hmac
 
-    secret = "\0".join(f"{k}={v}" for k, v in sorted(spec.props.items()) if is_secret(k, v))
+    secret = "\0".join(sorted(spec.secret_values()))
     if not secret:
         return ""
     return ";#" + hmac.new(_TAG_KEY, secret.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _not_a_connection(text: str, known: list[str]) -> ConnectionStringError:
+    """A name that is no open connection, or a connection string without its ``scheme://`` (shown redacted:
+    such a string may carry a client secret)."""
+    word = text.lstrip().split(":", 1)[0].split("/", 1)[0].strip().lower()
+    if any(c in text for c in ("=", ";", "//", ").")) or (word in SCHEMES and word != text.strip().lower()):
+        return no_scheme_error(text)
+    return ConnectionStringError(f"no connection named {redact(text)!r}. Known: {', '.join(known) or 'none'}")
 
 
 def _is_db_at_cluster(text: str) -> bool:

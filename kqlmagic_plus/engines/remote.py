@@ -631,7 +631,7 @@ def host_of(url: str) -> str:
     from urllib.parse import urlparse
 
     p = urlparse(url)
-    return p.netloc or url
+    return p.netloc.rpartition("@")[2] or url  # host[:port], never the user:password@ before it
 
 
 def status_word(status: int) -> str:

@@ -9,11 +9,24 @@ file failing a cheap check is then scanned line by line too. A scanned file is r
 record (``read_json_objects``, malformed lines left out) and every line that loses data is named in
 the report with its reason; a file with nothing readable is skipped whole, and said so. Records
 without TimeGenerated are kept, with an empty TimeGenerated that no time filter matches, and
-reported. Big files that pass are read strictly (``read_json``): a problem in their middle, which
-the cheap checks cannot see, makes DuckDB fail naming the file, and
+reported. Big files that pass are censused (below), then read strictly (``read_json``): a value
+DuckDB cannot convert, which only reading the column shows, makes DuckDB fail naming the file, and
 :meth:`~kqlmagic_plus.lake.lake.Lake.recover` (as :meth:`~kqlmagic_plus.lake.lake.Lake.run_duckdb`
 does) scans that file before the query runs again. ``validate="full"`` scans every file on first
 sight; :meth:`~kqlmagic_plus.lake.lake.Lake.check` audits a whole lake.
+
+Big files read whole
+--------------------
+The cheap checks see a big file's first and last records only, so before a big file is read
+strictly DuckDB reads every record of it once (:meth:`FileChecks.census`, one pass over all such
+files of a query, kept with the check): its exact keys, and whether any record is malformed, no
+object, or without TimeGenerated. A file with any of those, or with a key neither the samples nor
+the table schema know (a column only in its middle), is scanned line by line instead, so its
+problems are named and its columns exact; so is a file DuckDB cannot census (a record over twice
+its 16 MB ``maximum_object_size``), then read with a limit that fits its longest line. Records
+nested deeper than Python's JSON reader goes (~1,000 levels) are checked by their top-level keys,
+which DuckDB parses. It costs one DuckDB pass over each big file, once per :class:`Lake`: about
+what one query over those files costs, on the first query that reads them.
 """
 
 from __future__ import annotations
@@ -57,6 +70,10 @@ class FileCheck:
     #: Columns seen in the file's first records (JSON), or the file's schema (Parquet): name -> KQL type.
     columns: dict[str, str] = field(default_factory=dict)
     records: int | None = None
+    #: A big file whose every record DuckDB read (:meth:`FileChecks.census`): ``columns`` are its exact keys.
+    census: bool = False
+    #: Bytes of the longest line (scanned files): DuckDB's object size limit must fit it.
+    longest: int = 0
 
     def note(self, line: int, reason: str, *, skipped: bool) -> None:
         if skipped:
@@ -104,10 +121,10 @@ class FileChecks:
 
     def recover(self, message: str, root: str) -> bool:
         """After DuckDB failed on a lake file: scan the file it names. True if the query should run again."""
-        m = re.search(r'in file "([^"]+)"', message) or re.search(r"file '([^']+)'", message)
-        if not m:
+        named = _path_in(message)
+        if named is None:
             return False
-        path = os.path.abspath(m.group(1))
+        path = os.path.abspath(named)
         if not path.startswith(root):
             return False
         f = blob_from_path(path)
@@ -127,6 +144,89 @@ class FileChecks:
             chk.skip = True
             chk.reason = chk.reason or f"DuckDB cannot read it ({_first_line(message)})"
         return True
+
+    def census(self, files: list[LakeFile]) -> None:
+        """Read every record of the big JSON files in *files* that only had the cheap checks, in one
+        DuckDB pass: a file found clean is read strictly with its exact keys; a file with a malformed
+        or non-object record, a record without TimeGenerated, or a key beyond its samples and its
+        table's schema is scanned line by line (once: both results are kept with the check)."""
+        todo = []
+        for f in files:
+            chk = self._by_path.get(f.path)
+            if f.fmt == "json" and chk is not None and not (chk.skip or chk.scanned or chk.census):
+                todo.append(f)
+        if not todo:
+            return
+        found = _census([f.path for f in todo])
+        for f in todo:
+            chk = self._by_path[f.path]
+            got = found.get(f.path)
+            if got is None:
+                self.check(f, full=True)
+                continue
+            records, bad, keys = got
+            types = self._types(f)
+            if bad or any(k not in chk.columns and k not in types for k in keys):
+                self.check(f, full=True)
+                continue
+            for k in keys:
+                chk.columns.setdefault(k, types.get(k, ""))
+            chk.records = records
+            chk.census = True
+
+
+def _path_in(message: str) -> str | None:
+    """The file a DuckDB error names (reading a JSON file, or a value in it)."""
+    m = (re.search(r'in file "([^"]+)"', message) or re.search(r'reading file "([^"]+)"', message)
+         or re.search(r"file '([^']+)'", message))
+    return m.group(1) if m else None
+
+
+def _census(paths: list[str]) -> dict[str, tuple[int, int, set[str]]]:
+    """Path -> (records, records that are malformed, no object, empty or without TimeGenerated, keys)
+    of the JSON lines files *paths*, read by DuckDB in one pass; a file DuckDB cannot read is left out."""
+    import duckdb
+
+    out: dict[str, tuple[int, int, set[str]]] = {}
+    pending = list(paths)
+    con = duckdb.connect()
+    try:
+        con.execute("SET enable_progress_bar = false")
+        while pending:
+            try:
+                rows = con.execute(_census_sql(pending)).fetchall()
+                break
+            except duckdb.Error as exc:
+                named = _path_in(str(exc))
+                if named is not None and os.path.abspath(named) in pending:
+                    pending.remove(os.path.abspath(named))  # left to the line by line scan; the rest again
+                    continue
+                if len(pending) > 1:  # no file named: one at a time
+                    for path in pending:
+                        out.update(_census([path]))
+                return out
+        else:
+            return out
+    finally:
+        con.close()
+    for path, keys, n, null_time in rows:
+        # No key list: a malformed line (NULL) or no object; an empty one: a record with nothing to read.
+        bad = n if not keys or "TimeGenerated" not in keys else null_time
+        r, b, k = out.get(path, (0, 0, set()))
+        out[path] = (r + n, b + bad, k | set(keys or ()))
+    return out
+
+
+def _census_sql(paths: list[str]) -> str:
+    files = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+    # One JSON parse a record (json_keys), grouped by its key list: a file's records have few distinct ones.
+    # A TimeGenerated that is null is found in the text (a pattern cannot match inside a JSON string,
+    # whose quotes are escaped; a false match only costs a scan of the file).
+    return ("SELECT filename, any_value(ks), count(*), count(*) FILTER (WHERE null_time) "
+            "FROM (SELECT filename, json_keys(json) AS ks, "
+            "regexp_matches(json, '\"TimeGenerated\"\\s*:\\s*null') AS null_time "
+            f"FROM read_json_objects({files}, format='newline_delimited', ignore_errors=true, "
+            "hive_partitioning=false, filename=true)) GROUP BY filename, hash(ks)")
 
 
 def problem_text(where: str, chk: FileCheck) -> str:
@@ -194,7 +294,7 @@ def _first_record(fh: Any, head: bytes) -> Any:
         fh.seek(0)
         line = fh.readline(16 * 1024 * 1024)
     try:
-        return json.loads(line)
+        return _loads(line)
     except ValueError:
         return None
 
@@ -210,7 +310,7 @@ def _records_in(chunk: bytes, *, first: bool) -> Iterator[dict]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = _loads(line)
         except ValueError:
             continue
         if isinstance(rec, dict):
@@ -229,7 +329,7 @@ def _last_line_ok(fh: Any, size: int, head: bytes) -> tuple[bool, bytes]:
     if nl < 0 and size > len(tail):
         return True, b""  # a last record longer than the tail: left to DuckDB and recover()
     try:
-        return isinstance(json.loads(body[nl + 1:]), dict), tail
+        return isinstance(_loads(body[nl + 1:]), dict), tail
     except ValueError:
         return False, tail
 
@@ -241,14 +341,16 @@ def _scan(fh: Any, chk: FileCheck, types: dict[str, str]) -> None:
     problems = chk.problems
     problems.clear()
     n = records = 0
-    chk.skipped_lines = chk.kept_lines = 0
+    chk.skipped_lines = chk.kept_lines = chk.longest = 0
     typed = {c: t for c, t in types.items() if t in ("int", "long", "real", "bool", "datetime")}
     for raw in fh:
         n += 1
+        if len(raw) > chk.longest:
+            chk.longest = len(raw)
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
+            rec = _loads(raw)
         except ValueError:
             # Only the last line can lack its newline: a record cut off by an interrupted write.
             reason = "not valid JSON" if raw.endswith(b"\n") else "truncated record at the end of the file"
@@ -280,8 +382,39 @@ def _scan(fh: Any, chk: FileCheck, types: dict[str, str]) -> None:
         chk.reason = "no readable record"
 
 
+def _loads(raw: bytes) -> Any:
+    """A JSON line as Python values; a record nested deeper than Python's reader goes (about 1,000
+    levels, where DuckDB reads on) as its top-level keys, nested values shown as empty ``{}`` / ``[]``."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        return _shallow(raw)
+
+
+def _shallow(raw: bytes) -> Any:
+    import duckdb
+
+    text = raw.decode("utf-8")
+    con = duckdb.connect()
+    try:
+        kind = con.execute("SELECT json_type(CAST(? AS JSON))", [text]).fetchone()[0]  # type: ignore[index]
+        if kind != "OBJECT":
+            return []  # deep, and no record: said as such by the caller
+        rows = con.execute("SELECT key, json_type(value), CASE WHEN json_type(value) IN ('OBJECT', 'ARRAY') "
+                           "THEN NULL ELSE CAST(value AS VARCHAR) END FROM json_each(CAST(? AS JSON))",
+                           [text]).fetchall()
+    except duckdb.Error:
+        raise ValueError("not valid JSON") from None
+    finally:
+        con.close()
+    return {k: {} if t == "OBJECT" else [] if t == "ARRAY" else json.loads(v) for k, t, v in rows}
+
+
 def _short(value: Any) -> str:
-    text = json.dumps(value)
+    try:
+        text = json.dumps(value)
+    except RecursionError:
+        return "(a deeply nested value)"
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
-from kqlmagic_plus.errors import OptionError, TableNotFoundError
+from kqlmagic_plus.errors import OptionError, QueryError, TableNotFoundError
 from kqlmagic_plus.lake.checks import FileCheck, FileChecks
 from kqlmagic_plus.lake.layout import LakeFile, Layout, dt
 from kqlmagic_plus.lake.plans import LakeDescription, LakeReport, TableDescription, TablePlan
@@ -87,14 +87,39 @@ class Lake:
         known = {f.path for f in all_files}
         if any(f.path not in known for f in files):
             all_files, _ = self._layout.files(container, None, None)
-        plan = TablePlan(table=name, container=container, schema=[], files_total=len(all_files))
-        plan.add_files(files, unexpected, self.check_file, self._layout.rel)
-        plan.schema = table_schema(name, (self._checks.get(f.path) for f in files), self._inferred, plan.notes)
+        checked = {f.path: self.check_file(f) for f in files}
+        self._checks.census(files)
+        self._refresh(checked)
+        notes: list[str] = []
+        seen_before = name in self._inferred
+        schema, keys, renamed = table_schema(name, checked.values(), self._inferred, notes)
+        # A renamed key cannot sit beside its other spelling in DuckDB's strict reader (nor can the view
+        # tell the two apart): the files holding one are read record by record.
+        wanted = set(keys.values())
+        strict_with_key = [f for f in files if f.fmt == "json" and not checked[f.path].scanned
+                           and not checked[f.path].skip and wanted & checked[f.path].columns.keys()]
+        if strict_with_key:
+            for f in strict_with_key:
+                self.check_file(f, full=True)
+            self._refresh(checked)
+            notes = []
+            if not seen_before:
+                self._inferred.pop(name, None)  # so the note on an inferred schema is made again
+            schema, keys, renamed = table_schema(name, checked.values(), self._inferred, notes)
+        plan = TablePlan(table=name, container=container, schema=schema, files_total=len(all_files), keys=keys)
+        plan.add_files(files, unexpected, lambda f: checked[f.path], self._layout.rel)
+        plan.notes.extend(notes)
+        plan.warnings[:0] = renamed
         if self.columns != "all":
-            plan.scanned_columns = held(plan.schema, (self._checks[f.path] for f in plan.scanned))
+            plan.scanned_columns = held(plan.schema, (checked[f.path] for f in plan.scanned), keys)
         if self.columns == "seen":
-            plan.read_columns = held(plan.schema, (self._checks[f.path] for f in plan.strict))
+            plan.read_columns = held(plan.schema, (checked[f.path] for f in plan.strict), keys)
         return plan
+
+    def _refresh(self, checked: dict[str, FileCheck]) -> None:
+        """Update *checked* to each file's check as it is now (a census or a scan may have replaced it)."""
+        for path, chk in checked.items():
+            checked[path] = self._checks.get(path) or chk
 
     def files_for(self, table: str, window: TimeWindow | tuple | None = None) -> list[str]:
         """Paths of the readable files of *table* that can hold rows of *window* (for Spark)."""
@@ -150,11 +175,13 @@ class Lake:
         known = self._layout.tables()
         report.warnings.extend(self._layout.warnings)
         layout = self._layout
+        words = set() if tables is None else set(tables)
         names = list(known) if tables is None else [layout.canonical(t) for t in tables if layout.has(t)]
         for name in names:
             plan = self.plan(name, window)
             register_view(con, plan)
             report.add_table(plan, self._checks)
+            _refuse_named_renamed(plan, words)
         return report
 
     def run_duckdb(self, con: duckdb.DuckDBPyConnection, run: Callable[[], T],
@@ -195,3 +222,15 @@ class Lake:
                 desc.min_time = None if lo is None else dt(int(lo))
                 desc.max_time = None if hi is None else dt(int(hi))
         return LakeDescription(root=self.root, tables=out, warnings=warnings)
+
+
+def _refuse_named_renamed(plan: TablePlan, words: set[str]) -> None:
+    """A query that names a renamed key as it is spelt (the local engine passes every word of the query as
+    *tables*) is refused: DuckDB would bind ``ProcessId`` to ``ProcessID``, not to ``ProcessId_1``, and
+    answer from the other column."""
+    for name, key in plan.keys.items():
+        if key in words:
+            kept = next((c for c, _ in plan.schema if c.lower() == key.lower()), key)
+            raise QueryError(f"{plan.table} has columns {kept} and {key}, which differ only in case, and the local "
+                             f"engine cannot tell them apart by name: write {name} for the values of {key} "
+                             f"(and {kept} for those of {kept})")

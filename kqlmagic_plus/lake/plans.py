@@ -36,6 +36,10 @@ class TablePlan:
     scanned_columns: list[str] | None = None
     #: Parquet file -> its columns and their KQL types.
     parquet_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Renamed column -> the JSON key it reads (keys that differ only in case: ``ProcessId_1`` -> ``ProcessId``).
+    keys: dict[str, str] = field(default_factory=dict)
+    #: Bytes of the longest line of the scanned files.
+    longest: int = 0
 
     @property
     def files(self) -> list[LakeFile]:
@@ -65,6 +69,7 @@ class TablePlan:
                 self.parquet_columns[f.path] = chk.columns
             elif chk.scanned:
                 self.scanned.append(f)
+                self.longest = max(self.longest, chk.longest)
             else:
                 self.strict.append(f)
             if (chk.skipped_lines or chk.kept_lines) and not chk.skip:

@@ -1,7 +1,9 @@
 """A small KQL tokenizer for the text-level jobs that must not be done with regexes.
 
 It knows exactly what can hide a word from the query: string literals of every form (quoted,
-verbatim ``@'..'``, obfuscated ``h'..'``, multi-line ```` ```..``` ````), comments and whitespace.
+verbatim ``@'..'``, obfuscated ``h'..'``, multi-line ```` ```..``` ```` / ``~~~..~~~``, and their
+combinations such as ``h@'..'``), comments and whitespace. What a literal *means* is
+:func:`kqlmagic_plus.language.literals.decode_string`.
 Used to rename deprecated functions, find the names a query reads, strip comments for cache keys
 and find a trailing ``render`` clause. The full grammar lives in the parsers (duckdb-kql's ANTLR
 grammar, and our compiler); this only has to be right about token boundaries.
@@ -53,30 +55,30 @@ def _tokenize(text: str) -> tuple[Token, ...]:
             i = n if j < 0 else j
             tokens.append(Token("comment", text[start:i], start))
             continue
-        if text.startswith("```", i) or text.startswith("~~~", i):
-            fence = text[i:i + 3]
-            j = text.find(fence, i + 3)
-            i = n if j < 0 else j + 3
-            tokens.append(Token("string", text[start:i], start))
-            continue
         prefix = _string_prefix(text, i)
         if prefix is not None:
             i += prefix
+            if text.startswith("```", i) or text.startswith("~~~", i):
+                fence = text[i:i + 3]
+                j = text.find(fence, i + 3)
+                i = n if j < 0 else j + 3
+                tokens.append(Token("string", text[start:i], start))
+                continue
             quote = text[i]
             verbatim = "@" in text[start:i]
             i += 1
             while i < n:
                 ch = text[i]
+                if ch in "\r\n":
+                    break  # a quoted literal cannot span lines: this one is unterminated
                 if ch == "\\" and not verbatim:
-                    i += 2
+                    i += 1 if i + 1 < n and text[i + 1] in "\r\n" else 2
                     continue
                 if ch == quote:
                     if verbatim and i + 1 < n and text[i + 1] == quote:
                         i += 2
                         continue
                     i += 1
-                    break
-                if ch == "\n" and not verbatim:
                     break
                 i += 1
             tokens.append(Token("string", text[start:i], start))
@@ -115,15 +117,18 @@ def _dash_word(text: str, start: int, dash: int) -> bool:
 
 
 def _string_prefix(text: str, i: int) -> int | None:
-    """Length of a string prefix (``@``, ``h``, ``H``, ``h@``...) if a string literal starts at *i*."""
+    """Length of a string prefix (``h``/``H``, then ``@``; either may be absent) if a string literal
+    (quoted or multi-line) starts at *i*."""
     j = i
-    while j < len(text) and j - i < 2 and text[j] in "@hH":
-        j += 1
-    if j < len(text) and text[j] in "'\"":
-        # An identifier ending in h followed by a quote is not a prefix: only when the prefix starts
+    if j < len(text) and text[j] in "hH":
+        # An identifier ending in h followed by a quote is not a prefix: only when the h starts
         # a token (the previous char is not part of a word).
-        if j > i and i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_"):
+        if i > 0 and (text[i - 1].isalnum() or text[i - 1] in "_$"):
             return None
+        j += 1
+    if j < len(text) and text[j] == "@":
+        j += 1
+    if j < len(text) and (text[j] in "'\"" or text.startswith("```", j) or text.startswith("~~~", j)):
         return j - i
     return None
 

@@ -1,4 +1,4 @@
-"""The one KQL literal encoder: Python values -> exact KQL literal text.
+"""The one KQL literal encoder: Python values -> exact KQL literal text (and back, for strings).
 
 Everything that has to put a value into query text goes through here (``let x = <literal>;`` for
 Log Analytics, declaration defaults, ADX request-parameter text, ``datatable`` cells), so there is
@@ -16,13 +16,19 @@ dynamic / datetime / timespan reference pages:
   CR/LF) and obfuscated (``h"..."``, hidden from service logs) forms are available on request.
 * **dynamic** - ``dynamic(<JSON>)`` where every string inside is written with the string rule
   above (the dynamic payload is lexed as KQL tokens), numbers as JSON numbers, no NaN/Infinity.
-* **datetime** - ``datetime(YYYY-MM-DDTHH:MM:SS.fffffffZ)``, always UTC (naive values are UTC).
-* **timespan** - ``timespan([-]D.HH:MM:SS.fffffff)``.
+* **datetime** - ``datetime(YYYY-MM-DDTHH:MM:SS.fffffffZ)``, always UTC (naive values are UTC), to
+  KQL's 100 ns tick (pandas nanoseconds that are not whole ticks are refused, never rounded).
+* **timespan** - ``timespan([-]D.HH:MM:SS.fffffff)``, the same ticks.
 * **long / int / real / decimal / bool / guid** - plain literals where the grammar has one for
   the value (``5``, ``1.5``, ``true``), else the typed form (``long(-5)``, ``real(nan)``,
   ``real(-inf)``, ``decimal(1.25)``, ``guid(...)``); nulls are ``T(null)``. A KQL string cannot be
   null, so a missing string is ``""``.
-* **tables** - ``datatable(col:type, ...)[cell, ...]`` with every cell encoded by the rules above.
+* **tables** - ``datatable(col:type, ...)[cell, ...]`` with every cell encoded by the rules above:
+  :mod:`kqlmagic_plus.language.tables`, which also holds the form the local engine registers.
+* **bytes** - refused: KQL has no binary type (decode them, or base64 them, first).
+
+:func:`decode_string` is the other direction for string literals: what a KQL string literal token
+of any form (quoted, verbatim, obfuscated, multi-line, every escape) means.
 
 Non-string scalar literals are built only from digits, signs, ``.:-TZ``, hex digits and a type
 keyword, so no value of those types can put a quote, pipe or comment into a query.
@@ -35,13 +41,9 @@ import math
 import re
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kqlmagic_plus.errors import ParameterError
-
-if TYPE_CHECKING:
-    import pandas as pd
-    import pyarrow as pa
 
 #: KQL scalar types this encoder writes.
 SCALAR_TYPES = ("bool", "int", "long", "real", "decimal", "string", "datetime", "timespan", "guid", "dynamic")
@@ -51,8 +53,6 @@ INT64 = (-(2**63), 2**63 - 1)
 #: .NET decimal: a 96-bit unsigned mantissa and a scale of 0..28.
 _DECIMAL_MANTISSA_MAX = 2**96 - 1
 _DECIMAL_SCALE_MAX = 28
-#: KQL timespans are int64 counts of 100 ns ticks.
-_TIMESPAN_MAX_US = (2**63 - 1) // 10
 _MAX_DEPTH = 100
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
@@ -96,6 +96,136 @@ def _check_unicode(value: str) -> None:
         raise ParameterError(
             f"the string holds a lone surrogate (U+{ord(value[exc.start]):04X} at index {exc.start}), "
             "which cannot be sent as UTF-8") from None
+
+
+class StringLiteralError(ValueError):
+    """A string literal token KQL would not accept (an unknown escape, an unterminated quote...)."""
+
+    def __init__(self, message: str, offset: int = 0):
+        super().__init__(message)
+        self.message = message
+        #: Where in the token the problem starts.
+        self.offset = offset
+
+
+_SIMPLE_ESCAPES = {"'": "'", '"': '"', "\\": "\\", "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+                   "t": "\t", "v": "\v"}
+_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+_FENCES = ("```", "~~~")
+
+
+def decode_string(token: str) -> str:
+    """The value of one KQL string literal token, as Kusto reads it.
+
+    Every form: ``"..."`` / ``'...'`` with backslash escapes (``\\' \\" \\\\ \\a \\b \\f \\n \\r \\t \\v``,
+    ``\\xHH``, ``\\uXXXX`` - UTF-16 code units, surrogate pairs combined -, ``\\UXXXXXXXX``, octal ``\\N``,
+    ``\\NN``, ``\\NNN``); verbatim ``@"..."`` / ``@'...'`` (backslash is itself, the quote doubled);
+    multi-line ```` ```...``` ```` and ``~~~...~~~`` (raw text); and any of them obfuscated with an ``h``
+    or ``H`` prefix (``h"..."``, ``h@'...'``, ``h```...```\u0060``): the value is the same, the prefix
+    only keeps it out of the service's logs. (The rules are Kusto.Language's TokenParser and
+    KustoFacts.GetStringLiteralValue.)
+
+    Raises :class:`StringLiteralError` for what KQL refuses: an escape it does not know, a missing
+    closing quote, a line break inside a quoted literal, and (because the value must be sent as
+    UTF-8) a lone surrogate.
+    """
+    i = 0
+    if token[:1] in ("h", "H"):
+        i = 1
+    verbatim = token[i:i + 1] == "@"
+    if verbatim:
+        i += 1
+    for fence in _FENCES:
+        if token.startswith(fence, i):
+            body_start = i + 3
+            if len(token) < body_start + 3 or not token.endswith(fence):
+                raise StringLiteralError(f"unterminated multi-line string (no closing {fence})", 0)
+            return _checked(token[body_start:-3], body_start)
+    quote = token[i:i + 1]
+    if quote not in ("'", '"'):
+        raise StringLiteralError("not a string literal", 0)
+    start = i + 1
+    body = token[start:_closing_quote(token, start, quote, verbatim)]
+    if verbatim:
+        return _checked(body.replace(quote + quote, quote), start)
+    if "\\" not in body:
+        return _checked(body, start)
+    return _checked(_unescape(body, start), start)
+
+
+def _closing_quote(token: str, start: int, quote: str, verbatim: bool) -> int:
+    """The offset of the quote that ends the literal, which must be the token's last character."""
+    k, n = start, len(token)
+    while k < n:
+        c = token[k]
+        if c == "\\" and not verbatim:
+            k += 2
+            continue
+        if c in "\r\n":
+            raise StringLiteralError("a quoted string cannot hold a line break (write \\n, or use a ``` multi-line "
+                                     "string)", k)
+        if c == quote:
+            if verbatim and token[k + 1:k + 2] == quote:
+                k += 2
+                continue
+            if k != n - 1:
+                raise StringLiteralError(f"this string ends at the {quote} before the end of the token", k)
+            return k
+        k += 1
+    raise StringLiteralError(f"unterminated string literal (no closing {quote})", 0)
+
+
+def _unescape(body: str, start: int) -> str:
+    out: list[str] = []
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        e = body[i + 1] if i + 1 < n else ""
+        if e in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[e])
+            i += 2
+        elif e in _HEX_ESCAPES:
+            width = _HEX_ESCAPES[e]
+            digits = body[i + 2:i + 2 + width]
+            if len(digits) != width or any(d not in "0123456789abcdefABCDEF" for d in digits):
+                raise StringLiteralError(f"\\{e} must be followed by {width} hex digits", start + i)
+            code = int(digits, 16)
+            if code > 0x10FFFF:
+                raise StringLiteralError(f"\\{e}{digits} is beyond the last Unicode code point", start + i)
+            out.append(chr(code))
+            i += 2 + width
+        elif "0" <= e <= "7":
+            j = i + 1
+            while j < n and j - i <= 3 and "0" <= body[j] <= "7":
+                j += 1
+            if j - i == 4 and e > "3":  # three octal digits only up to \377
+                j -= 1
+            out.append(chr(int(body[i + 1:j], 8)))
+            i = j
+        else:
+            shown = repr(e)[1:-1] if e else "the end of the string"
+            raise StringLiteralError(f"unknown escape \\{shown} in a string literal (write \\\\ for a backslash, "
+                                     "or use a verbatim @\"...\" string)", start + i)
+    text = "".join(out)
+    # \uD83D\uDE00: UTF-16 surrogate pairs written as two escapes are one character.
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass") if _has_surrogate(text) \
+        else text
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def _checked(value: str, start: int) -> str:
+    if _has_surrogate(value):
+        k = next(k for k, c in enumerate(value) if "\ud800" <= c <= "\udfff")
+        raise StringLiteralError(f"the string holds a lone surrogate (U+{ord(value[k]):04X}), which is not a "
+                                 "character and cannot be sent as UTF-8", start)
+    return value
 
 
 def identifier(name: str) -> str:
@@ -155,7 +285,9 @@ def infer_type(value: Any) -> str:
     raise ParameterError(
         f"{name} values cannot be put into a query: use str, int, float, bool, None, datetime, date, "
         "timedelta, uuid.UUID, Decimal, a list/tuple/set/dict of those, or a pandas DataFrame"
-        + ("; decode bytes to str first" if isinstance(value, bytes | bytearray) else ""))
+        + ("; KQL has no binary type: decode bytes to str first (b.decode('utf-8'), or "
+           "base64.b64encode(b).decode() to keep every byte)" if isinstance(value, bytes | bytearray | memoryview)
+           else ""))
 
 
 def _numpy_type(value: Any) -> str:
@@ -238,7 +370,9 @@ def _to_integer(v: Any, kql_type: str, bounds: tuple[int, int]) -> int:
     if isinstance(v, int) or _numpy_kind(v) in ("i", "u"):
         i = int(v)
         if not bounds[0] <= i <= bounds[1]:
-            raise ParameterError(f"{i} is out of range for a KQL {kql_type} ({bounds[0]} .. {bounds[1]})")
+            hint = "; KQL has no unsigned 64-bit type: pass it as a Decimal (a KQL decimal) or a float" \
+                if i > INT64[1] and _numpy_kind(v) == "u" else ""
+            raise ParameterError(f"{i} is out of range for a KQL {kql_type} ({bounds[0]} .. {bounds[1]}){hint}")
         return i
     raise _mismatch(v, kql_type)
 
@@ -299,11 +433,13 @@ def _to_datetime(v: Any) -> _dt.datetime:
         v = pd.Timestamp(v)
     if isinstance(v, _dt.datetime):
         ns = getattr(v, "nanosecond", 0)
-        if ns:
-            raise ParameterError(f"{v} has nanoseconds; the engines here hold microseconds "
-                                 "(round it first, e.g. ts.floor('us'))")
+        if ns % 100:
+            raise ParameterError(f"{v} has nanoseconds, and KQL datetimes hold 100 ns ticks "
+                                 "(round it first, e.g. ts.floor('100ns'))")
         if v.tzinfo is not None:
             v = v.astimezone(_dt.UTC).replace(tzinfo=None)
+        if ns:  # a pandas Timestamp: it keeps the ticks below the microsecond
+            return v
         return _dt.datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
     if isinstance(v, _dt.date):
         return _dt.datetime(v.year, v.month, v.day)
@@ -317,14 +453,28 @@ def _to_timespan(v: Any) -> _dt.timedelta:
         v = pd.Timedelta(v)
     if isinstance(v, _dt.timedelta):
         ns = getattr(v, "nanoseconds", 0)
-        if ns:
-            raise ParameterError(f"{v} has nanoseconds; the engines here hold microseconds "
-                                 "(round it first, e.g. td.floor('us'))")
-        td = _dt.timedelta(days=v.days, seconds=v.seconds, microseconds=v.microseconds)
-        if abs(td // _dt.timedelta(microseconds=1)) > _TIMESPAN_MAX_US:
+        if ns % 100:
+            raise ParameterError(f"{v} has nanoseconds, and KQL timespans hold 100 ns ticks "
+                                 "(round it first, e.g. td.floor('100ns'))")
+        td = v if ns else _dt.timedelta(days=v.days, seconds=v.seconds, microseconds=v.microseconds)
+        if abs(_ticks(td)) > INT64[1]:
             raise ParameterError(f"{td} is out of range for a KQL timespan (about +-29,000 years)")
         return td
     raise _mismatch(v, "timespan")
+
+
+def _ticks(td: _dt.timedelta) -> int:
+    """A timespan in 100 ns ticks (exact for pandas Timedeltas with nanoseconds too)."""
+    value = getattr(td, "value", None)  # pandas: integer nanoseconds
+    if isinstance(value, int) and type(td).__name__ == "Timedelta":
+        return value // 100
+    return ((td.days * 86_400 + td.seconds) * 1_000_000 + td.microseconds) * 10
+
+
+def sub_microsecond(value: Any) -> bool:
+    """True for a canonical datetime or timespan with ticks below the microsecond (the embedded
+    engine, DuckDB, holds microseconds; the services and their literals hold the 100 ns ticks)."""
+    return bool(getattr(value, "nanosecond", 0) or getattr(value, "nanoseconds", 0))
 
 
 def _to_guid(v: Any) -> uuid.UUID:
@@ -411,16 +561,16 @@ _CANONICAL = {
 def encode(value: Any, kql_type: str | None = None) -> str:
     """*value* as a KQL literal of *kql_type* (inferred when None).
 
-    DataFrames are not scalars: use :func:`datatable`.
+    DataFrames are not scalars: use :func:`kqlmagic_plus.language.tables.datatable`.
     """
     if kql_type is None:
         kql_type = infer_type(value)
     if kql_type == "tabular":
-        return datatable(value)
-    return _literal(canonical(value, kql_type), kql_type)
+        raise ParameterError("a table is not a scalar literal: write it with tables.datatable(...)")
+    return literal(canonical(value, kql_type), kql_type)
 
 
-def _literal(v: Any, kql_type: str) -> str:
+def literal(v: Any, kql_type: str) -> str:
     """The literal for an already-canonical value."""
     if v is None:
         return '""' if kql_type == "string" else f"{kql_type}(null)"
@@ -458,18 +608,19 @@ def _decimal_text(d: Decimal) -> str:
 
 
 def _datetime_text(v: _dt.datetime) -> str:
+    ticks = v.microsecond * 10 + getattr(v, "nanosecond", 0) // 100
     return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
-            f".{v.microsecond * 10:07d}Z")
+            f".{ticks:07d}Z")
 
 
 def _timespan_text(td: _dt.timedelta) -> str:
-    us = td // _dt.timedelta(microseconds=1)
-    sign = "-" if us < 0 else ""
-    days, rest = divmod(abs(us), 86_400_000_000)
-    secs, frac = divmod(rest, 1_000_000)
+    ticks = _ticks(td)
+    sign = "-" if ticks < 0 else ""
+    days, rest = divmod(abs(ticks), 864_000_000_000)
+    secs, frac = divmod(rest, 10_000_000)
     h, rem = divmod(secs, 3600)
     m, s = divmod(rem, 60)
-    return f"{sign}{days}.{h:02d}:{m:02d}:{s:02d}.{frac * 10:07d}"
+    return f"{sign}{days}.{h:02d}:{m:02d}:{s:02d}.{frac:07d}"
 
 
 def json_text(value: Any) -> str:
@@ -479,7 +630,7 @@ def json_text(value: Any) -> str:
 
 def dynamic(value: Any) -> str:
     """``dynamic(...)`` literal for any JSON-shaped value (lists, dicts, sets, scalars, None)."""
-    return _literal(canonical(value, "dynamic"), "dynamic")
+    return literal(canonical(value, "dynamic"), "dynamic")
 
 
 def _json(v: Any, *, kql_strings: bool) -> str:
@@ -507,94 +658,6 @@ def _json(v: Any, *, kql_strings: bool) -> str:
     raise ParameterError(f"a {type(v).__name__} cannot be held in a dynamic value")
 
 
-# -- tables ---------------------------------------------------------------------------------------
-
-def as_dataframe(value: Any) -> pd.DataFrame:
-    """A pandas DataFrame for a tabular parameter (pyarrow Tables are converted)."""
-    if type(value).__module__.startswith("pyarrow"):
-        return value.to_pandas()
-    return value
-
-
-def column_types(df: pd.DataFrame) -> list[tuple[str, str]]:
-    """(column name, KQL type) for every column, from the dtype, or from the values of an object column."""
-    names = [str(c) for c in df.columns]
-    if not names:
-        raise ParameterError("a DataFrame with no columns cannot be a KQL table")
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ParameterError(f"the DataFrame has duplicate column names: {', '.join(dupes)}")
-    out = []
-    for i, name in enumerate(names):
-        try:
-            out.append((name, _column_type(df.iloc[:, i])))
-        except ParameterError as exc:
-            raise ParameterError(f"column {name!r}: {exc.message}") from None
-    return out
-
-
-def _column_type(col: pd.Series) -> str:
-    import pandas as pd
-
-    dtype = col.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return _column_type(col.astype(dtype.categories.dtype))
-    kind = getattr(dtype, "kind", "O")
-    if kind == "b":
-        return "bool"
-    if kind in "iu":
-        return "int" if dtype.itemsize < 4 or (kind == "i" and dtype.itemsize == 4) else "long"
-    if kind == "f":
-        return "real"
-    if kind == "M":
-        return "datetime"
-    if kind == "m":
-        return "timespan"
-    if isinstance(dtype, pd.StringDtype) or str(dtype) in ("str", "string"):
-        return "string"
-    return _values_type([v for v in col.tolist() if not _is_missing(v)])
-
-
-def _values_type(values: list[Any]) -> str:
-    """The KQL type of an object column: one scalar type for all values, else dynamic."""
-    if not values:
-        return "string"
-    kinds = {infer_type(v) for v in values}
-    if len(kinds) == 1:
-        (kind,) = kinds
-        return "dynamic" if kind == "tabular" else kind
-    if kinds <= {"int", "long"}:
-        return "long"
-    if kinds <= {"int", "long", "real"}:
-        return "real"
-    return "dynamic"
-
-
-def _is_missing(v: Any) -> bool:
+def is_missing(v: Any) -> bool:
+    """A null (:func:`is_null`), or NaN: in a pandas column NaN is the missing value."""
     return is_null(v) or (isinstance(v, float) and math.isnan(v))
-
-
-def datatable(value: pd.DataFrame | pa.Table) -> str:
-    """``datatable(col:type, ...)[cells]`` holding every row of *value*, every cell encoded exactly.
-
-    The index is not included (``reset_index()`` first to keep it). In ``real`` columns NaN is
-    pandas' missing value and becomes ``real(null)``; in ``string`` columns a missing value becomes
-    ``""`` (KQL strings are never null).
-    """
-    df = as_dataframe(value)
-    types = column_types(df)
-    schema = ", ".join(f"{identifier(name)}:{kql_type}" for name, kql_type in types)
-    columns = []
-    for i, (name, kql_type) in enumerate(types):
-        try:
-            columns.append([_cell(v, kql_type) for v in df.iloc[:, i].tolist()])
-        except ParameterError as exc:
-            raise ParameterError(f"column {name!r}: {exc.message}") from None
-    cells = [c for row in zip(*columns, strict=True) for c in row]
-    return f"datatable({schema})[{', '.join(cells)}]"
-
-
-def _cell(v: Any, kql_type: str) -> str:
-    if kql_type != "dynamic" and _is_missing(v):
-        return _literal(None, kql_type)
-    return _literal(canonical(v, kql_type), kql_type)

@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 from kqlmagic_plus.errors import ParameterError
 from kqlmagic_plus.language import literals
+from kqlmagic_plus.language import tables as _tables
 from kqlmagic_plus.language.lexer import Token, tokenize
 
 Style = Literal["declare", "literal"]
@@ -339,8 +340,11 @@ def bind(query: str, params: Mapping[str, Any] | None, style: Style = "declare",
 
     ``"declare"``: a ``declare query_parameters(...)`` statement (merged with any in the query)
     and values bound beside the text - see the module docstring for what goes where. With
-    ``tables=True`` DataFrames are returned in :attr:`Bound.tables` for the engine to register
-    (the local engine); with ``tables=False`` (ADX) they become ``let name = datatable(...)``.
+    ``tables=True`` (the local engine) DataFrames are returned in :attr:`Bound.tables` for the
+    engine to register, and values DuckDB would hold less exactly than KQL are refused, never
+    rounded: datetimes/timespans with ticks below the microsecond, decimals with more than
+    :data:`LOCAL_DECIMAL_PLACES` places. With ``tables=False`` (ADX) DataFrames become
+    ``let name = datatable(...)`` and the 100 ns ticks are kept.
 
     ``"literal"``: ``let name = <literal>;`` for every parameter, DataFrames as ``datatable``;
     nothing is sent beside the text (Log Analytics).
@@ -376,7 +380,7 @@ def bind(query: str, params: Mapping[str, Any] | None, style: Style = "declare",
             kql_type = literals.infer_type(value)
         types[name] = kql_type
         if kql_type == "tabular":
-            values[name] = literals.as_dataframe(value)
+            values[name] = value
             continue
         try:
             values[name] = literals.canonical(value, kql_type)
@@ -401,7 +405,8 @@ def _bind_literal(query: str, body: str, declared: dict[str, _Declared], types: 
         if entry.name not in values:  # keeps its default, which the user wrote as a literal
             lets.append(f"let {entry.name} = {entry.default};")
     for name, kql_type in types.items():
-        lets.append(f"let {name} = {literals.encode(values[name], kql_type)};")
+        text = _tables.datatable(values[name]) if kql_type == "tabular" else literals.encode(values[name], kql_type)
+        lets.append(f"let {name} = {text};")
     prefix = " ".join(lets) + "\n"
     return Bound(query=prefix + body, style="literal", original=query, prefix_len=len(prefix), types=types)
 
@@ -418,10 +423,12 @@ def _bind_declare(query: str, body: str, sig: list[Token], declared: dict[str, _
         value = values[name]
         if kql_type == "tabular":
             if tables:
-                out_tables[name] = typed_table(value)
+                out_tables[name] = typed_table(value, name)
             else:
-                lets.append(f"let {name} = {literals.datatable(value)};")
+                lets.append(f"let {name} = {_tables.datatable(value)};")
             continue
+        if tables:
+            _check_local(name, value, kql_type)
         if name in declared:
             bound[name] = literals.json_text(value) if kql_type == "dynamic" else value
             wire[name] = value if kql_type == "string" else literals.encode(value, kql_type)
@@ -451,49 +458,33 @@ def _bind_declare(query: str, body: str, sig: list[Token], declared: dict[str, _
                  prefix_len=len(prefix), types=types, _wire=wire)
 
 
-def typed_table(value: Any) -> Any:
-    """A DataFrame (or Arrow table) as an Arrow table whose columns carry their KQL types exactly.
-
-    Column types are inferred as for ``datatable``; every cell goes through the same checks as a
-    scalar parameter. Dynamic columns become Arrow JSON, guids Arrow UUID, datetimes UTC
-    microseconds, so an engine registering the table reads what ``datatable`` would have said -
-    without the values ever becoming query text. As in ``datatable``: NaN in a real column and a
-    missing string are null and "".
-    """
-    import pyarrow as pa
-
-    df = literals.as_dataframe(value)
-    arrays, fields = [], []
-    for i, (name, kql_type) in enumerate(literals.column_types(df)):
-        cells = df.iloc[:, i].tolist()
-        try:
-            arrays.append(_arrow_column(cells, kql_type))
-        except ParameterError as exc:
-            raise ParameterError(f"column {name!r}: {exc.message}") from None
-        fields.append(pa.field(name, arrays[-1].type, metadata={b"kql_type": kql_type.encode()}))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+#: duckdb-kql binds a declared decimal as DECIMAL(38, 9): more places would be rounded away.
+LOCAL_DECIMAL_PLACES = 9
 
 
-def _arrow_column(cells: list[Any], kql_type: str) -> Any:
-    import pyarrow as pa
+def _check_local(name: str, value: Any, kql_type: str) -> None:
+    """Refuse what the embedded engine would hold less exactly than KQL (never round silently)."""
+    if value is None:
+        return
+    if kql_type in ("datetime", "timespan") and literals.sub_microsecond(value):
+        how = "ts.floor('us')" if kql_type == "datetime" else "td.floor('us')"
+        raise ParameterError(f"parameter {name!r} ({value}) has ticks below the microsecond, which the local "
+                             f"engine (DuckDB) cannot hold: round it first (e.g. {how}); Log Analytics and ADX "
+                             "hold KQL's 100 ns ticks")
+    places = -value.normalize().as_tuple().exponent if kql_type == "decimal" else 0
+    if places > LOCAL_DECIMAL_PLACES:
+        raise ParameterError(f"parameter {name!r} ({value}) has {places} decimal places; the local engine binds "
+                             f"decimals with {LOCAL_DECIMAL_PLACES} (duckdb-kql's DECIMAL(38, 9)), so the rest "
+                             f"would be rounded away: round it first (p.quantize(Decimal('1e-9'))), or pass it "
+                             "as a table column (DataFrame decimals keep up to 28 places), or run the query on "
+                             "Log Analytics or ADX")
 
-    from kqlmagic_plus.kqltypes import arrow_type
 
-    missing = [literals._is_missing(v) for v in cells]
-    if kql_type == "dynamic":
-        return pa.array([literals.json_text(v) for v in cells], type=pa.json_(pa.string()))
-    values = [None if gone else literals.canonical(v, kql_type) for v, gone in zip(cells, missing, strict=True)]
-    if kql_type == "string":
-        return pa.array(["" if v is None else v for v in values], type=pa.string())
-    if kql_type == "guid":
-        return pa.array([None if v is None else v.bytes for v in values], type=pa.uuid())
-    if kql_type == "decimal":
-        scale = max((-v.as_tuple().exponent for v in values if v is not None), default=0)
-        scale = max(0, min(scale, 28))
-        return pa.array(values, type=pa.decimal128(38, scale))
-    if kql_type == "datetime":
-        return pa.array(values, type=pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
-    return pa.array(values, type=arrow_type(kql_type))
+def typed_table(value: Any, name: str | None = None) -> Any:
+    """A DataFrame (or Arrow table) as the Arrow table the local engine registers, every column in
+    its KQL type: :func:`kqlmagic_plus.language.tables.typed_table`, the conversion a DataFrame read
+    by name takes too."""
+    return _tables.typed_table(value, name)
 
 
 def _fresh(name: str, taken: set[str]) -> str:

@@ -419,46 +419,11 @@ class _Parser:
 
 
 def decode_string(text: str) -> str:
-    """The value of one KQL string literal token (quoted, verbatim, obfuscated or multi-line)."""
-    body = text
-    while body[:1] in ("h", "H"):
-        body = body[1:]
-    verbatim = body.startswith("@")
-    if verbatim:
-        body = body[1:]
-    if body.startswith(("```", "~~~")):
-        if len(body) < 6 or not body.endswith(body[:3]):
-            raise ValueError("unterminated multi-line string")
-        return body[3:-3]
-    quote = body[:1]
-    if quote not in ("'", '"') or len(body) < 2 or not body.endswith(quote):
-        raise ValueError("unterminated string literal")
-    inner = body[1:-1]
-    if verbatim:
-        return inner.replace(quote * 2, quote)
-    out: list[str] = []
-    i = 0
-    escapes = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", "'": "'", '"': '"'}
-    while i < len(inner):
-        c = inner[i]
-        if c == "\\" and i + 1 < len(inner):
-            nxt = inner[i + 1]
-            if nxt == "u" and i + 6 <= len(inner):
-                try:
-                    out.append(chr(int(inner[i + 2:i + 6], 16)))
-                    i += 6
-                    continue
-                except ValueError:
-                    pass
-            out.append(escapes.get(nxt, nxt))
-            i += 2
-            continue
-        if c == quote:
-            raise ValueError("unterminated string literal")
-        out.append(c)
-        i += 1
-    # \u escapes may spell a surrogate pair; join them into the character they stand for.
-    return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+    """The value of one KQL string literal token (quoted, verbatim, obfuscated or multi-line): the one
+    decoder, :func:`kqlmagic_plus.language.literals.decode_string` (a ValueError for what KQL rejects)."""
+    from kqlmagic_plus.language.literals import decode_string as decode
+
+    return decode(text)
 
 
 def _typed_literal(func: str, inner: str) -> Any:

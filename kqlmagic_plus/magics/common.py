@@ -35,11 +35,14 @@ def dict_variable(namespace: Mapping[str, Any], name: str, option: str) -> dict[
 
 
 def shown_query(result: Any) -> str:
-    """What ran, where, with which parameters (``--show-query``)."""
+    """What ran, where, with which parameters (``--show-query``); credentials (a SAS URL in the query, a
+    password in the connection) redacted."""
+    from kqlmagic_plus.redaction import redact
+
     parts = [f"-- ran on {result.connection}", str(result.executed or result.query)]
     if result.parameters:
         parts.append("-- parameters: " + ", ".join(f"{k}={v!r}" for k, v in result.parameters.items()))
     lake = result.stats.get("lake") if result.stats else None
     if lake:
         parts.append(f"-- lake: {lake}")
-    return "\n".join(parts)
+    return redact("\n".join(parts))

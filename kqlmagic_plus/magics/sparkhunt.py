@@ -16,7 +16,7 @@ from kqlmagic_plus import errors
 from kqlmagic_plus.config import settings
 from kqlmagic_plus.errors import OptionError
 from kqlmagic_plus.magics.common import line_params, shown_query
-from kqlmagic_plus.options import Opt, parse_line, parse_name_value
+from kqlmagic_plus.options import Opt, output_variable, parse_line, parse_name_value
 
 SPARK_OPTIONS: tuple[Opt, ...] = (
     Opt("connect", "str", ("-connect",), "local[N] | sc://host:port/;token=... | synapse://workspace/pool"),
@@ -62,6 +62,7 @@ class SparkHuntMagics(Magics):
         if cell is None and _hunt_name(line) is not None:
             return self._hunt(line)
         opts, rest = parse_line(line, SPARK_OPTIONS)
+        output_variable(opts.get("out"))  # before the cell runs, not after a long job
         cfg = settings()
         errors.DEBUG = bool(opts.get("debug") or cfg.debug)
         from kqlmagic_plus import sparkhunt as api
@@ -118,10 +119,7 @@ class SparkHuntMagics(Magics):
                 print(shown_query(value))
             self.shell.user_ns["_kql_raw_result_"] = value
         if opts.get("out"):
-            target = opts["out"]
-            if not target.isidentifier():
-                raise OptionError(f"-o/--out needs a Python variable name, got {target!r}")
-            self.shell.user_ns[target] = value
+            self.shell.user_ns[opts["out"]] = value
         if quiet or opts.get("dry_run"):
             return None
         return value
@@ -237,8 +235,7 @@ def parse_hunt_line(line: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
         else:
             raise OptionError(f"{name}: unexpected {word!r}; write --parameter VALUE or parameter=VALUE")
         i += 1
-    if opts.get("out") and not str(opts["out"]).isidentifier():
-        raise OptionError(f"-o/--out needs a Python variable name, got {opts['out']!r}")
+    output_variable(opts.get("out"))
     if opts.get("engine") and str(opts["engine"]).lower() not in ("duckdb", "spark"):
         raise OptionError(f"--engine {opts['engine']!r}: use duckdb or spark")
     return name, opts, params

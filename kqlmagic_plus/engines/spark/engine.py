@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,8 +37,9 @@ class SparkEngine(Engine):
         self.session.cancel()
 
     def cache_inputs(self, request: Request) -> Any:
-        """The lake files the request reads, with sizes and times: a changed lake is a cache miss."""
-        from kqlmagic_plus.cache.key import Unkeyable
+        """The lake files the request reads: fingerprinted by the cache as the local engine's are (path,
+        size, times, inode), so a changed lake is a cache miss."""
+        from kqlmagic_plus.cache.key import InputFiles, Unkeyable
 
         lake = self.session.lake
         if lake is None:
@@ -48,15 +47,7 @@ class SparkEngine(Engine):
         if lake.kind != "local":
             raise Unkeyable("a remote lake")
         reg = lake.registration(self._window(request))
-        h = hashlib.sha256()
-        for t in reg.spec["tables"]:
-            for path in t["json"] + t["parquet"]:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
+        return InputFiles({f"lake:{t['name']}": [*t["json"], *t["parquet"]] for t in reg.spec["tables"]})
 
     def _window(self, request: Request) -> Any:
         if request.window is not None or request.options.get("mode") != "kql":

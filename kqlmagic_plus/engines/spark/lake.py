@@ -7,8 +7,10 @@ minute), and inference would type a column by whatever one file holds.
 
 Local lakes (a folder, or ``file://``) go through :class:`kqlmagic_plus.lake.Lake`: the same
 discovery, time pruning, file checks and schemas the local DuckDB engine uses, so Spark reads exactly
-the files DuckDB would. The session must see the same paths (local mode does; a Spark Connect or
-Synapse cluster needs the lake on storage it can read).
+the files DuckDB would, with the same column names (keys that differ only in case, ``ProcessID``
+and ``ProcessId``, are named apart as :mod:`kqlmagic_plus.lake` documents: ``ProcessId_1``). The
+session must see the same paths (local mode does; a Spark Connect or Synapse cluster needs the lake
+on storage it can read).
 
 Remote lakes (``abfss://``, ``wasbs://``, ``s3a://``, ``gs://``, ``hdfs://``) are read where they are:
 the root is either an export container (``abfss://am-signinlogs@<account>.dfs.core.windows.net/``,
@@ -168,8 +170,9 @@ class SparkLake:
             # Only the stable parts of a plan: its files (checked, readable) and their format.
             json_files = [f.path for f in plan.files if f.fmt == "json"]
             parquet = [f.path for f in plan.files if f.fmt == "parquet"]
-            tables.append({"name": name, "columns": [list(c) for c in schema], "json": json_files,
-                           "parquet": parquet, "glob": False})
+            # A column renamed apart from a case-variant spelling (ProcessId_1) names the JSON key it reads.
+            columns = [[c, t, plan.keys[c]] if c in plan.keys else [c, t] for c, t in schema]
+            tables.append({"name": name, "columns": columns, "json": json_files, "parquet": parquet, "glob": False})
             warnings.extend(plan.warnings)
             parts.append(f"{name} {plan.files_read:,} of {plan.files_total:,} files")
             read += plan.files_read

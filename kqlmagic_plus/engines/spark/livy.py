@@ -42,6 +42,7 @@ from kqlmagic_plus.engines.spark import errors as spark_errors
 from kqlmagic_plus.engines.spark.handle import BASE_CONF, SparkHandle, Target
 from kqlmagic_plus.engines.spark.progress import ProgressSink
 from kqlmagic_plus.errors import AuthError, ConnectionStringError, QueryCancelledError, QueryError, RemoteError
+from kqlmagic_plus.redaction import redact
 
 API_VERSION = "2019-11-01-preview"
 SCOPE = "https://dev.azuresynapse.net/.default"
@@ -63,7 +64,7 @@ _LOG_TAIL = 12
 class SynapseTarget:
     workspace: str
     pool: str
-    endpoint: str
+    endpoint: str = field(repr=False)  # may hold a user:password@ or ?sig=; display shows it redacted
     api_version: str
     props: dict[str, str] = field(repr=False)
     flags: frozenset[str]
@@ -130,10 +131,10 @@ def parse_synapse(text: str) -> SynapseTarget:
         raise ConnectionStringError(f"executorsize={size!r}: use one of {', '.join(s.title() for s in SIZES)}")
     endpoint = (props.get("endpoint") or f"https://{workspace}.dev.azuresynapse.net").rstrip("/")
     if not endpoint.startswith("https://"):
-        raise ConnectionStringError(f"endpoint {endpoint!r} must be https:// (a bearer token is sent to it)")
+        raise ConnectionStringError(f"endpoint {redact(endpoint)!r} must be https:// (a bearer token is sent to it)")
     session_id = _int(props.get("session"), "session") if props.get("session") else None
     timeout = float(props.get("starttimeout") or 900)
-    shown = [f"{k}={'***' if is_secret(k, v) else v}" for k, v in props.items() if k in ("endpoint", "session")]
+    shown = [f"{k}={'***' if is_secret(k, v) else redact(v)}" for k, v in props.items() if k in ("endpoint", "session")]
     display = f"synapse://{workspace}/{pool}" + ("".join(";" + s for s in shown) if shown else "")
     h = hashlib.sha256()
     for part in (workspace.lower(), pool.lower(), endpoint, json.dumps(sorted(props.items())),
@@ -168,7 +169,7 @@ class LivyClient:
         self._http = requests.Session()
 
     def __repr__(self) -> str:
-        return f"LivyClient({self.base!r})"
+        return f"LivyClient({redact(self.base)!r})"
 
     def _token(self) -> str:
         if self.credential is None:

@@ -33,6 +33,10 @@ SPARK_TYPES = {"bool": "boolean", "int": "int", "long": "bigint", "real": "doubl
                "string": "string", "guid": "string", "dynamic": "string", "datetime": "timestamp",
                "timespan": "string"}
 
+#: Jackson's limits (Spark 3.5+: 1,000 levels of nesting, 20 M characters a string) would turn a record past
+#: them into a row of NULLs, dropped as unreadable: the export's records are read whole, as DuckDB reads them.
+JSON_LIMITS = {"maxNestingDepth": str(2**31 - 1), "maxStringLen": str(2**31 - 1)}
+
 _CANCEL_CONDITIONS = ("SPARK_JOB_CANCELLED", "OPERATION_CANCELED", "OPERATION_CANCELLED", "TASK_KILLED",
                       "SPARK_JOB_GROUP_CANCELLED", "JOB_GROUP_CANCELLED")
 
@@ -83,12 +87,24 @@ def table_frame(spark: Any, table: dict[str, Any], warnings: list[str]) -> Any:
     from pyspark.sql import types as T
 
     F = functions_for(spark)
-    cols = [(c, t) for c, t in table["columns"]]
+    cols = [(c[0], c[1]) for c in table["columns"]]
+    # [column, type, key]: a column named apart from a key of another case (ProcessId_1 reads ProcessId).
+    keys = {c[0]: c[2] for c in table["columns"] if len(c) > 2}
     names = {c for c, _ in cols}
     parts = []
     if table.get("json"):
-        raw = T.StructType([T.StructField(c, T.StringType(), True) for c, _ in cols])
-        df = _read(spark, "json", table["json"], raw, bool(table.get("glob")), warnings, table["name"])
+        raw = T.StructType([T.StructField(c, T.StringType(), True) for c, _ in cols if c not in keys])
+        if keys:
+            # Spark's JSON reader cannot hold two keys that differ only in case: parse the lines as text,
+            # and read each renamed column by its key's exact (case-sensitive) path. (from_json keeps
+            # Jackson's 1,000-level limit when it writes a nested value as text: deeper ones read as NULL.)
+            df = _read(spark, "text", table["json"], None, bool(table.get("glob")), warnings, table["name"])
+            if df is not None:
+                df = df.select(F.from_json(F.col("value"), raw, JSON_LIMITS).alias("_r"), F.col("value"))
+                df = df.select(*[F.col("_r").getField(c).alias(c) if c not in keys else
+                                 F.get_json_object(F.col("value"), "$['" + keys[c] + "']").alias(c) for c, _ in cols])
+        else:
+            df = _read(spark, "json", table["json"], raw, bool(table.get("glob")), warnings, table["name"])
         if df is not None:
             if "TimeGenerated" in names and "Type" in names:
                 # An unreadable line becomes a row of NULLs in PERMISSIVE mode: those are the lines the
@@ -139,11 +155,11 @@ def _spark_type(T: Any, kql_type: str) -> Any:
 def _read(spark: Any, fmt: str, paths: list[str], schema: Any, glob: bool, warnings: list[str], name: str) -> Any:
     reader = spark.read
     if fmt == "json":
-        reader = reader.schema(schema).option("mode", "PERMISSIVE")
-    else:
+        reader = reader.schema(schema).option("mode", "PERMISSIVE").options(**JSON_LIMITS)
+    elif fmt == "parquet":
         reader = reader.option("mergeSchema", "true")
     try:
-        df = reader.json(paths) if fmt == "json" else reader.parquet(*paths)
+        df = reader.json(paths) if fmt == "json" else reader.text(paths) if fmt == "text" else reader.parquet(*paths)
         if glob:
             # A Connect server resolves paths lazily: ask for the columns so an empty glob shows here.
             _ = df.columns

@@ -44,6 +44,7 @@ from kqlmagic_plus.errors import (
     QueryCancelledError,
     RemoteError,
 )
+from kqlmagic_plus.redaction import redact
 
 LOCAL_DEFAULT = "local[*]"
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$", re.IGNORECASE)
@@ -69,12 +70,13 @@ def parse_target(text: str | None) -> Target:
 
         syn = parse_synapse(raw)
         return Target("synapse", raw, syn.display, syn.key)
-    raise OptionError(f"--connect {_preview(raw)!r} is not a Spark target. Use local[N] (or local[*]), "
+    raise OptionError(f"--connect {_preview(redact(raw))!r} is not a Spark target. Use local[N] (or local[*]), "
                       "sc://host:port for Spark Connect, or synapse://<workspace>/<pool> for Azure Synapse")
 
 
 def redact_connect_url(url: str) -> tuple[str, str]:
-    """``sc://host:port/;token=...;k=v`` without secret values, and the secret text (for keys)."""
+    """``sc://host:port/;token=...;k=v`` without secret values (nor a ``user:password@``), and the secret
+    text (for keys)."""
     from kqlmagic_plus.connections.spec import REDACTED, is_secret, normalize_key
 
     head, sep, params = url.partition("/;")
@@ -90,7 +92,9 @@ def redact_connect_url(url: str) -> tuple[str, str]:
             secrets.append(v)
         else:
             shown.append(part)
-    display = head.rstrip("/") + ("/;" + ";".join(shown) if shown else "")
+    display = redact(head.rstrip("/") + ("/;" + ";".join(shown) if shown else ""))
+    if redact(head) != head:
+        secrets.append(head)  # a user:password@ in the host part
     return display, "\0".join(secrets)
 
 

@@ -15,7 +15,18 @@ from kqlmagic_plus.errors import (
 )
 from kqlmagic_plus.language.compiler import Compiled
 from kqlmagic_plus.language.compiler.dialects import DIALECTS
-from kqlmagic_plus.language.compiler.syntax import ParseFailure, Refusal, SemanticError, UnknownTable, parse, preprocess
+from kqlmagic_plus.language.compiler.syntax import (
+    ParseFailure,
+    Refusal,
+    SemanticError,
+    TooDeep,
+    UnknownTable,
+    check_depth,
+    deep,
+    parse,
+    preprocess,
+    too_deep_message,
+)
 from kqlmagic_plus.language.compiler.types import Schema, canonical
 
 #: Engines a refused construct can be sent to instead.
@@ -34,10 +45,16 @@ def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], d
     from kqlmagic_plus.language.compiler.lower import Lowerer
 
     rw = preprocess(query)
-    try:
+
+    def translate() -> tuple[Any, str]:
         tree = parse(rw.text)
         lowered = Lowerer(rw.text, tables, dict(params or {})).query(tree)
-        sql = emit_sql(lowered.node, d)
+        return lowered, emit_sql(lowered.node, d)
+
+    try:
+        lowered, sql = deep(translate, check_depth(rw.text))  # deeply nested: with room to recurse
+    except TooDeep:
+        raise QueryError(too_deep_message(query)) from None
     except ParseFailure as exc:
         p = rw.original_pos(exc.pos)
         raise QuerySyntaxError(exc.message, query, p.line, p.column) from None  # type: ignore[union-attr]

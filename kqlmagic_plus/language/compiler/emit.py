@@ -203,11 +203,14 @@ class Emitter:
                 expression=n(1),
             )
         count = fn("greatest", count, n(0))
-        seq = self.sequence(count)
-        inner = exp.Select(expressions=[exp.Alias(this=self.explode(seq), alias=i)])
         value = exp.Add(this=start, expression=exp.Mul(this=exp.column(i), expression=step))
         if c.type == T.DATETIME:
             value = self.d.us_to_ts(value)
+        if self.d.name == "duckdb":
+            # DuckDB's range() table function streams; UNNEST of a range() list allocates all of it first
+            # (34 GB for 3 billion rows), before a `take` or `summarize` could stop it.
+            return exp.Select(expressions=[alias(value, c.name)]).from_(self.d.range_table(count, "i"))
+        inner = exp.Select(expressions=[exp.Alias(this=self.explode(self.sequence(count)), alias=i)])
         return exp.Select(expressions=[alias(value, c.name)]).from_(
             exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("_r")))
         )

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from kqlmagic_plus.language.compiler.parsetree import children, collapse, is_token, rule, rule_children
+from kqlmagic_plus.language.literals import StringLiteralError, decode_string
 
 _MICRO = {
     "d": 86_400_000_000,
@@ -39,19 +40,6 @@ _MICRO = {
 }
 _SPAN_UNIT = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]+)$")
 _CLOCK = re.compile(r"^(-)?(?:(\d+)\.)?(\d+):(\d+)(?::(\d+)(?:\.(\d+))?)?$")
-_ESCAPES = {
-    "n": "\n",
-    "t": "\t",
-    "r": "\r",
-    "\\": "\\",
-    "'": "'",
-    '"': '"',
-    "0": "\0",
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "v": "\v",
-}
 
 
 class LiteralError(ValueError):
@@ -65,36 +53,13 @@ def string_value(ctx: Any) -> str:
 
 
 def string_token(tok: str) -> str:
-    t = tok
-    if t.startswith(("```", "~~~")):
-        return t[3:-3]
-    if t[:1] in "hH" and len(t) > 1 and t[1] in "@'\"":
-        t = t[1:]
-    if t.startswith("@"):
-        q = t[1]
-        return t[2:-1].replace(q + q, q)
-    body = t[1:-1]
-    if "\\" not in body:
-        return body
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            n = body[i + 1]
-            if n == "u" and i + 5 < len(body) + 1:
-                out.append(chr(int(body[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            if n == "x":
-                out.append(chr(int(body[i + 2 : i + 4], 16)))
-                i += 4
-                continue
-            out.append(_ESCAPES.get(n, n))
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
+    """The value of one string literal token of any KQL form (quoted with escapes, verbatim,
+    obfuscated ``h"..."``, multi-line): :func:`kqlmagic_plus.language.literals.decode_string`,
+    the one decoder the local engine's rewrite uses too."""
+    try:
+        return decode_string(tok)
+    except StringLiteralError as exc:
+        raise LiteralError(exc.message) from None
 
 
 def _inner(tok: str) -> str | None:
@@ -130,9 +95,20 @@ def real_value(tok: str) -> float | None:
     return float(t)
 
 
+#: The SQL engines' decimal type is DECIMAL(38, 18) (dialects.py): more places would be rounded away.
+DECIMAL_PLACES = 18
+
+
 def decimal_value(tok: str) -> decimal.Decimal | None:
     t = _inner(tok) or tok
-    return None if t.lower() == "null" else decimal.Decimal(t)
+    if t.lower() == "null":
+        return None
+    d = decimal.Decimal(t)
+    places = -d.normalize().as_tuple().exponent if d.is_finite() else 0
+    if places > DECIMAL_PLACES:
+        raise LiteralError(f"it has {places} decimal places, and the SQL engines here hold "
+                           f"{DECIMAL_PLACES} (the rest would be rounded away)")
+    return d
 
 
 def bool_value(tok: str) -> bool | None:

@@ -8,8 +8,11 @@ literal readers need them too, without the rest of this module) and are handed o
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kqlmagic_plus.language.compiler.literals import string_value
 from kqlmagic_plus.language.compiler.parsetree import collapse, is_token, rule
@@ -69,6 +72,182 @@ def parse(text: str) -> Any:
     if result.tree is None:
         raise Refusal("control command", Pos(1, 0), "only queries compile, not management commands")
     return result.tree
+
+
+class TooDeep(Exception):
+    """The query nests deeper than the parsers (ANTLR, sqlglot, DuckDB's own) can follow."""
+
+
+#: Python frames a deeply nested query may use. ANTLR spends ~17 frames a level of parentheses, so
+#: Python's default 1,000 stops at ~55 levels; this follows ~2,000 (and a chain of many thousand ``or``).
+DEEP_FRAMES = 40_000
+#: The C stack of a thread that runs with DEEP_FRAMES. Python 3.11+ keeps Python frames off the C stack,
+#: but calls through C (and DuckDB's recursive parser and binder) use it; reserved, not committed.
+DEEP_STACK = 256 * 1024 * 1024
+#: Brackets nested deeper than this are refused before parsing: the parse time grows with the square of it.
+MAX_BRACKETS = 400
+#: About the longest chain of ``or`` (or ``and``) terms the local engine runs (DuckDB's expression depth).
+MAX_CHAIN = 4_000
+
+_T = TypeVar("_T")
+_here = threading.local()
+_frames_lock = threading.Lock()
+_frames_users = 0
+_frames_saved = 1000
+
+
+def deep(fn: Callable[[], _T], nested: bool = False) -> _T:
+    """``fn()``; when it recurses past Python's limit, ``fn()`` once more with DEEP_FRAMES on a deep stack.
+
+    The common query never pays anything; a deeply nested one (*nested*: :func:`check_depth` said so) goes
+    straight to the second way. TooDeep when even that is not enough. *fn* must be safe to run twice
+    (parsing and translating are)."""
+    if not nested:
+        try:
+            return fn()
+        except RecursionError:
+            pass
+    if not getattr(_here, "deep_stack", False):
+        return on_deep_stack(lambda: deep(fn, nested=True))
+    global _frames_users, _frames_saved
+    with _frames_lock:
+        if _frames_users == 0:
+            _frames_saved = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_frames_saved, DEEP_FRAMES))
+        _frames_users += 1
+    try:
+        return fn()
+    except RecursionError:
+        raise TooDeep() from None
+    finally:
+        with _frames_lock:
+            _frames_users -= 1
+            if _frames_users == 0:
+                sys.setrecursionlimit(_frames_saved)
+
+
+def start_deep_thread(target: Callable[[], None], name: str) -> threading.Thread:
+    """A started daemon thread running *target* on a DEEP_STACK stack (where :func:`deep` needs no other)."""
+
+    big = True
+
+    def body() -> None:
+        _here.deep_stack = big
+        target()
+
+    with _frames_lock:  # the stack size is process-wide state, read when a thread starts
+        try:
+            old = threading.stack_size(DEEP_STACK)
+        except (ValueError, RuntimeError):  # a platform that does not let us choose: the default stack
+            old, big = None, False
+        thread = threading.Thread(target=body, name=name, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no room for the stack (a tight address-space limit): the default one
+            if old is None:
+                raise
+            threading.stack_size(old)
+            old, big = None, False
+            thread = threading.Thread(target=body, name=name, daemon=True)
+            thread.start()
+        finally:
+            if old is not None:
+                threading.stack_size(old)
+    return thread
+
+
+def on_deep_stack(fn: Callable[[], _T]) -> _T:
+    """``fn()`` run on a deep-stack thread, its value or exception handed back to the caller."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller, whatever it is
+            box["error"] = exc
+
+    try:
+        thread = start_deep_thread(target, "kqlmp-deep-parse")
+    except RuntimeError:  # no thread can start (an exhausted address space): no room to recurse either
+        raise TooDeep() from None
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How deeply a query nests: its deepest brackets and its longest chain of ``and``/``or`` terms."""
+
+    brackets: int = 0
+    #: Offset of the outermost bracket of the deepest nest.
+    brackets_at: int = 0
+    chain: int = 0
+    #: Offset of the chain's first operator, and the operator.
+    chain_at: int = 0
+    chain_op: str = "or"
+
+
+def depth_of(text: str) -> Depth:
+    from kqlmagic_plus.language.lexer import significant, tokenize
+
+    deepest, deepest_at = 0, 0
+    #: per open bracket: operator -> [terms, offset of the first operator]
+    levels: list[dict[str, list[int]]] = [{}]
+    opened: list[int] = []  # offsets of the open brackets, outermost first
+    longest, longest_at, longest_op = 0, 0, "or"
+    for tok in significant(tokenize(text)):
+        if tok.text in ("(", "[", "{"):
+            levels.append({})
+            opened.append(tok.start)
+            if len(opened) > deepest:
+                deepest, deepest_at = len(opened), opened[0]
+        elif tok.text in (")", "]", "}"):
+            if opened:
+                levels.pop()
+                opened.pop()
+        elif tok.kind == "ident" and tok.text in ("or", "and"):
+            chain = levels[-1].setdefault(tok.text, [1, tok.start])
+            chain[0] += 1
+            if chain[0] > longest:
+                longest, longest_at, longest_op = chain[0], chain[1], tok.text
+        elif tok.text in ("|", ",", ";"):
+            levels[-1].clear()
+    return Depth(deepest, deepest_at, longest, longest_at, longest_op)
+
+
+def check_depth(text: str) -> bool:
+    """TooDeep at once when *text* nests past MAX_BRACKETS or chains past MAX_CHAIN (parsing it would take
+    minutes, then fail); else whether it nests deeper than Python's default recursion limit follows."""
+    depth = most = 0
+    for ch in text:  # cheap upper bounds first: most queries stop here
+        if ch in "([{":
+            depth += 1
+            most = max(most, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if most < 40 and text.count("or") + text.count("and") < 300:
+        return False
+    d = depth_of(text)
+    if d.brackets > MAX_BRACKETS or d.chain > MAX_CHAIN:
+        raise TooDeep()
+    return d.brackets >= 40 or d.chain >= 300
+
+
+def too_deep_message(text: str) -> str:
+    """The one line a too-deep query gets: what nests, where, and what to write instead."""
+    from kqlmagic_plus.language.lexer import line_col
+
+    d = depth_of(text)
+    if d.brackets / MAX_BRACKETS >= d.chain / MAX_CHAIN:
+        what, at = f"{d.brackets} levels of nested brackets", d.brackets_at
+    else:
+        what, at = f"a chain of {d.chain:,} {d.chain_op!r} terms", d.chain_at
+    line, col = line_col(text, at)
+    return (f"the query nests too deeply to compile: {what} starting at line {line}, column {col + 1} (the limits "
+            f"are {MAX_BRACKETS} levels and {MAX_CHAIN:,} terms); split it: let statements for the parts, or "
+            "`in (...)` / `has_any (...)` for a long list of alternatives")
 
 
 def _clean(message: str) -> str:
