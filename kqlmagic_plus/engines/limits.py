@@ -321,22 +321,26 @@ class Runner:
             except RuntimeError:  # no thread can start (an exhausted address space): here, DuckDB still bounded
                 self._work(job)
             deadline = time.monotonic() + timeout if timeout else None
+            timed_out = False
             try:
                 while not job.done.is_set():
+                    if job.stopped:  # cancel() from another thread: make sure the stop lands
+                        self._stop_and_wait(job, GRACE)
+                        break
                     wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
                     if wait <= 0:
+                        timed_out = True
+                        self._stop_and_wait(job, GRACE)
                         break
                     job.done.wait(wait)
             except BaseException:  # Ctrl-C while waiting: stop the query, leave the connection usable
-                self._stop(job)
-                job.done.wait(GRACE)
+                self._stop_and_wait(job, GRACE)
                 raise
-            if not job.done.is_set():
-                self._stop(job)
-                job.done.wait(GRACE)
-                if job.error is not None or not job.done.is_set():
-                    raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
-                                            "(raise --timeout to allow more)") from None
+            if timed_out and (job.error is not None or not job.done.is_set()):
+                raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
+                                        "(raise --timeout to allow more)") from None
+            if not job.done.is_set():  # cancelled, and still winding down: the next query waits for it
+                raise QueryCancelledError("the query was cancelled; the connection is still usable")
         finally:
             with self._state:
                 self._jobs.discard(job)
@@ -374,6 +378,16 @@ class Runner:
         except _Stop:
             job.error = job.error or _Stop()
             job.done.set()
+
+    def _stop_and_wait(self, job: _Job, seconds: float) -> None:
+        """Stop *job*, again every 0.1 s, for up to *seconds* or until it ends: an asynchronous exception that
+        lands in a weakref callback or a finalizer is swallowed there, so one stop can be lost."""
+        end = time.monotonic() + seconds
+        while True:
+            self._stop(job)
+            left = end - time.monotonic()
+            if job.done.wait(min(0.1, max(left, 0))) or left <= 0:
+                return
 
     def _stop(self, job: _Job) -> None:
         with self._state:
