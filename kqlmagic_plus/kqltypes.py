@@ -223,7 +223,7 @@ def to_pandas(table: pa.Table, kql_types: list[str]) -> pd.DataFrame:
         elif kt == "timespan":
             data[name] = col.to_pandas()
         elif kt == "dynamic":
-            data[name] = pd.Series([None if v is None else json.loads(v) for v in col.to_pylist()],
+            data[name] = pd.Series([None if v is None else _loads_or_text(v) for v in col.to_pylist()],
                                    dtype=object)
         elif kt == "decimal":
             data[name] = pd.Series([None if v is None else decimal.Decimal(v) for v in col.to_pylist()],
@@ -235,3 +235,11 @@ def to_pandas(table: pa.Table, kql_types: list[str]) -> pd.DataFrame:
         df = pd.DataFrame(index=range(table.num_rows))
     df.columns = list(table.column_names)
     return df
+
+
+def _loads_or_text(v: str) -> Any:
+    """A dynamic cell's value; text that is not JSON (an older cache entry) stays the text."""
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v

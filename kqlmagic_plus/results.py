@@ -48,6 +48,11 @@ class Result:
     stats: dict[str, Any] = field(default_factory=dict)
     #: A plotly figure drawn below the table (a hunt's chart); not part of the rows or the cache.
     chart_below: Any = field(default=None, repr=False, compare=False)
+    #: The name the service gave this table (``PrimaryResult``, ``Table_1``...), "" when it gave none.
+    name: str = ""
+    #: The service's further result tables (a query with several results), each a Result of its own;
+    #: reach them through :attr:`tables` or :meth:`table_named`. Not kept in the cache.
+    other_tables: list[Result] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.connection:  # engines give a target without secrets; this holds whoever built the Result
@@ -60,6 +65,19 @@ class Result:
     @property
     def row_count(self) -> int:
         return self.table.num_rows
+
+    @property
+    def tables(self) -> list[Result]:
+        """Every result table the query returned: this one first, then :attr:`other_tables`."""
+        return [self, *self.other_tables]
+
+    def table_named(self, name: str) -> Result:
+        """The result table called *name* (KeyError naming the tables there are)."""
+        for t in self.tables:
+            if t.name == name:
+                return t
+        raise KeyError(f"no result table named {name!r}; the tables are: "
+                       + ", ".join(repr(t.name) for t in self.tables))
 
     @property
     def columns(self) -> list[str]:
@@ -110,6 +128,8 @@ class Result:
         if self.from_cache:
             parts.append(f"from cache, computed {self.computed_at:%Y-%m-%d %H:%M:%S} UTC "
                          f"({_human_age(self.age)} ago)")
+        if self.other_tables:
+            parts.append(f"{len(self.tables)} tables (see .tables)")
         line = " · ".join(parts)
         if self.truncated:
             total = f" of {self.total_rows:,}" if self.total_rows else ""

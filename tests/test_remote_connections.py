@@ -157,7 +157,7 @@ def test_service_values_become_canonical_columns():
          [None, None, "-Infinity", None, None, None]],
         dynamic_as_text=False)
     rows = t.to_pylist()
-    assert rows[0]["t"] == datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    assert rows[0]["t"] == datetime(2024, 5, 1, 10, 0, 0, 123457, tzinfo=UTC)  # ticks to the nearest microsecond
     assert rows[0]["span"] == timedelta(days=1, hours=2, minutes=3, seconds=4, microseconds=500000)
     assert rows[1]["span"] == timedelta(seconds=-1)
     assert rows[0]["r"] != rows[0]["r"] and rows[2]["r"] == float("-inf")

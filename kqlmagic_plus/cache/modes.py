@@ -375,6 +375,11 @@ def _store(store: ResultStore, key: str, meta: dict[str, Any], result: Result, c
 
     if result.table.num_columns == 0:
         return
+    if getattr(result, "other_tables", None):
+        # An entry holds one table: a hit would silently lose the others.
+        result.warnings.append(f"Result not cached: the query returned {len(result.tables)} tables and a cache "
+                               "entry holds one.")
+        return
     try:
         header, payload, digest = encode_entry(meta, result.table)
     except EntryTooLarge as exc:

@@ -151,6 +151,11 @@ class AdxEngine(RemoteEngine):
         plus, text = split_plus_properties(request.query)
         command = text.lstrip().startswith(".")
         options = self._options(request, plus, command)
+        # The client's non-streaming reader keeps only DataTable frames: a progressive answer would
+        # come back as no table at all.
+        progressive_off = bool(options.get("results_progressive_enabled"))
+        if progressive_off:
+            options["results_progressive_enabled"] = False
         parameters: dict[str, str] = {}
         if command:
             if request.params:
@@ -197,6 +202,9 @@ class AdxEngine(RemoteEngine):
             raise
         except Exception as exc:
             raise self._explain(exc, original, bound, timeout) from None
+        if progressive_off:
+            notes.append("+results_progressive_enabled was turned off: azure-kusto-data reads only the "
+                         "non-progressive answer.")
         return self._result(response, request, executed, parameters, options, notes, started, original)
 
     def _options(self, request: Request, plus: dict[str, Any], command: bool) -> dict[str, Any]:
@@ -225,6 +233,7 @@ class AdxEngine(RemoteEngine):
 
     def _result(self, response: Any, request: Request, executed: str, parameters: dict[str, str],
                 options: dict[str, Any], notes: list[str], started: float, original: str) -> Result:
+        command = executed.lstrip().startswith(".")
         warnings = list(notes)
         stats: dict[str, Any] = {"request_options": _shown_options(options)}
         primary = [t for t in response.tables if _kind(t) == "PrimaryResult"] or \
@@ -253,16 +262,21 @@ class AdxEngine(RemoteEngine):
                                 f"had: {text}")
             else:
                 warnings.append(f"Azure Data Explorer warning: {text}")
-        if len(primary) > 1:
-            warnings.append(f"The query returned {len(primary)} result tables; this result holds the first.")
-        first = primary[0] if primary else None
+        if not primary and not command:
+            # A v2 answer without a DataTable for the result: progressive frames (TableHeader /
+            # TableFragment) the client drops, or an answer cut short. Never an honest "0 rows".
+            warnings.append("Azure Data Explorer sent no result table this client can read (a progressive "
+                            "answer, or one cut short): the rows, if any, are missing. Run the query again "
+                            "without +results_progressive_enabled.")
+        parts = [(getattr(t, "table_name", "") or "", [c.column_name for c in t.columns],
+                  [c.column_type for c in t.columns], t.raw_rows) for t in primary]
+        first = parts[0] if parts else ("", [], [], None)
         try:
             return service_result(
-                self, request, columns=[c.column_name for c in first.columns] if first else [],
-                column_types=[c.column_type for c in first.columns] if first else [],
-                rows=first.raw_rows if first else None, dynamic_as_text=False, visualization=visualization,
-                original=original, executed=executed, parameters=parameters, stats=stats, warnings=warnings,
-                truncated=truncated, started=started)
+                self, request, columns=first[1], column_types=first[2], rows=first[3], dynamic_as_text=False,
+                visualization=visualization, original=original, executed=executed, parameters=parameters,
+                stats=stats, warnings=warnings, truncated=truncated, started=started, name=first[0],
+                more=parts[1:])
         except UnreadableAnswer as exc:
             raise RemoteError(f"{host_of(self.cluster)} sent a result that cannot be read ({exc}); a proxy may be "
                               "rewriting responses, or the endpoint is not a Kusto query API") from None
@@ -317,7 +331,16 @@ class AdxEngine(RemoteEngine):
             if status is not None and status >= 500:
                 return RemoteError(f"Azure Data Explorer failed ({status_word(status)}) after "
                                    f"{self._retry.attempts} attempts: {said}. Try again in a few minutes")
-            if _looks_timed_out(said):
+            limit = _limit_kind(exc, said)
+            if limit == "result-size":
+                return QueryError(f"Azure Data Explorer refused to return a result this large (LimitsExceeded, "
+                                  f"result size): {said}",
+                                  hint="Narrow the query (summarize, project fewer columns, take), or add "
+                                       "+notruncation to lift the limit.")
+            if limit == "limits":
+                return QueryError(f"Azure Data Explorer stopped the query at a service limit: {said}",
+                                  hint="Narrow the query (a shorter time range, summarize early).")
+            if limit == "timeout" or (limit is None and _looks_timed_out(said)):
                 return QueryTimeoutError(f"Azure Data Explorer stopped the query at its server timeout ({said}); "
                                          "raise --timeout (or +servertimeout) or narrow the query")
             if isinstance(exc, KustoApiError | KustoMultiApiError) or status == 400:
@@ -360,8 +383,9 @@ def _kind(table: Any) -> str | None:
 
 def _completion_row(table: Any, row: list[Any]) -> dict[str, Any]:
     names = [c.column_name for c in table.columns]
-    return {n: v for n, v in zip(names, row, strict=False) if n in ("Level", "LevelName", "StatusCode",
-                                                                    "StatusCodeName", "EventTypeName", "Payload")}
+    return {n: v for n, v in zip(names, row, strict=False) if n in (
+        "Level", "LevelName", "StatusCode", "StatusCodeName", "EventTypeName", "Payload", "Severity", "SeverityName",
+        "StatusDescription")}
 
 
 def _problems(table: Any) -> list[tuple[int, str]]:
@@ -370,10 +394,11 @@ def _problems(table: Any) -> list[tuple[int, str]]:
     out = []
     for row in table.raw_rows:
         r = dict(zip(names, row, strict=False))
-        level = r.get("Level")
+        # v2: Level / Payload; v1's QueryStatus table: Severity / StatusDescription.
+        level = r.get("Level", r.get("Severity"))
         if not isinstance(level, int) or level >= 4:
             continue
-        payload = r.get("Payload")
+        payload = r.get("Payload", r.get("StatusDescription"))
         text = ""
         if isinstance(payload, str):
             try:
@@ -413,7 +438,32 @@ def _service_words(exc: Any) -> str:
 
 def _looks_timed_out(text: str) -> bool:
     low = text.lower()
-    return "timeout" in low or "timed out" in low or "exceeded the allowed" in low
+    return "timeout" in low or "timed out" in low
+
+
+#: Kusto's result-size codes (LimitsExceeded 0x80DA0003, and its E_ name).
+_RESULT_SIZE_CODES = ("80da0003", "e_query_result_set_too_large")
+
+
+def _limit_kind(exc: Any, said: str) -> str | None:
+    """What the service's error code says: "result-size", "timeout", "limits" (another LimitsExceeded)
+    or None (no code to go by). Read from the error's code and type, not its wording."""
+    code = kind = ""
+    api = getattr(exc, "get_api_error", None)
+    if api is not None:
+        try:
+            e = api()
+            code, kind = str(e.code or ""), str(e.type or "")
+        except Exception:  # pragma: no cover - an error body of another shape
+            pass
+    low = said.lower()
+    if any(c in low for c in _RESULT_SIZE_CODES) or "resultsettoolarge" in kind.lower():
+        return "result-size"
+    if "timeout" in code.lower() or "timeout" in kind.lower():
+        return "timeout"
+    if code == "LimitsExceeded" or "limitsexceeded" in kind.lower():
+        return "limits"
+    return None
 
 
 def _is_credential_error(exc: BaseException) -> bool:

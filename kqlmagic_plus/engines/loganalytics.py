@@ -286,19 +286,13 @@ class LogAnalyticsEngine(RemoteEngine):
             else:
                 warnings.append(f"Partial result: Log Analytics reported an error and returned only the rows "
                                 f"it had: {detail}")
-        if len(tables) > 1:
-            warnings.append(f"The query returned {len(tables)} tables; this result holds the first "
-                            f"({tables[0].get('name')}).")
-        first = tables[0] if tables else None
-        columns = (first.get("columns") or []) if first else []
-        if not isinstance(columns, list) or not all(isinstance(c, Mapping) and c.get("name") for c in columns):
-            raise UnreadableAnswer("'columns' is not a list of named columns")
+        read = [_table_parts(t) for t in tables]
+        first = read[0] if read else ("", [], [], None)
         return service_result(
-            self, request, columns=[str(c.get("name")) for c in columns],
-            column_types=[str(c.get("type") or "string") for c in columns],
-            rows=(first.get("rows") or []) if first else None, dynamic_as_text=True,
+            self, request, columns=first[1], column_types=first[2], rows=first[3], dynamic_as_text=True,
             visualization=response.get("render"), original=bound.original, executed=bound.query,
-            parameters={}, stats=stats, warnings=warnings, truncated=truncated, started=started)
+            parameters={}, stats=stats, warnings=warnings, truncated=truncated, started=started, name=first[0],
+            more=read[1:])
 
     # -- errors --------------------------------------------------------------------------------------------
 
@@ -382,6 +376,15 @@ class LogAnalyticsEngine(RemoteEngine):
             return QuerySyntaxError(auth.scrub(inner.get("message") or said, self._sign_in),
                                     bound.original, line, col)
         return QueryError(f"Log Analytics refused the query ({code or status}): {said}")
+
+
+def _table_parts(table: Mapping[str, Any]) -> tuple[str, list[str], list[str], Any]:
+    """(name, column names, column types, rows) of one table of the answer."""
+    columns = table.get("columns") or []
+    if not isinstance(columns, list) or not all(isinstance(c, Mapping) and c.get("name") for c in columns):
+        raise UnreadableAnswer("'columns' is not a list of named columns")
+    return (str(table.get("name") or ""), [str(c.get("name")) for c in columns],
+            [str(c.get("type") or "string") for c in columns], table.get("rows") or [])
 
 
 def _audience(endpoint: str) -> str:

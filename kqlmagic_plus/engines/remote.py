@@ -23,7 +23,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kqlmagic_plus.engines.base import Engine
@@ -299,25 +299,52 @@ def _plus_value(query: str, i: int, name: str) -> tuple[Any, int]:
 def service_result(engine: Any, request: Any, *, columns: Sequence[str], column_types: Sequence[str],
                    rows: Sequence[Sequence[Any]] | None, dynamic_as_text: bool, visualization: Any,
                    original: str, executed: str, parameters: dict[str, str], stats: dict[str, Any],
-                   warnings: list[str], truncated: bool, started: float) -> Any:
+                   warnings: list[str], truncated: bool, started: float, name: str = "",
+                   more: Sequence[tuple[str, Sequence[str], Sequence[str], Any]] = ()) -> Any:
     """The :class:`~kqlmagic_plus.results.Result` both remote engines return: the first result table
     in canonical Arrow (*rows* None: the service sent no table), and the chart the service (or the
     query's own render clause) described."""
-    import pyarrow as pa
-
-    from kqlmagic_plus.kqltypes import normalize_type
     from kqlmagic_plus.results import Result
 
-    if rows is not None:
-        kql_types = [normalize_type(t) for t in column_types]
-        table = arrow_table(columns, kql_types, rows, dynamic_as_text=dynamic_as_text)
-    else:
-        kql_types, table = [], pa.table({})
+    kql_types, table = _typed(columns, column_types, rows, dynamic_as_text, warnings)
+    others = []
+    for other_name, other_columns, other_types, other_rows in more:
+        other_types_, other_table = _typed(other_columns, other_types, other_rows, dynamic_as_text, warnings)
+        others.append(Result(table=other_table, kql_types=other_types_, query=request.query,
+                             connection=engine.target, engine=engine.name, truncated=truncated, executed=executed,
+                             parameters=dict(parameters), name=other_name))
+    if others:
+        warnings.append(f"The query returned {len(others) + 1} result tables; this shows the first "
+                        f"({name or 'unnamed'}), the others are in .tables: "
+                        + ", ".join(repr(o.name) for o in others) + ".")
     # arrow_table's columns are canonical already: no second pass through canonical_table.
     return Result(
         table=table, kql_types=kql_types, query=request.query, connection=engine.target, engine=engine.name,
         elapsed=time.perf_counter() - started, truncated=truncated, warnings=warnings, executed=executed,
-        parameters=dict(parameters), render=render_spec(visualization, original, stats), stats=stats)
+        parameters=dict(parameters), render=render_spec(visualization, original, stats), stats=stats,
+        name=name, other_tables=others)
+
+
+def _typed(columns: Sequence[str], column_types: Sequence[str], rows: Any, dynamic_as_text: bool,
+           warnings: list[str]) -> tuple[list[str], pa.Table]:
+    import pyarrow as pa
+
+    from kqlmagic_plus.kqltypes import normalize_type
+
+    if rows is not None:
+        kql_types = []
+        for name, t in zip(columns, column_types, strict=False):
+            try:
+                kql_types.append(normalize_type(t))
+            except ValueError:
+                # A type this client does not know: keep the values, as text, and say so.
+                kql_types.append("string")
+                warnings.append(f"Column {name!r} has the type {t!r}, which this client does not know; "
+                                "its values are shown as text.")
+        table = arrow_table(columns, kql_types, rows, dynamic_as_text=dynamic_as_text)
+    else:
+        kql_types, table = [], pa.table({})
+    return kql_types, table
 
 
 def render_spec(visualization: Any, original: str, stats: dict[str, Any]) -> Any:
@@ -430,8 +457,19 @@ def _column(values: Sequence[Any], kt: str, target: pa.DataType, dynamic_as_text
         return _timespans(values, target)
     # dynamic
     if dynamic_as_text:
-        return pa.array([v if v is None or isinstance(v, str) else _json(v) for v in values], type=target)
+        return pa.array([v if v is None else _json_text(v) if isinstance(v, str) else _json(v) for v in values],
+                        type=target)
     return pa.array([None if v is None else _json(v) for v in values], type=target)
+
+
+def _json_text(v: str) -> str:
+    """A dynamic cell sent as text: the text when it is JSON, else the text as a JSON string (the
+    service can send a value that is not JSON; the SDK hands it over as the text)."""
+    try:
+        json.loads(v)
+    except ValueError:
+        return _json(v)
+    return v
 
 
 def _json(v: Any) -> str:
@@ -469,9 +507,10 @@ def _datetimes(values: Sequence[Any], target: pa.DataType) -> pa.Array:
             pass
     elif isinstance(sample, str):
         try:
-            # Kusto sends 100 ns ticks (7 fraction digits); nanoseconds hold them, the canonical
-            # microseconds drop the last digit (as the Python datetimes of the SDKs do).
-            return pa.array(values, type=pa.string()).cast(pa.timestamp("ns", tz="UTC")).cast(target, safe=False)
+            # Kusto sends 100 ns ticks (7 fraction digits); nanoseconds hold them, and the canonical
+            # microseconds are the nearest ones (ties to even, as the SDK's timedelta rounds).
+            ns = pa.array(values, type=pa.string()).cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            return half_even_div(ns, 1000).cast(target)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
             pass
     return pa.array([None if v is None else _one_datetime(v) for v in values], type=target)
@@ -503,14 +542,33 @@ def _timespans(values: Sequence[Any], target: pa.DataType) -> pa.Array:
 
                 seconds = pc.add(pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(number("d"), 24), number("h")),
                                                                 60), number("m")), 60), number("s"))
-                # 7 fraction digits are 100 ns ticks: pad to 7, keep the microseconds.
-                frac = pc.cast(pc.utf8_slice_codeunits(pc.utf8_rpad(parts.field("f"), 7, "0"), 0, 6), pa.int64())
-                us = pc.add(pc.multiply(seconds, 1_000_000), frac)
+                # 7 fraction digits are 100 ns ticks: pad to 7, round to the nearest microsecond.
+                ticks = pc.cast(pc.utf8_rpad(parts.field("f"), 7, "0"), pa.int64())
+                us = pc.add(pc.multiply(seconds, 1_000_000), half_even_div(ticks, 10))
                 us = pc.if_else(pc.equal(parts.field("neg"), "-"), pc.negate(us), us)
                 if text.null_count:  # a null row's struct fields hold "" (0), not null
                     us = pc.if_else(pc.is_valid(text), us, pa.scalar(None, pa.int64()))
                 return us.cast(target)
     return pa.array([None if v is None else _timespan_us(v) for v in values], type=pa.int64()).cast(target)
+
+
+def half_even_div(values: pa.Array, divisor: int) -> pa.Array:
+    """Integers divided by *divisor*, rounded to the nearest, ties to even (floor-based, so negative
+    values round the same way); nulls stay null."""
+    import numpy as np
+    import pyarrow as pa
+
+    values = values.cast(pa.int64())
+    mask = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+    q, r = np.divmod(values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), divisor)
+    half = divisor // 2
+    q = q + ((r > half) | ((r == half) & (q % 2 == 1)))
+    return pa.array(q, type=pa.int64(), mask=mask)
+
+
+def _half_even(n: int, divisor: int) -> int:
+    q, r = divmod(n, divisor)
+    return q + 1 if r * 2 > divisor or (r * 2 == divisor and q % 2) else q
 
 
 def _one_datetime(v: Any) -> datetime | None:
@@ -519,22 +577,27 @@ def _one_datetime(v: Any) -> datetime | None:
     text = str(v).strip()
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
+    us = 0
     if "." in text:
         head, _, frac = text.partition(".")
         digits = "".join(c for c in frac if c.isdigit())
         rest = frac[len(digits):]
-        text = f"{head}.{digits[:6]}{rest}"
+        us = _half_even(int((digits + "000000000")[:9]), 1000)  # nearest microsecond of the ticks
+        text = head + rest
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         return None
+    dt = dt + timedelta(microseconds=us)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _timespan_us(v: Any) -> int:
     """Microseconds in a Kusto timespan: ``[-][d.]hh:mm:ss[.fffffff]``, or ticks as a number."""
-    if isinstance(v, int | float):
-        return int(v) // 10
+    if isinstance(v, int):
+        return _half_even(v, 10)  # 100 ns ticks
+    if isinstance(v, float):
+        return round(v / 10)
     if hasattr(v, "total_seconds"):
         return round(v.total_seconds() * 1_000_000)
     text = str(v).strip()
@@ -552,7 +615,7 @@ def _timespan_us(v: Any) -> int:
         d, _, h = h.partition(".")
         days = int(d)
     sec, _, frac = parts[2].partition(".")
-    us = int((frac + "000000")[:6]) if frac else 0
+    us = _half_even(int((frac + "0000000")[:7]), 10) if frac else 0  # ticks, to the nearest microsecond
     total = ((days * 24 + int(h)) * 60 + int(parts[1])) * 60 + int(sec)
     return sign * (total * 1_000_000 + us)
 

@@ -118,6 +118,9 @@ class KustoProxy:
         self.faults: list[Fault] = []
         self.sent: list[Sent] = []
         self.statuses: list[int] = []
+        #: Canned answers: a query (or command) whose text holds ``fixture:<name>`` gets
+        #: ``canned[name]`` = (status, body bytes) instead of the upstream's answer (tests/servers/answers.py).
+        self.canned: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -152,6 +155,15 @@ class KustoProxy:
             self.faults.clear()
             self.sent.clear()
             self.statuses.clear()
+            self.canned.clear()
+
+    def canned_for(self, text: str) -> tuple[int, bytes] | None:
+        marker = text.find("fixture:")
+        if marker < 0:
+            return None
+        name = text[marker + len("fixture:"):].split()[0] if text[marker + len("fixture:"):].strip() else ""
+        with self._lock:
+            return self.canned.get(name)
 
     def next_fault(self) -> Fault | None:
         with self._lock:
@@ -189,6 +201,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         self.proxy.sent.append(Sent(self.path, body, dict(self.headers.items())))
+        canned = self.proxy.canned_for(str(body.get("csl") or ""))
+        if canned is not None:
+            self._send(*canned)
+            return
         fault = self.proxy.next_fault() if self.path.startswith(("/v2/rest/query", "/v1/rest/mgmt")) else None
         if fault is not None:
             if fault.kind == "status":
