@@ -310,11 +310,11 @@ def test_la_second_table_is_kept(la, la_run):
         _compare_la(ours, theirs)
 
 
-@pytest.mark.parametrize("name", ["partial", "truncated"])
+@pytest.mark.parametrize("name", ["partial", "truncated", "truncated-older"])
 def test_la_partial_and_truncated_are_not_silent(la, la_run, name):
     r = la_run(name)
     assert r.row_count == 2
-    assert r.truncated == (name == "truncated")
+    assert r.truncated == name.startswith("truncated")
     assert r.warnings
 
 
@@ -336,3 +336,18 @@ def test_la_several_tables_are_not_cached_as_one(la, la_run, home, cache_dir):
     la.inject(Fault("answer", payload=answers.LA["several"]))
     again = kp.kql("SigninLogs | take 2", conn=la_conn(la), cache="1h")
     assert not again.from_cache and len(again.tables) == 2
+
+
+@pytest.mark.parametrize("name", sorted(answers.LA_ERRORS))
+def test_la_error_bodies_are_one_line_with_the_innermost_words(la, home, name):
+    status, body = answers.LA_ERRORS[name]
+    la.inject(*[Fault("error", status=status, payload=body, retry_after="0")] * 6)
+    with pytest.raises(KqlMagicPlusError) as e:
+        kp.kql("SigninLogs | take 1", conn=la_conn(la))
+    message = e.value.message
+    assert "\n" not in message and "Traceback" not in str(e.value), message
+    innermost = body["error"]
+    while "innererror" in innermost:
+        innermost = innermost["innererror"]
+    if status == 400:
+        assert isinstance(e.value, QueryError) and innermost["message"][:20] in message

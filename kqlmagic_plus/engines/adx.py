@@ -52,7 +52,7 @@ _KEYS = frozenset({"cluster", "database", "db", "tenant", "clientid", "clientsec
                    "certificatepassword", "certificatethumbprint", "authority", "endpoint", "cloud"})
 #: Request properties whose value is a timespan (the SDK adds the client's slack to servertimeout).
 _TIMESPAN_PROPERTIES = frozenset({"servertimeout", "query_results_cache_max_age"})
-TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "truncat")
+TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "80DA0003", "truncat")
 #: Seconds the client waits beyond the server timeout before it gives up on the answer.
 CLIENT_GRACE = 2.0
 

@@ -59,8 +59,10 @@ MAX_SERVER_TIMEOUT = 600
 #: Seconds the client waits beyond the server timeout before it gives up on the answer.
 CLIENT_GRACE = 2.0
 #: Markers of a result the service cut at its limits (Kusto's error code and its message).
-TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "exceeded the internal record count limit",
+TRUNCATION_MARKERS = ("E_QUERY_RESULT_SET_TOO_LARGE", "80DA0003", "exceeded the internal record count limit",
                       "exceeded the internal data size limit")
+#: Kusto's result-size status (0x80DA0003) as the signed code Log Analytics puts in an innererror.
+TRUNCATION_CODES = frozenset({"-2133196797", "80DA0003", "0x80DA0003", "E_QUERY_RESULT_SET_TOO_LARGE"})
 
 
 class LogAnalyticsEngine(RemoteEngine):
@@ -276,7 +278,8 @@ class LogAnalyticsEngine(RemoteEngine):
         truncated = False
         if partial is not None:
             detail = partial_message(partial)
-            truncated = any(m.lower() in detail.lower() for m in TRUNCATION_MARKERS)
+            truncated = any(m.lower() in detail.lower() for m in TRUNCATION_MARKERS) or _has_code(partial,
+                                                                                                 TRUNCATION_CODES)
             if request.options.get("fail_on_partial"):
                 what = "truncated" if truncated else "partial"
                 raise RemoteError(f"Log Analytics returned a {what} result and --fail-on-partial is set: {detail}")
@@ -443,6 +446,22 @@ class _CutAnswer(Exception):
 
 def _cut_answer(exc: BaseException) -> tuple[str, float | None] | None:
     return ("the connection broke while the answer arrived", None) if isinstance(exc, _CutAnswer) else None
+
+
+def _has_code(error: Any, codes: frozenset[str]) -> bool:
+    """Some error in the tree (details, innererror) carries one of *codes*."""
+    if not isinstance(error, Mapping):  # the SDK's LogsQueryError
+        error = {"code": getattr(error, "code", None), "details": getattr(error, "details", None)}
+    todo = [error]
+    while todo:
+        node = todo.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if str(node.get("code")) in codes:
+            return True
+        todo.extend(node.get("details") or [])
+        todo.append(node.get("innererror"))
+    return False
 
 
 def partial_message(error: Any) -> str:

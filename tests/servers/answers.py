@@ -104,7 +104,7 @@ TRUNCATION_CURRENT = {"error": {"code": "LimitsExceeded", "message": "Request is
 TRUNCATION_OLDER = {"error": {"code": "LimitsExceeded", "message": "Request is invalid and cannot be executed.",
                               "@message": "Query execution has exceeded the allowed limits (80DA0003): The results "
                                           "of this query exceed the set limit of 500000 records, so not all records "
-                                          "were returned. Use the truncation option to lift it.",
+                                          "were returned.",
                               "@permanent": True}}
 PARTIAL_SHARD = {"error": {"code": "General_InternalServerError", "message": "Partial query failure",
                            "@message": "Partial query failure: a shard (extent 7f3e) was unavailable",
@@ -250,13 +250,24 @@ LA_PARTIAL = {"code": "PartialError", "message": "There were some errors when pr
                                                      "severityName": "Error"}}]}
 LA_TRUNCATED = {"code": "PartialError", "message": "There were some errors when processing your query.",
                 "details": [{"code": "EngineError", "message": "Something went wrong processing your query on the "
-                             "server.", "innererror": {"code": "-2133196708", "message": "Query result set has "
+                             "server.", "innererror": {"code": "-2133196797", "message": "Query result set has "
                                                        "exceeded the internal data size limit 67108864 "
                                                        "(E_QUERY_RESULT_SET_TOO_LARGE; see "
                                                        "https://aka.ms/kustoquerylimits)", "severity": 2,
                                                        "severityName": "Error"}}]}
 
+#: The older wording: only the code (80DA0003, -2133196797 as the signed status) says "result size".
+LA_TRUNCATED_OLDER = {"code": "PartialError", "message": "There were some errors when processing your query.",
+                      "details": [{"code": "EngineError", "message": "Something went wrong processing your query "
+                                   "on the server.", "innererror": {"code": "-2133196797", "message": "Query "
+                                                                    "execution has exceeded the allowed limits: the "
+                                                                    "results of this query exceed the set limit of "
+                                                                    "30000 records, so not all records were "
+                                                                    "returned.", "severity": 2,
+                                                                    "severityName": "Error"}}]}
+
 LA: dict[str, dict[str, Any]] = {
+    "truncated-older": {"tables": [la_table("PrimaryResult", SMALL)], "error": LA_TRUNCATED_OLDER},
     "types": {"tables": [la_table("PrimaryResult", LA_TYPED)]},
     "empty": {"tables": [la_table("PrimaryResult", [("A", "string", []), ("T", "datetime", [])])]},
     "several": {"tables": [la_table("PrimaryResult", SMALL), la_table("Table_1", [("Total", "long", [3])])]},
@@ -272,4 +283,33 @@ LA: dict[str, dict[str, Any]] = {
                "render": {"visualization": "barchart", "title": "Sign-ins", "xColumn": "Account",
                           "yColumns": ["N"]}},
     "unknown-type": {"tables": [la_table("PrimaryResult", [("Shape", "geography", ["POINT (1 2)"])])]},
+}
+
+
+def _la_error(code: str, message: str, *inner: tuple[str, str]) -> dict[str, Any]:
+    """A Log Analytics error body: error.innererror nested as deep as *inner* goes."""
+    err: dict[str, Any] = {"code": code, "message": message}
+    node = err
+    for inner_code, inner_message in inner:
+        node["innererror"] = {"code": inner_code, "message": inner_message}
+        node = node["innererror"]
+    return {"error": err}
+
+
+#: Log Analytics error answers: (status, body).
+LA_ERRORS: dict[str, tuple[int, dict[str, Any]]] = {
+    "syntax": (400, _la_error("BadArgumentError", "The request had some invalid properties",
+                              ("SyntaxError", "A recognition error occurred in the query."),
+                              ("SYN0002", "Query could not be parsed at 'wher' on line [1,15]"))),
+    "semantic": (400, _la_error("BadArgumentError", "The request had some invalid properties",
+                                ("SemanticError", "A semantic error occurred."),
+                                ("SEM0100", "'where' operator: Failed to resolve column or scalar expression "
+                                            "named 'Nope'"))),
+    "not-found": (404, _la_error("PathNotFoundError", "The requested path does not exist",
+                                 ("WorkspaceNotFoundError", "Workspace 11111111-2222-3333-4444-555555555555 "
+                                                            "not found"))),
+    "throttled": (429, _la_error("ThrottledError", "Your request was throttled",
+                                 ("TooManyRequests", "Rate limit of 200 requests per 30 seconds exceeded"))),
+    "gateway-timeout": (504, _la_error("GatewayTimeout", "The gateway did not receive a response in time",
+                                       ("QueryExecutionTimeout", "The query did not complete within 180 s"))),
 }

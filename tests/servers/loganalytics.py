@@ -40,7 +40,7 @@ TRUNCATION_MESSAGE = ("Query result set has exceeded the internal record count l
 class Fault:
     """One misbehaviour, applied to the next query request."""
 
-    kind: str  # status | delay | hang | drop | cut | malformed | answer | partial | truncate | visualization
+    kind: str  # status | delay | hang | drop | cut | malformed | answer | error | partial | truncate | visualization
     status: int = 0
     retry_after: str | None = None
     seconds: float = 0.0
@@ -431,6 +431,11 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "malformed":
                 seen.status = 200
                 self._send_json(200, b'{"tables": [{"name": "PrimaryResult", "columns": [')
+                return
+            if fault.kind == "error":  # an error answer of the test's choosing: status and body
+                seen.status = fault.status
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                self._send_json(fault.status, fault.payload, headers)
                 return
             if fault.kind == "answer":  # valid JSON of the test's choosing
                 seen.status = 200
