@@ -151,11 +151,20 @@ class AdxEngine(RemoteEngine):
         plus, text = split_plus_properties(request.query)
         command = text.lstrip().startswith(".")
         options = self._options(request, plus, command)
+        notes: list[str] = []
         # The client's non-streaming reader keeps only DataTable frames: a progressive answer would
         # come back as no table at all.
         progressive_off = bool(options.get("results_progressive_enabled"))
         if progressive_off:
             options["results_progressive_enabled"] = False
+        placement = str(options.get("results_error_reporting_placement") or "in_data").lower()
+        if not command:
+            # Errors "in_data" come as rows the client raises on; at the end of the data set they
+            # would ride on the DataSetCompletion frame, which the client never reads (a silent failure).
+            options["results_error_reporting_placement"] = "in_data"
+            if placement != "in_data":
+                notes.append(f"+results_error_reporting_placement={placement} was replaced by in_data: "
+                             "azure-kusto-data reads errors only there.")
         parameters: dict[str, str] = {}
         if command:
             if request.params:
@@ -183,7 +192,6 @@ class AdxEngine(RemoteEngine):
         for k, v in parameters.items():
             crp.set_parameter(k, v)
 
-        notes: list[str] = []
         timeout = _timeout_of(options, request)
         deadline = time.monotonic() + timeout + CLIENT_GRACE if timeout else None
         cancelled = self._runner.cancelled

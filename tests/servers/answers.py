@@ -137,6 +137,7 @@ ADX_V2: dict[str, bytes] = {
         {"FrameType": "TableProgress", "TableId": 1, "TableProgress": 50.0},
         {"FrameType": "TableFragment", "TableFragmentType": "DataAppend", "TableId": 1, "Rows": [[3]]},
         {"FrameType": "TableCompletion", "TableId": 1, "RowCount": 3}]),
+    "completion-error-only": v2([primary(SMALL)], has_errors=True),
     "in-table-error": v2([_v2_table(1, "PrimaryResult", "PrimaryResult", [("N", "long")], [[1], {
         "OneApiErrors": [{"error": {"code": "LimitsExceeded", "message": "Request is invalid and cannot be executed.",
                                     "@message": "Query execution has exceeded the allowed limits (80DA0003): "
