@@ -144,6 +144,10 @@ class QueryCancelledError(QueryError):
     label = "Query cancelled"
 
 
+#: What a cancelled query says (Ctrl-C, cancel(), a stopped worker), on every engine that stays usable after it.
+CANCELLED = "the query was cancelled; the connection is still usable"
+
+
 class ParameterError(KqlMagicPlusError):
     """A Python value could not be bound into a query."""
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kqlmagic_plus.errors import QueryCancelledError, QueryError, QueryTimeoutError
+from kqlmagic_plus.errors import CANCELLED, QueryCancelledError, QueryError, QueryTimeoutError
 
 _T = TypeVar("_T")
 
@@ -254,7 +254,7 @@ def fetch_arrow(rel: Any, con: Any, limit: MemoryLimit | None) -> Any:
     except (OSError, pa.ArrowException) as exc:  # DuckDB's errors while streaming arrive through Arrow
         text = str(exc).strip()
         if text.startswith("INTERRUPT"):
-            raise QueryCancelledError("the query was cancelled; the connection is still usable") from None
+            raise QueryCancelledError(CANCELLED) from None
         if text.startswith("Out of Memory"):
             raise out_of_memory(exc, limit) from None
         raise QueryError((text.splitlines() or [type(exc).__name__])[0]) from None
@@ -340,13 +340,13 @@ class Runner:
                 raise QueryTimeoutError(f"the query ran longer than {timeout:g} s and was cancelled "
                                         "(raise --timeout to allow more)") from None
             if not job.done.is_set():  # cancelled, and still winding down: the next query waits for it
-                raise QueryCancelledError("the query was cancelled; the connection is still usable")
+                raise QueryCancelledError(CANCELLED)
         finally:
             with self._state:
                 self._jobs.discard(job)
         if job.error is not None:
             if isinstance(job.error, _Stop) or (job.stopped and isinstance(job.error, QueryCancelledError)):
-                raise QueryCancelledError("the query was cancelled; the connection is still usable") from None
+                raise QueryCancelledError(CANCELLED) from None
             raise job.error
         return job.value  # type: ignore[no-any-return]
 

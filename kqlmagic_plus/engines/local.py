@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kqlmagic_plus.engines import limits
 from kqlmagic_plus.engines.base import Engine
 from kqlmagic_plus.errors import (
+    CANCELLED,
     KqlMagicPlusError,
     OptionError,
     QueryCancelledError,
@@ -442,7 +443,7 @@ class LocalEngine(Engine):
             # A Ctrl-C (SIGINT) inside DuckDB surfaces as a bare RuntimeError, not InterruptException.
             if not isinstance(exc, duckdb.InterruptException) and "interrupted" not in str(exc).lower():
                 raise
-            raise QueryCancelledError("the query was cancelled; the connection is still usable") from None
+            raise QueryCancelledError(CANCELLED) from None
         except duckdb.OutOfMemoryException as exc:
             raise limits.out_of_memory(exc, self._memory) from None
         except duckdb.CatalogException as exc:

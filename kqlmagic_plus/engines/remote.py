@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kqlmagic_plus.engines.base import Engine
-from kqlmagic_plus.errors import OptionError, QueryCancelledError, QueryTimeoutError
+from kqlmagic_plus.errors import CANCELLED, OptionError, QueryCancelledError, QueryTimeoutError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -114,7 +114,7 @@ class Runner:
                 except queue.Empty:
                     pass
                 if self._cancelled.is_set():
-                    raise QueryCancelledError("the query was cancelled; the connection is still usable")
+                    raise QueryCancelledError(CANCELLED)
                 if deadline is not None and time.monotonic() > deadline:
                     self._cancelled.set()  # tells a retry loop in the worker to stop
                     raise QueryTimeoutError(timeout_message)

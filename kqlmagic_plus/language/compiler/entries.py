@@ -64,10 +64,7 @@ class Table:
 
         def deco(f: Callable[..., Any]) -> Callable[..., Any]:
             entry = Function(name, lo, hi, ret, f, coerce, dict(refused or {}), window, aliases, category, note)
-            target = self.operators if category == "operator" else self.scalars
-            target[name] = entry
-            for a in aliases:
-                target[a] = entry
+            _put(self.operators if category == "operator" else self.scalars, entry)
             return f
 
         return deco
@@ -90,9 +87,7 @@ class Table:
 
         def deco(f: Callable[..., Any]) -> Callable[..., Any]:
             entry = Function(name, lo, hi, ret, f, coerce, dict(refused or {}), False, aliases, "aggregate", note)
-            self.aggregates[name] = entry
-            for a in aliases:
-                self.aggregates[a] = entry
+            _put(self.aggregates, entry)
             return f
 
         return deco
@@ -103,6 +98,12 @@ class Table:
             raise Refusal(name, reason=reason)
 
         return emit
+
+
+def _put(table: dict[str, Function], entry: Function) -> None:
+    """*entry* under its name and each of its aliases."""
+    for key in (entry.name, *entry.aliases):
+        table[key] = entry
 
 
 def gather(tables: Iterable[dict[str, Function]]) -> dict[str, Function]:
