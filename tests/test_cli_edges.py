@@ -30,7 +30,7 @@ def test_ctrl_c_says_cancelled_and_exits_130_at_once():
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        time.sleep(4)  # well inside the join
+        _wait_for_cpu(proc.pid, 3.0)  # past interpreter start and imports: well inside the join
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -41,6 +41,19 @@ def test_ctrl_c_says_cancelled_and_exits_130_at_once():
     assert "cancelled" in err.lower() and "RuntimeError" not in err and "Traceback" not in err
     assert out == ""
     assert took < 3, f"the query ran on {took:.1f} s after Ctrl-C"
+
+
+def _wait_for_cpu(pid: int, seconds: float, limit: float = 60) -> None:
+    """Until process *pid* has used *seconds* of CPU (a fixed sleep is too short on a loaded machine)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        if (int(fields[11]) + int(fields[12])) / tick >= seconds:  # utime + stime
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the query process used less than {seconds} s of CPU in {limit} s")
 
 
 def test_closed_stdout_is_one_line_on_stderr():
