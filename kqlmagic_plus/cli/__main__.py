@@ -2,6 +2,6 @@
 
 import sys
 
-from kqlmagic_plus.cli.app import main
+from kqlmagic_plus.cli.app import console_main
 
-sys.exit(main())
+sys.exit(console_main())

@@ -66,6 +66,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def console_main() -> int:
+    """The ``kqlmagic-plus`` command: :func:`main`, and a prompt exit after a cancel.
+
+    A cancelled local query may still be winding down inside DuckDB on its worker thread; letting the
+    interpreter finalize then kills that native thread mid-C++ (glibc aborts: "FATAL: exception not
+    rethrown"). Once the answer is written and the streams flushed, nothing is left to lose, so the
+    process exits at once instead.
+    """
+    code = main()
+    if code == 130:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
