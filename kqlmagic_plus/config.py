@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 
 from traitlets import Bool, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import Configurable
@@ -42,6 +43,11 @@ class KqlMagicPlus(Configurable):
     replay = Unicode("", help="Serve every query from this cache folder; no query reaches an engine.").tag(
         config=True)
     spark_row_limit = Int(100_000, help="Rows collected from a Spark result to the notebook.").tag(config=True)
+    spark_driver_memory = Unicode("auto", help="Driver memory of a local Spark session (spark.driver.memory): "
+                                  "'auto' (half the RAM, at least 1g) or a JVM size such as '6g' or '768m'. A "
+                                  "--conf spark.driver.memory=... wins.").tag(config=True)
+    spark_shuffle_partitions = Int(0, help="spark.sql.shuffle.partitions of a local Spark session: 0 (twice "
+                                   "its cores, at least 2) or a number. A --conf wins.").tag(config=True)
     memory_limit = Unicode("50%", help="Memory the local engine may use: a share of RAM ('50%') or a size ('4GB', "
                            "'512MiB'). Past it DuckDB spills to disk; a query or result that still does not fit "
                            "stops with an error.").tag(config=True)
@@ -52,6 +58,21 @@ class KqlMagicPlus(Configurable):
             parse_memory_limit(proposal["value"])
         except OptionError as exc:
             raise SettingError(exc.message) from None
+        return proposal["value"]
+
+    @validate("spark_driver_memory")
+    def _check_spark_driver_memory(self, proposal):  # type: ignore[no-untyped-def]
+        value = str(proposal["value"]).strip()
+        if value.lower() != "auto" and not re.fullmatch(r"\d+[kKmMgGtT]?", value):
+            raise SettingError(f"KqlMagicPlus.spark_driver_memory = {value!r}: give 'auto' or a JVM size such as "
+                               "'6g' or '768m'")
+        return value
+
+    @validate("spark_shuffle_partitions")
+    def _check_spark_shuffle_partitions(self, proposal):  # type: ignore[no-untyped-def]
+        if proposal["value"] < 0:
+            raise SettingError(f"KqlMagicPlus.spark_shuffle_partitions = {proposal['value']}: give 0 (sized to "
+                               "the cores) or a positive number")
         return proposal["value"]
 
     @validate("timeout")

@@ -170,19 +170,28 @@ def test_error_classes():
     assert u.value.construct == "evaluate pivot" and "Azure Data Explorer" in u.value.runs_on
 
 
-def test_local_engine_falls_back_to_our_compiler_for_what_duckdb_kql_refuses():
+def test_local_engine_runs_our_compiler_and_duckdb_kql_only_for_what_it_does_not_translate():
     ns = {"ev": pd.DataFrame({"h": ["a", "a", "b", "b"], "n": [1, 2, 3, 10]})}
     r = kp.kql("ev | serialize | extend prev_n = prev(n), rn = row_number() | project h, n, prev_n, rn", namespace=ns)
     assert r.df.to_dict("list") == {"h": ["a", "a", "b", "b"], "n": [1, 2, 3, 10], "prev_n": [None, 1, 2, 3],
                                     "rn": [1, 2, 3, 4]}
-    assert "kqlmagic_plus compiler" in r.stats["translator"]
+    # the compiler Spark runs is the local engine's translator too: one translation, one answer
+    assert "translator" not in r.stats
     p = kp.kql("ev | summarize percentiles(n, 50, 100) by h | order by h asc", namespace=ns)
     assert p.df.iloc[:, 1:].values.tolist() == [[1, 2], [3, 10]]
-    # duckdb-kql's own path stays the default for what it translates
-    assert "translator" not in kp.kql("ev | summarize c = count() by h", namespace=ns).stats
-    # SQL duckdb-kql writes and DuckDB rejects (sum of timespans) runs through our compiler instead
     t = kp.kql("ev | extend d = n * 1m | summarize total = sum(d)", namespace=ns)
     assert str(t.df["total"][0]) == "0 days 00:16:00"
+    # control commands are duckdb-kql's
+    shown = kp.kql(".show tables", namespace=ns)
+    assert "duckdb-kql" in shown.stats["translator"]
+    # with parameters duckdb-kql binds them; what it refuses still runs through our compiler
+    q = kp.kql("ev | serialize | extend prev_n = prev(n) | where n > lim | project n, prev_n", namespace=ns,
+               params={"lim": 2})
+    assert q.df.to_dict("list") == {"n": [3, 10], "prev_n": [2, 3]}
+    # where both refuse, the refusal names the KQL operator (not a grammar rule such as 'ForkOperator')
+    with pytest.raises(UnsupportedQueryError) as u:
+        kp.kql("ev | fork (count) (take 1)", namespace=ns)
+    assert u.value.construct == "fork"
 
 
 def test_cancel_from_another_thread_keeps_engine_usable():

@@ -26,6 +26,7 @@ from kqlmagic_plus.errors import (
     TableNotFoundError,
     UnsupportedQueryError,
 )
+from kqlmagic_plus.language import udfs
 from kqlmagic_plus.language.aliases import Rewritten, referenced_names, rewrite_for_local
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class LocalEngine(Engine):
         self._lake_root = lake
         self._read_only = read_only
         self._con: Any = None
+        self._our_refusal: UnsupportedQueryError | None = None
+        self._deferred = False
         self._lock = threading.RLock()
         self._mounts: dict[str, str] = {}
         #: Python objects exposed as views (DataFrames named by the query, DataFrame parameters).
@@ -211,18 +214,26 @@ class LocalEngine(Engine):
             window = _window_for(request, rewritten.text) if self.lake is not None else None
             report = self._register_lake(window, names)
             self._register_namespace(rewritten.text, request.namespace)
-            compiled = None
-            try:
-                sql = self._translate(rewritten, request)
-            except UnsupportedQueryError:
-                # duckdb-kql refuses many hunting staples (serialize, prev(), make-series, mv-apply, ...):
-                # our own compiler emits DuckDB SQL for them; if it refuses too, the user sees the refusal.
-                compiled = self._compile_ours(rewritten, request)
-                if compiled is None:
-                    raise
-                sql = None
-            if compiled is not None:
-                stats["translator"] = "kqlmagic_plus compiler (duckdb-kql does not translate this query)"
+            # One compiler for every engine: ours first (the same translation Spark runs), duckdb-kql for
+            # what ours does not translate (control commands among them).
+            self._our_refusal = None
+            self._deferred = False
+            # Parameters travel beside the text as prepared-statement values: duckdb-kql binds them so, and
+            # our compiler translates what duckdb-kql refuses.
+            compiled = None if request.params else self._compile_ours(rewritten, request)
+            tried_ours = not request.params and not self._deferred
+            sql = None
+            if compiled is None:
+                try:
+                    sql = self._translate(rewritten, request)
+                    stats["translator"] = "duckdb-kql (the kqlmagic_plus compiler does not translate this query)"
+                except UnsupportedQueryError:
+                    if not tried_ours:
+                        compiled = self._compile_ours(rewritten, request, force=True)
+                    if compiled is None:
+                        if self._our_refusal is not None:
+                            raise self._our_refusal from None
+                        raise
             if request.dry_run:
                 if report is not None:
                     stats["lake"] = report.summary()
@@ -248,13 +259,16 @@ class LocalEngine(Engine):
                     if self.lake is not None and (self.lake.recover(str(exc)) or _lake_file_gone(str(exc), self.lake)):
                         report = self._register_lake(window, names)
                         continue
-                    # duckdb-kql sometimes writes SQL DuckDB rejects (sum() of timespans, timespan
-                    # arithmetic): if our compiler's SQL for the same query runs, that is the answer.
-                    retry = None if compiled is not None else self._compile_ours(rewritten, request)
-                    if retry is None or type(exc.__context__).__name__ != "BinderException":
+                    # Where DuckDB rejects our SQL for a query duckdb-kql also translates, its SQL is the answer.
+                    if compiled is None or type(exc.__context__).__name__ != "BinderException":
                         raise
-                    compiled, executed, sql_params = retry, retry.sql, {}
-                    stats["translator"] = "kqlmagic_plus compiler (DuckDB rejected duckdb-kql's SQL)"
+                    try:
+                        sql = self._translate(rewritten, request)
+                    except KqlMagicPlusError:
+                        raise exc from None
+                    compiled, executed = None, optimize(str(sql))
+                    sql_params = dict(sql.parameters)
+                    stats["translator"] = "duckdb-kql (DuckDB rejected the kqlmagic_plus compiler's SQL)"
                 finally:
                     if rewritten.text.lstrip().startswith("."):
                         self._catalog = None  # a control command may have created or changed tables
@@ -273,7 +287,7 @@ class LocalEngine(Engine):
                 connection=self.target, engine=self.name, elapsed=time.perf_counter() - started,
                 executed=shown, parameters=sent, render=spec, warnings=warnings, stats=stats)
 
-    def _compile_ours(self, rewritten: Rewritten, request: Request) -> Any:
+    def _compile_ours(self, rewritten: Rewritten, request: Request, force: bool = False) -> Any:
         """The query through kqlmagic_plus's KQL -> DuckDB compiler, or None when it refuses it too."""
         from kqlmagic_plus.language.compiler import compile as kql_compile
 
@@ -284,9 +298,15 @@ class LocalEngine(Engine):
             except Exception:  # not a table here (a let name, a function): the compiler decides
                 continue
             schema[name] = [(r[0], kqltypes_of(r[1])) for r in rows]
+            if not force and any(_decimal_scale(r[1]) > 18 for r in rows):
+                self._deferred = True  # the compiler holds 18 decimal places; duckdb-kql keeps the column's own
+                return None
         try:
-            return kql_compile(rewritten.text, schema, "duckdb", params=dict(request.params or {}))
-        except Exception:  # its refusal is not more useful than duckdb-kql's, which the caller raises
+            return kql_compile(rewritten.text, schema, "duckdb", params=dict(request.params or {}), now=request.now)
+        except UnsupportedQueryError as exc:  # raised if duckdb-kql refuses too: it names the construct
+            self._our_refusal = exc
+            return None
+        except Exception:  # duckdb-kql decides (its error names what is wrong as well as ours would)
             return None
 
     def cache_inputs(self, request: Request) -> Any:
@@ -432,6 +452,8 @@ class LocalEngine(Engine):
         import duckdb
 
         try:
+            if udfs.PREFIX in sql.lower():  # sqlglot writes function names in capitals
+                udfs.register_duckdb(self.con, sql)
             rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
             if rel is None:  # a statement with no rows (a control command that writes)
                 import pyarrow as pa
@@ -468,6 +490,13 @@ KQL_OPERATORS = frozenset({
     "search", "serialize", "sort", "summarize", "take", "top", "top-hitters", "top-nested", "union", "where",
     "filter", "macro-expand", "make-graph", "graph-match", "graph-to-table", "extend-project",
 })
+
+
+def _decimal_scale(duckdb_type: str) -> int:
+    t = duckdb_type.replace(" ", "").upper()
+    if t.startswith("DECIMAL(") and "," in t:
+        return int(t[t.index(",") + 1:t.index(")")])
+    return 0
 
 
 def kqltypes_of(duckdb_type: str) -> str:
@@ -542,6 +571,22 @@ def _refuse_known_gaps(rewritten: Rewritten) -> None:
             raise UnsupportedQueryError(f"{t.text} with a size limit", "local", line=line, column=col,
                                         query=rewritten.original, runs_on=_REMOTE_ENGINES,
                                         reason="the local engine would ignore the limit")
+    depth, project_depth = 0, None
+    for i, t in enumerate(toks[:-1]):
+        if t.text in "([{":
+            depth += 1
+        elif t.text in ")]}":
+            depth -= 1
+        elif t.kind == "ident" and t.text == "project":
+            project_depth = depth
+        elif (t.kind == "ident" and t.text in ("node_degree_in", "node_degree_out") and toks[i + 1].text == "("
+              and depth == project_depth and toks[i - 1].text in (",", "project")):
+            # duckdb-kql names an unnamed node_degree_out(src) node_degree_out_src; Kusto names it node_degree_out.
+            line, col = rewritten.original_position(*line_col(rewritten.text, t.start))
+            raise UnsupportedQueryError(f"unnamed {t.text}() in a graph-match project", "local", line=line,
+                                        column=col, query=rewritten.original, runs_on=_REMOTE_ENGINES,
+                                        reason=f"the local engine would name its column otherwise: name it, "
+                                               f"d = {t.text}(...)")
 
 
 #: The smallest valid use of each operator: parsing it tells whether duckdb-kql's grammar has it.

@@ -131,17 +131,17 @@ class SparkEngine(Engine):
                 f"KQL on Spark needs the KQL -> Spark SQL compiler (kqlmagic_plus.language.compiler), which is not "
                 f"available in this build ({exc}). Write the cell as Spark SQL (%%sparkhunt --sql) or PySpark "
                 "(%%sparkhunt --pyspark) instead.") from None
-        if not schemas:
-            from kqlmagic_plus.errors import TableNotFoundError
-            from kqlmagic_plus.language.aliases import referenced_names
+        if not schemas and self.session.lake is not None:
+            raise OptionError(f"the lake {self.session.lake.display} has no tables")
+        from kqlmagic_plus.errors import TableNotFoundError
 
-            if self.session.lake is not None:
-                raise OptionError(f"the lake {self.session.lake.display} has no tables")
-            names = sorted(referenced_names(query)) or ["(none)"]
-            err = TableNotFoundError(names[0], [])
-            err.hint = "Bind a lake first: %sparkhunt --lake PATH (KQL on Spark reads the lake's tables)."
-            raise err
-        compiled = kql_compile(query, schemas, dialect="spark", params=dict(request.params))
+        try:
+            # Self-contained KQL (print, datatable, range, let) needs no lake.
+            compiled = kql_compile(query, schemas, dialect="spark", params=dict(request.params), now=request.now)
+        except TableNotFoundError as err:
+            if not schemas:
+                err.hint = "Bind a lake first: %sparkhunt --lake PATH (KQL on Spark reads the lake's tables)."
+            raise
         if request.dry_run:
             import pyarrow as pa
 

@@ -62,5 +62,6 @@ def is_connection_loss(exc: BaseException) -> bool:
                "SparkContext was shut down", "Cannot call methods on a stopped SparkContext",
                "SparkContext has been shutdown", "Answer from Java side is empty",
                "Error while receiving", "Connection refused", "StatusCode.UNAVAILABLE",
-               "NO_ACTIVE_SESSION", "[SESSION_CHANGED]", "java gateway process exited")
+               "NO_ACTIVE_SESSION", "[SESSION_CHANGED]", "java gateway process exited",
+               "incorrect server side session identifier")
     return any(m in text for m in markers)

@@ -55,6 +55,8 @@ class SparkHandle(ABC):
         self.lost: str | None = None
         #: Warnings of the last lake registration (files that vanished while views were built).
         self.lake_warnings: list[str] = []
+        #: Set when the session replaces a lost one: the replacement notice already said it starts.
+        self.announced = False
 
     @property
     def spark(self) -> Any:
@@ -63,6 +65,10 @@ class SparkHandle(ABC):
 
     @abstractmethod
     def start(self, say: Say) -> None: ...
+
+    def replacement(self) -> str:
+        """What starting this session again is called in the notice that replaces a lost one."""
+        return "starting a new one"
 
     @abstractmethod
     def alive(self) -> str | None:

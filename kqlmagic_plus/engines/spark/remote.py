@@ -230,6 +230,8 @@ def run_cell(spark: Any, mode: str, code: str, namespace: dict[str, Any] | None 
     ``{"kind": "value", "value"}`` for a PySpark cell whose last expression is no table (or nothing).
     """
     if mode == "sql":
+        if "kqlmp_" in code.lower():  # sqlglot may print the function names upper-case
+            _register_udfs(spark, code)
         value = spark.sql(code)
     elif mode == "pyspark":
         ns = namespace if namespace is not None else {}
@@ -238,6 +240,18 @@ def run_cell(spark: Any, mode: str, code: str, namespace: dict[str, Any] | None 
     else:
         raise ValueError(f"mode {mode!r}")
     return finish(spark, value, limit, to_lake, overwrite)
+
+
+def _register_udfs(spark: Any, sql: str) -> None:
+    """The Python functions the compiled SQL calls (geo cells, polygons, hashes): kqlmagic_plus must be
+    importable where this runs (true for local Spark and Spark Connect started from this Python)."""
+    try:
+        from kqlmagic_plus.language.udfs import register_spark
+    except ImportError:
+        raise RuntimeError("this query calls kqlmagic_plus's Python functions (kqlmp_*), and kqlmagic_plus is "
+                           "not installed where the Spark driver runs: install it there, or run the query on the "
+                           "local engine") from None
+    register_spark(spark, sql)
 
 
 def finish(spark: Any, value: Any, limit: int | None, to_lake: str | None, overwrite: bool) -> dict[str, Any]:

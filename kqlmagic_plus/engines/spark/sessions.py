@@ -10,8 +10,18 @@ Targets (``%sparkhunt --connect TARGET``):
 
 A JVM holds one local SparkContext: asking for ``local[4]`` while ``local[2]`` runs stops the old
 one first (said in a notice); ``local`` alone (or the default) reuses whatever local session runs. A
-session found dead at the start of a cell (stopped, server restarted, Synapse session expired) is
-replaced by a new one, with a notice saying what was lost; the lake is registered again.
+session found dead at the start of a cell (the JVM killed or crashed, stopped, a Spark Connect server
+restarted, a Synapse session expired) is replaced by a new one, with a one-line notice saying what
+happened, what is started instead and what was lost; the lake is registered again. A local JVM that
+dies takes PySpark's py4j gateway and its SparkContext/SparkSession singletons with it: they are reset
+(:func:`reset_local_pyspark`) so the new session launches a new JVM. A query running when the JVM dies
+fails at once with that line. Spark Connect sessions leave no Connect state behind when they fail or
+stop (``SPARK_CONNECT_MODE_ENABLED``, the client's default session), and a local session starts in
+classic mode whatever the environment says (``SPARK_REMOTE``, ``spark.remote``).
+
+Local sessions get defaults sized to the machine (:func:`local_defaults`): the driver memory (half the
+RAM, at least 1 GB) and ``spark.sql.shuffle.partitions`` (twice the cores); the settings
+``KqlMagicPlus.spark_driver_memory`` / ``spark_shuffle_partitions`` and any ``--conf`` override them.
 
 Sessions run with ``spark.sql.session.timeZone=UTC`` (KQL datetimes are UTC; the KQL compiler's SQL
 relies on it) and with Spark's console progress bar off (``%%sparkhunt`` draws its own).
@@ -25,7 +35,9 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -48,6 +60,47 @@ from kqlmagic_plus.redaction import redact
 
 LOCAL_DEFAULT = "local[*]"
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$", re.IGNORECASE)
+#: What makes PySpark build a Spark Connect session where a local one is asked for.
+_CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+_CONNECT_OPTIONS = ("spark.remote", "spark.api.mode")
+
+
+def local_defaults(*, memory: int | None = None, cores: int | None = None) -> dict[str, str]:
+    """The settings a local session gets unless a ``--conf`` says otherwise, sized to the machine.
+
+    ``spark.driver.memory``: ``KqlMagicPlus.spark_driver_memory``, or ('auto') half of *memory* (the
+    RAM this process may use, cgroup limits included), at least 1 GB, in whole GB from 4 GB.
+    ``spark.sql.shuffle.partitions``: ``KqlMagicPlus.spark_shuffle_partitions``, or (0) twice *cores*
+    (the local session's threads: N of ``local[N]``, else the cores this process may use), at least 2.
+    """
+    from kqlmagic_plus.config import settings
+
+    cfg = settings()
+    driver = str(cfg.spark_driver_memory or "auto").strip()
+    if driver.lower() == "auto":
+        if memory is None:
+            from kqlmagic_plus.engines.limits import total_memory
+
+            memory = total_memory()
+        mb = max(1024, memory // 2 // 2**20)
+        driver = f"{mb // 1024}g" if mb >= 4096 or mb % 1024 == 0 else f"{mb}m"
+    partitions = int(cfg.spark_shuffle_partitions or 0)
+    if partitions <= 0:
+        partitions = max(2, 2 * (cores if cores is not None else machine_cores()))
+    return {"spark.driver.memory": driver, "spark.sql.shuffle.partitions": str(partitions)}
+
+
+def machine_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _threads(master: str) -> int | None:
+    m = _LOCAL.match(master)
+    return int(m.group(2)) if m and m.group(2) and m.group(2).isdigit() else None
 
 
 # -- targets ----------------------------------------------------------------------------------------
@@ -151,6 +204,157 @@ def _require_pyspark(connect: bool = False) -> None:
                                          "pip install 'pyspark[connect]>=4,<5'") from None
 
 
+# -- the local JVM ----------------------------------------------------------------------------------
+
+
+def jvm_exit() -> str | None:
+    """Why the local Spark JVM this process launched is gone ("the local Spark JVM was killed (SIGKILL
+    ...)"); None while it runs, or when PySpark did not launch it (an adopted gateway: then only a
+    call into it tells)."""
+    if "pyspark" not in sys.modules:
+        return None
+    try:
+        from pyspark import SparkContext
+    except ImportError:
+        return None
+    proc = getattr(SparkContext._gateway, "proc", None)
+    try:
+        code = proc.poll() if proc is not None else None
+    except Exception:
+        return None
+    return None if code is None else describe_exit(code)
+
+
+def jvm_exit_soon(timeout: float = 3.0) -> str | None:
+    """:func:`jvm_exit`, waiting up to *timeout* s for a JVM that stopped answering to be reaped: a killed
+    JVM closes its sockets (and shows as a zombie) before its last threads are gone and its exit status
+    can be read."""
+    gone = jvm_exit()
+    if gone is not None or getattr(getattr(sys.modules.get("pyspark"), "SparkContext", None), "_gateway", None) \
+            is None:
+        return gone
+    deadline = time.monotonic() + timeout
+    while gone is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        gone = jvm_exit()
+    return gone
+
+
+def describe_exit(code: int) -> str:
+    """A JVM's exit status as the notice says it."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if name == "SIGKILL":
+            return "the local Spark JVM was killed (SIGKILL: the out-of-memory killer, or kill -9)"
+        return f"the local Spark JVM was killed ({name})"
+    if code in (52, 137):  # Spark's "out of memory" exit code; 128+9 from a shell wrapper
+        return f"the local Spark JVM died (exit code {code}: out of memory)"
+    return f"the local Spark JVM exited (exit code {code})"
+
+
+def reset_local_pyspark() -> None:
+    """Forget a local JVM that is gone: PySpark's py4j gateway, its SparkContext, SparkSession and
+    SQLContext singletons. The next local session then launches a new JVM (PySpark alone would keep
+    talking to the dead gateway: "Connection refused" on every cell)."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    with SparkContext._lock:
+        sc = SparkContext._active_spark_context
+        gateway = SparkContext._gateway
+        if sc is not None:
+            sc._jsc = None
+            server = getattr(sc, "_accumulatorServer", None)
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.shutdown()
+                    server.server_close()
+                sc._accumulatorServer = None
+        SparkContext._active_spark_context = None
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+    SparkSession._instantiatedSession = None
+    SparkSession._activeSession = None
+    with contextlib.suppress(Exception):
+        from pyspark.sql.context import SQLContext
+
+        SQLContext._instantiatedContext = None
+    if gateway is not None:
+        with _quiet_py4j():
+            with contextlib.suppress(Exception):
+                gateway._gateway_client.close()
+            with contextlib.suppress(Exception):
+                gateway.shutdown_callback_server()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(timeout=10)  # no zombie left behind
+
+
+def classic_mode(say: Say | None = None) -> None:
+    """Make PySpark build a local (classic) session: no Spark Connect mode left in the environment or in
+    the builder options (a failed or stopped ``--connect`` must not make the next local cell fail with
+    CONNECT_URL_NOT_SET)."""
+    found = [k for k in _CONNECT_ENV if k in os.environ]
+    for k in found:
+        os.environ.pop(k, None)
+    with contextlib.suppress(Exception):
+        from pyspark.sql import SparkSession
+
+        options = getattr(SparkSession.Builder, "_options", None)  # PySpark 3.x: one dict for all builders
+        if isinstance(options, dict):
+            for k in _CONNECT_OPTIONS:
+                options.pop(k, None)
+    if say is not None and "SPARK_REMOTE" in found:
+        say("Spark: SPARK_REMOTE is set in the environment; cleared for this process, so the local session "
+            "starts (use --connect sc://... for Spark Connect).")
+
+
+def _looks_like_io(exc: BaseException) -> bool:
+    """An error from the wire (py4j, a cut socket), not from the query."""
+    return (spark_errors.is_connection_loss(exc) or isinstance(exc, (EOFError, OSError))
+            or (type(exc).__module__.startswith("py4j") and type(exc).__name__ != "Py4JJavaError"))
+
+
+def _answers(sc: Any) -> bool:
+    """Whether a running SparkContext's JVM answers a call."""
+    try:
+        with _quiet_py4j():
+            sc._jsc.sc().isStopped()
+        return True
+    except Exception:
+        return False
+
+
+class _Py4jQuiet(logging.Filter):
+    """Py4J logs tracebacks (ERROR, through its own loggers and the root logger) when the JVM is gone or a
+    call is interrupted; the cell says what happened in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_py4j = record.name.startswith("py4j") or "py4j" in (record.pathname or "")
+        return not (from_py4j and (record.levelno >= logging.WARNING or record.exc_info))
+
+
+@contextlib.contextmanager
+def _quiet_py4j():
+    quiet = _Py4jQuiet()
+    loggers = [logging.getLogger(n) for n in ("", "py4j", "py4j.java_gateway", "py4j.clientserver")]
+    for lg in loggers:
+        lg.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeFilter(quiet)
+
+
 # -- sessions ---------------------------------------------------------------------------------------
 
 
@@ -213,6 +417,8 @@ class InProcessSession(SparkHandle):
         quiet = _Py4jInterruptFilter()
         root = logging.getLogger()
         root.addFilter(quiet)
+        py4j_quiet = _quiet_py4j()
+        py4j_quiet.__enter__()
         self._running = tag
         try:
             return fn()
@@ -224,20 +430,29 @@ class InProcessSession(SparkHandle):
         except Exception as exc:
             if self._cancelled == tag:
                 raise QueryCancelledError(spark_errors.CANCELLED) from None
-            if spark_errors.is_connection_loss(exc):
-                reason = self.alive()
-                if reason is not None:
-                    self.lost = reason
-                    raise RemoteError(f"the Spark session ({self.target.display}) was lost: {reason}. "
-                                      "The next cell starts a new one.") from None
+            reason = self._loss(exc)
+            if reason is not None:
+                self.lost = reason
+                raise RemoteError(self._lost_while_running(reason)) from None
             raise spark_errors.translate(exc, code, what=what, tables=tables) from None
         finally:
             self._running = None
-            root.removeFilter(quiet)
             with contextlib.suppress(Exception):
                 watcher()
             with contextlib.suppress(Exception):
                 self._end(tag)
+            root.removeFilter(quiet)
+            py4j_quiet.__exit__(None, None, None)
+
+    def _loss(self, exc: BaseException) -> str | None:
+        """Why the session is gone, when *exc* comes from losing it (not from the query); else None."""
+        if spark_errors.is_connection_loss(exc):
+            return self.alive()
+        return None
+
+    def _lost_while_running(self, reason: str) -> str:
+        return (f"Spark: {reason} while the cell ran; the cell failed. The next cell starts a new session "
+                "(temp views and cached tables of this one are lost).")
 
     def cancel(self) -> None:
         tag = self._running
@@ -298,6 +513,11 @@ class LocalSession(InProcessSession):
 
         started = time.monotonic()
         active = SparkContext._active_spark_context
+        if jvm_exit() is not None or (active is not None and getattr(active, "_jsc", None) is not None
+                                      and not _answers(active)):
+            reset_local_pyspark()  # a dead JVM: its gateway and singletons would fail every cell
+            active = None
+        classic_mode(say)
         if active is not None and getattr(active, "_jsc", None) is not None:
             # A session started elsewhere (the user's own, or an earlier one): one per JVM, so use it.
             spark = SparkSession.builder.getOrCreate()
@@ -311,9 +531,12 @@ class LocalSession(InProcessSession):
                 self._adopt(spark)
         if active is None or getattr(active, "_jsc", None) is None:
             master = self.target.spec if not self.target.any_local else LOCAL_DEFAULT
-            say(f"Spark: starting a local session ({master}); this takes 15-40 s...")
+            conf = {**BASE_CONF, **local_defaults(cores=_threads(master)), **self.conf}
+            self.sizing = self._sizing(conf, new_jvm=SparkContext._gateway is None)
+            if not self.announced:
+                say(f"Spark: starting a local session ({master}, {self.sizing}); this takes 15-40 s...")
             builder = SparkSession.builder.master(master).appName("kqlmagic_plus")
-            for k, v in {**BASE_CONF, **self.conf}.items():
+            for k, v in conf.items():
                 builder = builder.config(k, v)
             try:
                 spark = builder.getOrCreate()
@@ -322,6 +545,19 @@ class LocalSession(InProcessSession):
             self._spark = spark
         self.start_seconds = time.monotonic() - started
         self.started_at = time.time()
+
+    @staticmethod
+    def _sizing(conf: Mapping[str, str], *, new_jvm: bool) -> str:
+        parts = f"{conf.get('spark.sql.shuffle.partitions')} shuffle partitions"
+        # A JVM that already runs (after --stop) keeps the memory it started with.
+        return f"driver memory {conf.get('spark.driver.memory')}, {parts}" if new_jvm else parts
+
+    def replacement(self) -> str:
+        master = self.target.spec if not self.target.any_local else LOCAL_DEFAULT
+        conf = {**local_defaults(cores=_threads(master)), **self.conf}
+        gateway = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+        new_jvm = gateway is None or gateway._gateway is None or jvm_exit() is not None
+        return f"starting a new local session ({master}, {self._sizing(conf, new_jvm=new_jvm)})"
 
     def _adopt(self, spark: Any) -> None:
         for k, v in {**RUNTIME_CONF, **self.conf}.items():
@@ -333,16 +569,50 @@ class LocalSession(InProcessSession):
         spark = self._spark
         if spark is None:
             return "not started"
+        gone = jvm_exit()
+        if gone is not None:
+            return gone
         sc = spark.sparkContext
         jsc = getattr(sc, "_jsc", None)
         if jsc is None:
             return "the local SparkContext was stopped"
         try:
-            if jsc.sc().isStopped():
-                return "the local SparkContext was stopped"
+            with _quiet_py4j():
+                if jsc.sc().isStopped():
+                    return "the local SparkContext was stopped (out of memory, or spark.stop())"
         except Exception as exc:
-            return f"the local Spark JVM does not answer ({type(exc).__name__})"
+            return jvm_exit_soon() or f"the local Spark JVM does not answer ({type(exc).__name__})"
         return None
+
+    def stop(self) -> None:
+        spark, self._spark = self._spark, None
+        if spark is None:
+            return
+        if jvm_exit() is None:
+            import warnings
+
+            try:
+                with _quiet_py4j(), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    spark.stop()
+                return
+            except Exception:
+                pass
+        reset_local_pyspark()
+
+    def _loss(self, exc: BaseException) -> str | None:
+        gone = jvm_exit()
+        if gone is None and _looks_like_io(exc) and not _answers(getattr(self._spark, "sparkContext", None)):
+            gone = jvm_exit_soon()  # the sockets close a moment before the process can be reaped
+        if gone is not None:
+            # Whatever the error looks like (py4j, a cut Arrow stream): the JVM is gone. Its gateway and
+            # singletons are reset when the next cell replaces the session (stop()).
+            return gone
+        return super()._loss(exc)
+
+    def _lost_while_running(self, reason: str) -> str:
+        return (f"Spark: {reason} while the cell ran; the cell failed. The next cell starts a new local session "
+                "(temp views and cached tables of this one are lost).")
 
     def _begin(self, tag: str, sink: ProgressSink) -> Callable[[], None]:
         sc = self._spark.sparkContext
@@ -351,12 +621,16 @@ class LocalSession(InProcessSession):
         return watcher.stop
 
     def _end(self, tag: str) -> None:
+        if jvm_exit() is not None or self._spark is None:
+            return
         sc = self._spark.sparkContext
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
         sc.setLocalProperty("spark.job.interruptOnCancel", None)
 
     def _cancel(self, tag: str) -> None:
+        if jvm_exit() is not None:
+            return
         with contextlib.suppress(Exception):
             self._spark.sparkContext.cancelJobGroup(tag)
 
@@ -385,13 +659,15 @@ class ConnectSession(InProcessSession):
 
         if SparkContext._active_spark_context is None:
             # What SparkSession.builder.remote() sets: pyspark.sql.functions in the user's cells then
-            # build Spark Connect columns. Left alone while a local session runs in this process.
-            os.environ.setdefault("SPARK_CONNECT_MODE_ENABLED", "1")
+            # build Spark Connect columns. Left alone while a local session runs in this process;
+            # taken back when the last Connect session stops or fails to start.
+            _hold_connect_mode(self)
 
         started = time.monotonic()
         try:
             spark = RemoteSession.builder.remote(self.target.spec).create()
         except Exception as exc:
+            _release_connect_mode(self)
             raise OptionError(f"--connect {self.target.display}: {spark_errors.translate(exc, '')}") from None
         self._bound_retries(spark)
         try:
@@ -399,12 +675,25 @@ class ConnectSession(InProcessSession):
                 spark.conf.set(k, v)
             self.version = spark.version
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                spark.stop()
+            _discard_connect(spark)
+            _release_connect_mode(self)
             raise self._connect_error(exc) from None
         self._spark = spark
         self.start_seconds = time.monotonic() - started
         self.started_at = time.time()
+
+    def stop(self) -> None:
+        spark, self._spark = self._spark, None
+        if spark is not None:
+            if self.lost is not None:
+                _discard_connect(spark)  # the server forgot the session: nothing to release there
+            else:
+                with contextlib.suppress(Exception):
+                    spark.stop()
+        _release_connect_mode(self)
+
+    def replacement(self) -> str:
+        return "opening a new session on it"
 
     def _bound_retries(self, spark: Any) -> None:
         try:
@@ -421,7 +710,7 @@ class ConnectSession(InProcessSession):
         if "UNAUTHENTICATED" in text or "authentication" in text.lower():
             return AuthError(f"the Spark Connect server at {self.target.display} refused the token "
                              "(UNAUTHENTICATED)", hint="Check the token=... part of the sc:// URL.")
-        if "UNAVAILABLE" in text or "RETRIES_EXCEEDED" in text or "failed to connect" in text:
+        if _unreachable(text):
             detail = re.search(r'details = "([^"]*)"', text)
             return RemoteError(f"cannot reach the Spark Connect server at {self.target.display}"
                                + (f": {detail.group(1)}" if detail else ""),
@@ -429,18 +718,31 @@ class ConnectSession(InProcessSession):
                                     "A token without use_ssl=true is sent only to localhost.")
         return RemoteError(f"Spark Connect {self.target.display}: {spark_errors.translate(exc, '')}")
 
+    #: Set when a check could not reach the server: the next check opens a new session instead of waiting
+    #: out the old channel's reconnect backoff (a restarted server does not know the old session anyway).
+    unreachable = False
+
     def alive(self) -> str | None:
         spark = self._spark
         if spark is None:
             return "not started"
+        if self.unreachable:
+            return (f"the Spark Connect server at {self.target.display} could not be reached by the last cell (it "
+                    "stopped or restarted)")
         if getattr(spark, "is_stopped", False):
-            return "the Spark Connect client session was stopped"
+            # Stopped, or closed by the client itself on seeing a restarted server's new session id.
+            return (f"the Spark Connect session on {self.target.display} was closed (the server restarted, or "
+                    "the session was stopped)")
         try:
             spark.conf.get("spark.sql.session.timeZone")
         except Exception as exc:
             text = str(exc)
-            if "SESSION_CLOSED" in text or "SESSION_NOT_FOUND" in text or "SESSION_CHANGED" in text:
-                return "the Spark Connect server closed the session (it restarted, or the session expired)"
+            if any(m in text for m in ("SESSION_CLOSED", "SESSION_NOT_FOUND", "SESSION_CHANGED", "NO_ACTIVE_SESSION",
+                                       "incorrect server side session identifier")):
+                return (f"the Spark Connect server at {self.target.display} no longer knows this session (it "
+                        "restarted, or the session expired)")
+            if _unreachable(text):
+                self.unreachable = True
             raise self._connect_error(exc) from None
         return None
 
@@ -473,6 +775,46 @@ class ConnectSession(InProcessSession):
         if self._spark is not None and not getattr(self._spark, "is_stopped", True):
             out.update({"spark_version": getattr(self, "version", None), "session_id": self._spark.session_id})
         return out
+
+
+def _unreachable(text: str) -> bool:
+    return "UNAVAILABLE" in text or "RETRIES_EXCEEDED" in text or "failed to connect" in text
+
+
+#: The Connect sessions that set SPARK_CONNECT_MODE_ENABLED (it goes when the last one stops).
+_connect_mode_holders: set[int] = set()
+
+
+def _hold_connect_mode(session: Any) -> None:
+    if "SPARK_CONNECT_MODE_ENABLED" not in os.environ:
+        os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+        _connect_mode_holders.add(id(session))
+    elif _connect_mode_holders:
+        _connect_mode_holders.add(id(session))
+
+
+def _release_connect_mode(session: Any) -> None:
+    if id(session) in _connect_mode_holders:
+        _connect_mode_holders.discard(id(session))
+        if not _connect_mode_holders:
+            os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+
+
+def _discard_connect(spark: Any) -> None:
+    """Drop a Spark Connect client session without asking the server anything (it cannot be reached, or
+    forgot the session): the channel is closed and the client's default/active session cleared, so no
+    later builder picks it up."""
+    with contextlib.suppress(Exception):
+        spark.release_session_on_close = False
+    with contextlib.suppress(Exception):
+        spark.stop()
+    with contextlib.suppress(Exception):
+        from pyspark.sql.connect.session import SparkSession as RemoteSession
+
+        if RemoteSession._default_session is spark:
+            RemoteSession._default_session = None
+        if getattr(RemoteSession._active_session, "session", None) is spark:
+            RemoteSession._active_session.session = None
 
 
 def make_session(target: Target, conf: Mapping[str, str] | None = None) -> SparkHandle:
@@ -511,14 +853,12 @@ class SessionManager:
                 session.stop()
                 self._sessions.pop(key, None)
                 session = None
-            if session is not None and conf and any(session.conf.get(k) != v for k, v in conf.items()):
-                self._apply_conf(session, conf, say)
             if session is not None:
                 reason = session.lost or session.alive()
-                if reason is None:
-                    self._current = key
-                    return session
-                session = self._replace(key, session, reason, say)
+                if reason is not None:  # replaced first: a --conf cannot be applied to a dead session
+                    session = self._replace(key, session, reason, say, conf=conf)
+                elif conf and any(session.conf.get(k) != v for k, v in conf.items()):
+                    self._apply_conf(session, conf, say)
             else:
                 session = make_session(target, conf)
                 session.start(say)
@@ -539,15 +879,20 @@ class SessionManager:
                 raise OptionError(f"--conf {k}={v}: {spark_errors.translate(exc, '')} (static settings need a new "
                                   "session: %sparkhunt --stop, then --connect with --conf)") from None
 
-    def _replace(self, key: str, old: SparkHandle, reason: str, say: Say) -> SparkHandle:
-        say(f"Spark: the session on {old.target.display} is gone ({reason}); starting a new one. "
-            "Temp views, cached tables and Python variables of the old session are lost; "
-            + ("the lake is registered again." if old.lake is not None else "run the cell again if needed."))
+    def _replace(self, key: str, old: SparkHandle, reason: str, say: Say,
+                 conf: Mapping[str, str] | None = None) -> SparkHandle:
+        old.lost = old.lost or reason  # nothing is asked of what is gone (a Connect release, a py4j stop)
         with contextlib.suppress(Exception):
-            old.stop()
+            old.stop()  # a dead local JVM: PySpark's gateway and singletons are reset here
+        new = make_session(old.target, {**old.conf, **(conf or {})})
+        new.announced = True
+        what = reason if old.target.display in reason or old.kind == "local" else \
+            f"the session on {old.target.display} is gone ({reason})"
+        say(f"Spark: {what}; {new.replacement()} (temp views, cached tables and DataFrames of the old session "
+            "are lost; " + ("the lake is registered again)." if old.lake is not None else "run earlier cells "
+                            "again if this one needs them)."))
         if hasattr(old, "log_tail") and old.log_tail:  # a Synapse session's last log lines, when it died
             say("Last log lines of the old session:\n" + "\n".join(f"  {ln}" for ln in old.log_tail))
-        new = make_session(old.target, old.conf)
         new.start(say)
         new.lake = old.lake
         self._sessions[key] = new

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 __all__ = ["Compiled", "compile"]
@@ -41,13 +42,16 @@ def compile(
     schema: Mapping[str, Sequence[tuple[str, str]]],
     dialect: str = "spark",
     params: Mapping[str, Any] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> Compiled:
     """Compile *query* against *schema* (table -> [(column, KQL type)]) to one SQL statement.
 
     Raises ``QuerySyntaxError`` (does not parse), ``UnsupportedQueryError`` (a construct this
     compiler, or this dialect, does not translate), ``TableNotFoundError`` and ``QueryError``
-    (a semantic error: unknown column, type mismatch).
+    (a semantic error: unknown column, type mismatch). *now* pins ``now()`` / ``ago()`` to that instant
+    (the cache re-runs a relative query at the instant it keys it by).
     """
     from kqlmagic_plus.language.compiler.driver import compile_query
 
-    return compile_query(query, schema, dialect, params)
+    return compile_query(query, schema, dialect, params, now=now)

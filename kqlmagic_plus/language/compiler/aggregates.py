@@ -36,8 +36,8 @@ def _only_if(g: Any, value: exp.Expression, cond: ir.Expr | None) -> exp.Express
 
 @aggregate("count", (0, 1), T.LONG)
 def _count(g, a):
-    if a.args:
-        return exp.Count(this=g.e(a.args[0]))
+    # count(x) counts the group's records, nulls of x included (the summarize page's default-values
+    # section counts a null and a 5 as 2): it is not SQL's COUNT(x).
     return exp.Count(this=exp.Star())
 
 
@@ -163,8 +163,8 @@ def _not_null(g: Any, e: ir.Expr, x: exp.Expression) -> exp.Expression:
 def _collect(g: Any, a: ir.Agg, distinct: bool, cond: ir.Expr | None, limit: ir.Expr | None) -> exp.Expression:
     arg = a.args[0]
     d = g.d
-    if arg.type == T.DYNAMIC and distinct:
-        return _set_of_dynamic(g, arg, cond)
+    if arg.type == T.DYNAMIC:
+        return _flatten_dynamic(g, arg, distinct, cond, limit)
     x = _element(g, arg)
     keep = _not_null(g, arg, x)
     if cond is not None:
@@ -190,8 +190,14 @@ def _collect(g: Any, a: ir.Agg, distinct: bool, cond: ir.Expr | None, limit: ir.
     return d.dyn_array_from_sql_array(arr)
 
 
-def _set_of_dynamic(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
-    # make_set over dynamic values unions the arrays (a scalar counts as a one-element array).
+def _flatten_dynamic(
+    g: Any, arg: ir.Expr, distinct: bool, cond: ir.Expr | None, limit: ir.Expr | None
+) -> exp.Expression:
+    # make_list and make_set over dynamic values add an array's elements, one level deep (a scalar or a
+    # bag counts as one element): the reference relies on it (make_set's "Set from array column", the
+    # MultiPolygon built with make_list(pack_array(...)) in geo_point_in_polygon, make_list over
+    # mv-apply'd rings in geo_h3cell_rings, pack_array(make_list(x)) in the plotly page). maxSize counts
+    # the elements after flattening ("the maximum number of elements returned").
     v = g.e(arg)
     keep = exp.Not(this=g.d.dyn_is(v, "null"))
     if cond is not None:
@@ -201,7 +207,11 @@ def _set_of_dynamic(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expressio
         texts = fn(
             "transform", elems, exp.Lambda(this=fn("to_json", exp.column("e")), expressions=[exp.to_identifier("e")])
         )
-        flat = fn("array_distinct", fn("flatten", fn("collect_list", case([(keep, texts)]))))
+        flat = fn("flatten", fn("collect_list", case([(keep, texts)])))
+        if distinct:
+            flat = fn("array_distinct", flat)
+        if limit is not None:
+            flat = g.d.array_slice(flat, n(0), g.e(limit))
         return fn(
             "to_variant_object",
             fn(
@@ -211,8 +221,13 @@ def _set_of_dynamic(g: Any, arg: ir.Expr, cond: ir.Expr | None) -> exp.Expressio
             ),
         )
     elems = exp.Coalesce(this=g.d.dyn_array_elements(v), expressions=[fn("list_value", v)])
-    flat = fn("list_distinct", fn("flatten", exp.Filter(this=fn("list", elems), expression=exp.Where(this=keep))))
-    return fn("to_json", exp.Coalesce(this=flat, expressions=[exp.Array(expressions=[])]))
+    flat = fn("flatten", exp.Filter(this=fn("list", elems), expression=exp.Where(this=keep)))
+    if distinct:
+        flat = fn("list_distinct", flat)
+    flat = exp.Coalesce(this=flat, expressions=[exp.Array(expressions=[])])
+    if limit is not None:
+        flat = g.d.array_slice(flat, n(0), g.e(limit))
+    return fn("to_json", flat)
 
 
 @aggregate("make_list", (1, 2), T.DYNAMIC, aliases=("makelist",))
@@ -292,3 +307,113 @@ def _percentile(g, a):
     if a.args[0].type == T.DATETIME:
         return g.d.us_to_ts(g.d.percentile(g.d.ts_to_us(x), float(p.value) / 100.0))
     return g.d.percentile(x, float(p.value) / 100.0)
+
+
+# -- counting rows, bitwise folds, covariances, weighted percentiles (KQL reference conformance) ---------------
+
+
+def _bits(sql: str):
+    def emit(g, a):
+        return fn(sql, cast_(g.e(a.args[0]), "BIGINT"))
+
+    return emit
+
+
+aggregate("binary_all_and", 1, T.LONG)(_bits("bit_and"))
+aggregate("binary_all_or", 1, T.LONG)(_bits("bit_or"))
+aggregate("binary_all_xor", 1, T.LONG)(_bits("bit_xor"))
+aggregate("stdevpif", 2, T.REAL)(_stat("stddev_pop", True))
+aggregate("variancepif", 2, T.REAL)(_stat("var_pop", True))
+
+
+def _covar(sql: str, cond: bool):
+    def emit(g, a):
+        c = a.args[2] if cond else None
+        x = _only_if(g, cast_(g.e(a.args[0]), "DOUBLE"), c)
+        y = _only_if(g, cast_(g.e(a.args[1]), "DOUBLE"), c)
+        return exp.Coalesce(this=fn(sql, x, y), expressions=[cast_(n(0), "DOUBLE")])
+
+    return emit
+
+
+aggregate("covariance", 2, T.REAL)(_covar("covar_samp", False))
+aggregate("covarianceif", 3, T.REAL)(_covar("covar_samp", True))
+aggregate("covariancep", 2, T.REAL)(_covar("covar_pop", False))
+aggregate("covariancepif", 3, T.REAL)(_covar("covar_pop", True))
+
+
+@aggregate("make_list_with_nulls", 1, T.DYNAMIC)
+def _make_list_with_nulls(g, a):
+    x = _element(g, a.args[0])
+    if g.d.name == "spark":
+        # collect_list drops nulls; a one-field struct around each value keeps them.
+        boxed = fn("collect_list", fn("named_struct", s("v"), x))
+        arr = fn("transform", boxed, exp.Lambda(this=exp.Dot(this=exp.column("e"), expression=exp.to_identifier("v")),
+                                                expressions=[exp.to_identifier("e")]))
+    else:
+        arr = exp.Coalesce(this=fn("list", x), expressions=[exp.Array(expressions=[])])
+    return g.d.dyn_array_from_sql_array(arr)
+
+
+def weighted_percentile(g: Any, value: ir.Expr, weight: ir.Expr, p: ir.Expr) -> exp.Expression:
+    """Weighted nearest rank: the smallest value whose cumulative weight reaches p% of the total.
+
+    One fold over the values sorted (the accumulator carries the running weight, the answer once found and
+    the target), so a group costs a sort and a pass, not a quadratic scan.
+    """
+    if not (isinstance(p, ir.Lit) and isinstance(p.value, int | float)):
+        raise Refusal("percentilesw with a computed percentage")
+    if value.type not in T.NUMERIC:
+        raise Refusal(f"percentilesw of a {value.type}")
+    x, w = g.e(value), cast_(g.e(weight), "DOUBLE")
+    keep = exp.and_(exp.Not(this=exp.Is(this=x, expression=exp.null())),
+                    exp.Not(this=exp.Is(this=w, expression=exp.null())))
+    acc, e = exp.column("acc"), exp.column("e")
+
+    def f(obj: exp.Expression, name: str) -> exp.Expression:
+        return exp.Dot(this=obj, expression=exp.to_identifier(name))
+
+    vtype = g.d.sql_type(value.type)
+    target = exp.Mul(this=n(float(p.value) / 100.0), expression=fn("sum", w))
+    start = g.d.struct([("c", cast_(n(0), "DOUBLE")), ("r", exp.Cast(this=exp.null(), to=vtype)), ("t", target)])
+    cum = exp.Add(this=f(acc, "c"), expression=f(e, "w"))
+    found = case([(exp.GTE(this=cum, expression=f(acc, "t")), f(e, "v"))], exp.Cast(this=exp.null(), to=vtype))
+    step = case([(exp.Not(this=exp.Is(this=f(acc, "r"), expression=exp.null())), acc)],
+                g.d.struct([("c", cum), ("r", found), ("t", f(acc, "t"))]))
+    lam = exp.Lambda(this=step, expressions=[exp.to_identifier("acc"), exp.to_identifier("e")])
+    pair = g.d.struct([("v", x), ("w", w)])
+    if g.d.name == "spark":
+        arr = fn("array_sort", fn("collect_list", case([(keep, pair)])))
+        return fn("aggregate", arr, start, lam, exp.Lambda(this=f(acc, "r"), expressions=[exp.to_identifier("acc")]))
+    arr = fn("list_sort", exp.Filter(this=fn("list", pair), expression=exp.Where(this=keep)))
+    return f(exp.Paren(this=fn("list_reduce", arr, lam, start)), "r")
+
+
+@aggregate("percentilew", 3, lambda a: a[0].type)
+def _percentilew(g, a):
+    return weighted_percentile(g, a.args[0], a.args[1], a.args[2])
+
+
+@aggregate("percentilesw_array", (3, 99), T.DYNAMIC)
+def _percentilesw_array(g, a):
+    ps = list(a.args[2:])
+    if len(ps) == 1 and isinstance(ps[0], ir.Lit) and isinstance(ps[0].value, list):
+        ps = [ir.Lit(T.REAL, v) for v in ps[0].value]
+    items = [weighted_percentile(g, a.args[0], a.args[1], p) for p in ps]
+    arr = fn("array", *items) if g.d.name == "spark" else fn("list_value", *items)
+    return g.d.dyn_array_from_sql_array(arr)
+
+
+@aggregate("count_distinctif", 2, T.LONG)
+def _count_distinctif(g, a):
+    return exp.Count(this=exp.Distinct(expressions=[_only_if(g, g.e(a.args[0]), a.args[1])]))
+
+
+@aggregate("percentiles_array", (2, 99), T.DYNAMIC)
+def _percentiles_array(g, a):
+    ps = list(a.args[1:])
+    if len(ps) == 1 and isinstance(ps[0], ir.Lit) and isinstance(ps[0].value, list):
+        ps = [ir.Lit(T.REAL, v) for v in ps[0].value]
+    items = [_percentile(g, ir.Agg(a.args[0].type, "percentile", (a.args[0], p))) for p in ps]
+    arr = fn("array", *items) if g.d.name == "spark" else fn("list_value", *items)
+    return g.d.dyn_array_from_sql_array(arr)

@@ -12,10 +12,21 @@ primitive is spelled. Representations (the same in both):
 
 from __future__ import annotations
 
+import datetime as dt
+from contextvars import ContextVar
+from typing import Any
+
 from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, paren, s, timespan_text, try_cast_
+
+#: The instant ``now()`` means while one query compiles (None: the engine's clock when it runs).
+PINNED_NOW: ContextVar[Any] = ContextVar("kqlmp_pinned_now", default=None)
+
+
+#: Padded base64 text, the only form Kusto decodes.
+BASE64_TEXT = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class Dialect:
@@ -62,6 +73,10 @@ class Dialect:
 
     def real_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
         return exp.Div(this=a, expression=fn("NULLIF", b, cast_(n(0), "DOUBLE")))
+
+    def ieee_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        """KQL's real ``/``: a zero divisor gives +-infinity or NaN (as IEEE 754 does), not null."""
+        return exp.Div(this=a, expression=b)
 
     def pmod(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
         """A modulo that is never negative (KQL's ``%``)."""
@@ -144,6 +159,17 @@ class Dialect:
 
     def now(self) -> exp.Expression:
         raise NotImplementedError
+
+    def current_time(self) -> exp.Expression:
+        """``now()``: the instant the compile was pinned to, else the engine's clock."""
+        pinned = PINNED_NOW.get()
+        if pinned is None:
+            return self.now()
+        if pinned.tzinfo is None:
+            pinned = pinned.replace(tzinfo=dt.UTC)
+        delta = pinned - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return self.us_to_ts(exp.Literal.number(us))
 
     def date_trunc(self, unit: str, ts: exp.Expression) -> exp.Expression:
         return fn("date_trunc", s(unit), ts)
@@ -321,6 +347,17 @@ class Spark(Dialect):
     def real_div(self, a, b):
         return fn("try_divide", a, b)
 
+    def ieee_div(self, a, b):
+        # Spark's double division by zero is null (or an error under ANSI): spell IEEE 754 out.
+        def inf(text: str) -> exp.Expression:
+            return cast_(s(text), "DOUBLE")
+
+        by_zero = exp.Case(ifs=[exp.If(this=exp.GT(this=a, expression=n(0)), true=inf("Infinity")),
+                                exp.If(this=exp.LT(this=a, expression=n(0)), true=inf("-Infinity")),
+                                exp.If(this=exp.Not(this=exp.Is(this=a, expression=exp.null())), true=inf("NaN"))])
+        return exp.Case(ifs=[exp.If(this=exp.EQ(this=b, expression=n(0)), true=by_zero)],
+                        default=fn("try_divide", a, b))
+
     def pmod(self, a, b):
         return fn("pmod", a, fn("abs", b))
 
@@ -350,7 +387,10 @@ class Spark(Dialect):
         return fn("base64", fn("encode", value, s("utf-8")))
 
     def base64_decode(self, value):
-        return fn("decode", fn("try_to_binary", value, s("base64")), s("utf-8"))
+        # Bytes that are not UTF-8 decode to null (Spark's decode() would fail the query), and Spark's
+        # lenient base64 reader is held to the padded alphabet Kusto (and DuckDB) accept.
+        text = fn("try_validate_utf8", cast_(fn("try_to_binary", value, s("base64")), "STRING"))
+        return exp.Case(ifs=[exp.If(this=exp.RegexpLike(this=value, expression=s(BASE64_TEXT)), true=text)])
 
     def url_decode(self, value):
         return fn("try_url_decode", value)
@@ -433,7 +473,7 @@ class Spark(Dialect):
             ifs=[exp.If(this=exp.GTE(this=index, expression=n(0)), true=exp.Add(this=index, expression=n(1)))],
             default=index,
         )
-        return fn("try_element_at", arr, one_based)
+        return fn("try_element_at", arr, cast_(one_based, "INT"))  # element_at takes no BIGINT index
 
     def dyn_key(self, v, key):
         return fn(

@@ -14,7 +14,7 @@ from kqlmagic_plus.errors import (
     caret_excerpt,
 )
 from kqlmagic_plus.language.compiler import Compiled
-from kqlmagic_plus.language.compiler.dialects import DIALECTS
+from kqlmagic_plus.language.compiler.dialects import DIALECTS, PINNED_NOW
 from kqlmagic_plus.language.compiler.syntax import (
     ParseFailure,
     Refusal,
@@ -34,7 +34,16 @@ _ELSEWHERE = ("Log Analytics / Sentinel", "Azure Data Explorer")
 
 
 def compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str,
-                  params: Mapping[str, Any] | None, probe: bool = False) -> Compiled:
+                  params: Mapping[str, Any] | None, probe: bool = False, now: Any = None) -> Compiled:
+    token = PINNED_NOW.set(now)
+    try:
+        return _compile_query(query, schema, dialect, params, probe)
+    finally:
+        PINNED_NOW.reset(token)
+
+
+def _compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], dialect: str,
+                   params: Mapping[str, Any] | None, probe: bool) -> Compiled:
     d = DIALECTS.get(dialect)
     if d is None:
         raise OptionError(f"unknown SQL dialect {dialect!r}: use 'spark' or 'duckdb'")

@@ -18,23 +18,8 @@ from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.catalog import lookup_aggregate, lookup_operator, lookup_scalar
 from kqlmagic_plus.language.compiler.dialects import Dialect
 from kqlmagic_plus.language.compiler.literals import format_datetime_iso
-from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, s, try_cast_
+from kqlmagic_plus.language.compiler.sqlexpr import alias, cast_, dtype, fn, ident, n, s, table, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
-
-
-def ident(name: str) -> exp.Identifier:
-    return exp.to_identifier(name, quoted=True)
-
-
-def table(name: str, alias: str | None = None) -> exp.Table:
-    t = exp.Table(this=ident(name))
-    if alias:
-        t.set("alias", exp.TableAlias(this=ident(alias)))
-    return t
-
-
-def alias(e: exp.Expression, name: str) -> exp.Expression:
-    return exp.Alias(this=e, alias=ident(name))
 
 
 class Emitter:
@@ -45,6 +30,8 @@ class Emitter:
         self.qual: str | None = None
         self.order: tuple[ir.SortKey, ...] | None = None
         self._n = 0
+        #: A CTE refers to itself (scan): the WITH is WITH RECURSIVE.
+        self.recursive = False
 
     # -- statement --------------------------------------------------------------------------------
 
@@ -58,7 +45,8 @@ class Emitter:
         if node.order:
             q = q.order_by(*self.order_by(node.order))
         with_ = exp.With(
-            expressions=[exp.CTE(this=body, alias=exp.TableAlias(this=ident(name))) for name, body in self.ctes]
+            expressions=[exp.CTE(this=body, alias=exp.TableAlias(this=ident(name))) for name, body in self.ctes],
+            recursive=self.recursive or None,
         )
         q.set("with_", with_)
         return q
@@ -233,6 +221,11 @@ class Emitter:
         self.order = None
         return exp.Select(expressions=items).from_(table(src))
 
+    def n_ScanState(self, node: ir.ScanState) -> exp.Expression:
+        from kqlmagic_plus.language.compiler.emit_scan import emit_scan_state
+
+        return emit_scan_state(self, node)
+
     def n_Filter(self, node: ir.Filter) -> exp.Expression:
         src = self.node(node.input)
         self.qual = None
@@ -244,7 +237,7 @@ class Emitter:
     def n_Limit(self, node: ir.Limit) -> exp.Expression:
         src = self.node(node.input)
         q = exp.Select(expressions=[exp.Star()]).from_(table(src))
-        if node.input.order:
+        if node.input.order and not (self.d.name == "duckdb" and _in_range_order(node.input)):
             q = q.order_by(*self.order_by(node.input.order))
         return q.limit(self.e(node.count))
 
@@ -568,6 +561,16 @@ class Emitter:
                 else fn("parse_json", s(json.dumps(v, ensure_ascii=False, separators=(",", ":"))))
             )
         raise Refusal(f"literal of type {t}")
+
+
+def _in_range_order(node: ir.Node) -> bool:
+    """*node*'s rows are a range's, filtered or projected, in the order DuckDB's range() yields them (DuckDB keeps
+    insertion order through streaming filters and projections): a take needs no sort of them (a sort of
+    ``range x from 1 to 3000000000 step 1 | take 3`` would read every row)."""
+    order = node.order
+    while isinstance(node, ir.Select | ir.Filter) and node.order == order:
+        node = node.input
+    return isinstance(node, ir.Range) and node.order == order
 
 
 def emit_sql(node: ir.Node, dialect: Dialect) -> str:

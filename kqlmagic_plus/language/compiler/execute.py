@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def run_duckdb(con: Any, compiled: Compiled) -> pa.Table:
     """Execute on a DuckDB connection whose ``TimeZone`` is UTC."""
     from kqlmagic_plus.kqltypes import canonical_table
+    from kqlmagic_plus.language.udfs import register_duckdb
 
+    register_duckdb(con, compiled.sql)
     table = con.sql(compiled.sql).to_arrow_table()
     return canonical_table(table, [t for _, t in compiled.columns])
 
@@ -25,7 +27,9 @@ def run_duckdb(con: Any, compiled: Compiled) -> pa.Table:
 def run_spark(spark: Any, compiled: Compiled, limit: int | None = None) -> pa.Table:
     """Execute on a Spark session whose ``spark.sql.session.timeZone`` is UTC."""
     from kqlmagic_plus.kqltypes import canonical_table
+    from kqlmagic_plus.language.udfs import register_spark
 
+    register_spark(spark, compiled.sql)
     df = spark.sql(compiled.sql)
     if limit is not None:
         df = df.limit(limit)

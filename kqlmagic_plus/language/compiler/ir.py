@@ -252,6 +252,22 @@ class MakeSeries(Node):
     stop: Expr
     step: Expr
     keys: list[tuple[str, Expr]]
+    #: kind=nonempty: an empty input still gives one row of defaults (without by keys).
+    nonempty: bool = False
+
+    def inputs(self) -> list[Node]:
+        return [self.input]
+
+
+@dataclass(eq=False)
+class ScanState(Node):
+    """``scan`` with one step matching every row: per row, in order, each state column computed from the
+    row and the previous row's state (``prev_prefix + name`` columns in the expressions; the declared
+    initial values before the first row)."""
+
+    input: Node
+    state: list[tuple[str, Expr, Expr]]  # (name, initial value, the step's expression)
+    prev_prefix: str
 
     def inputs(self) -> list[Node]:
         return [self.input]

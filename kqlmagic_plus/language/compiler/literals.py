@@ -178,8 +178,19 @@ def datetime_value(tok: str) -> int | None:
         return None
     us = parse_datetime_text(t)
     if us is None:
+        us = _comma_date(t)
+    if us is None:
         raise LiteralError(f"not a datetime: {tok}")
     return us
+
+
+_COMMA_DATE = re.compile(r"^(\d{4})\s*,\s*(\d{1,2})\s*,\s*(\d{1,2})$")
+
+
+def _comma_date(t: str) -> int | None:
+    """``datetime(2025, 6, 14)``: a date given as year, month, day (the reference's pages write it so)."""
+    m = _COMMA_DATE.match(t)
+    return parse_datetime_text("{}-{}-{}".format(*m.groups())) if m else None
 
 
 def parse_datetime_text(t: str) -> int | None:
@@ -187,9 +198,12 @@ def parse_datetime_text(t: str) -> int | None:
     t = t.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
         t = t[1:-1].strip()
-    m = re.match(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?$", t)
+    # US month-first dates, with slashes or dashes (.NET's invariant parse reads 01-31-2022 too).
+    m = re.match(r"^(\d{1,2})([/-])(\d{1,2})\2(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?$", t)
     if m:
-        mo, d, y, hh, mi, ss, frac = m.groups()
+        mo, _, d, y, hh, mi, ss, frac = m.groups()
+        if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31):
+            return None
         secs = calendar.timegm((int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
         return secs * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0)
     m = _DT.match(t)

@@ -72,8 +72,13 @@ AGG_PREFIX = {
     "makelist_if": "list",
     "makeset_if": "set",
     "make_dictionary": "bag",
+    "make_list_with_nulls": "list",
+    "percentilesw_array": "percentile",
+    "percentiles_array": "percentiles",
 }
 AGG_NAME_IGNORES_ARGS = frozenset({"countif"})
+#: Named after both their arguments: ``covariance(x, y)`` -> ``covariance_x_y``.
+_AGG_NAMED_BY_TWO = frozenset({"covariance", "covariancep", "covarianceif", "covariancepif"})
 AGG_NAME_IS_ARGUMENT = frozenset({"take_any", "any"})
 
 
@@ -119,6 +124,8 @@ def aggregate_name(fn: str, args: list[object]) -> str:
     if fn in AGG_NAME_IGNORES_ARGS or not args:
         return f"{prefix}_"
     name = f"{prefix}_{syntax_name(args[0]) or ''}"
+    if fn in _AGG_NAMED_BY_TWO and len(args) > 1:
+        name += f"_{syntax_name(args[1]) or ''}"
     if fn == "percentile" and len(args) > 1 and isinstance(args[1], tuple) and args[1][0] == "num":
         v = args[1][1]
         name += "_" + (str(int(v)) if float(v).is_integer() else str(v).replace(".", "_"))

@@ -2,8 +2,9 @@
 
 ``kind=simple`` (the default) matches the whole value: text segments are literal, ``*`` skips any
 text, a typed column only matches its type's text. ``kind=regex`` takes the text segments as
-regular expressions. ``kind=relaxed`` is simple, except that a typed column whose text does not
-convert becomes null instead of failing the whole match.
+regular expressions, and its columns are greedy (Kusto's documented outputs show ``name ',' *``
+taking the text up to the last comma); flag ``U`` makes them lazy. ``kind=relaxed`` is simple, except
+that a typed column whose text does not convert becomes null instead of failing the whole match.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ def build_parse(
         raise Refusal(f"parse kind={kind}", where)
     parts: list[str] = []
     columns: list[tuple[str, str]] = []
+    ungreedy = kind == "regex" and "U" in flags
     for i, (what, value) in enumerate(elements):
         last = i == len(elements) - 1
         if what == "star":
-            parts.append(".*" if last else ".*?")
+            parts.append(".*" if (last and kind != "regex") or ungreedy else ".*?")
         elif what == "text":
             text = str(value)
             if kind == "regex":
+                if ungreedy and re.search(r"[*+?{]", re.sub(r"\\.", "", text)):
+                    # U swaps the greediness of every quantifier; rewriting the user's own is not done.
+                    raise Refusal("parse flags=U with quantifiers in the pattern's text", where)
                 try:
                     extra = re.compile(text).groups
                 except re.error:
@@ -49,8 +54,13 @@ def build_parse(
         else:
             name, t = value  # type: ignore[misc]
             columns.append((name, t))
-            if kind == "simple" and t in _TYPED:
+            if kind in ("simple", "regex") and t in _TYPED:
                 parts.append(_TYPED[t])
+            elif kind == "regex":
+                parts.append("(.*?)" if ungreedy else "(.*)")
+            elif kind == "relaxed" and t in _TYPED:
+                # The type's text where it is there, else any text (which then converts to null).
+                parts.append(_TYPED[t][:-1] + "|.*?)")
             else:
                 parts.append("(.*)" if last else "(.*?)")
     body = "".join(parts)
@@ -58,9 +68,10 @@ def build_parse(
     if kind == "regex":
         if flags:
             unknown = set(flags) - set("imsU")
-            if unknown or "U" in flags:
+            if unknown:
                 raise Refusal(f"parse flags={flags}", where)
-            prefix = f"(?{flags})"
+            kept = "".join(f for f in flags if f != "U")
+            prefix = f"(?{kept})" if kept else ""
         return prefix + body, columns
     return "^" + body + "$", columns
 

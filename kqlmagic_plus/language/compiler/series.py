@@ -117,4 +117,10 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
         exp.Lambda(this=point, expressions=[exp.to_identifier("x")]),
     )
     items3.append(exp.Alias(this=d.dyn_array_from_sql_array(axis_arr), alias=exp.to_identifier(axis_name, quoted=True)))
-    return exp.Select(expressions=items3).from_(exp.Table(this=exp.to_identifier(step2, quoted=True)))
+    out = exp.Select(expressions=items3).from_(exp.Table(this=exp.to_identifier(step2, quoted=True)))
+    if not node.keys and not node.nonempty:
+        # Without by keys the step above aggregates to one row even over no input; Kusto gives no row then
+        # (kind=nonempty asks for the row of defaults). Rows outside the range still make the one row.
+        probe = exp.Select(expressions=[n(1)]).from_(exp.Table(this=exp.to_identifier(src, quoted=True)))
+        out = out.where(exp.Exists(this=probe))
+    return out

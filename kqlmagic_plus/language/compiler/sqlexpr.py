@@ -89,3 +89,18 @@ def timespan_text(d: Any, us: exp.Expression) -> exp.Expression:
         ),
     ]
     return case([(exp.Is(this=us, expression=exp.null()), exp.null())], exp.Concat(expressions=parts))
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def table(name: str, alias: str | None = None) -> exp.Table:
+    t = exp.Table(this=ident(name))
+    if alias:
+        t.set("alias", exp.TableAlias(this=ident(alias)))
+    return t
+
+
+def alias(e: exp.Expression, name: str) -> exp.Expression:
+    return exp.Alias(this=e, alias=ident(name))

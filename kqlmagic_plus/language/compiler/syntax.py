@@ -298,6 +298,28 @@ class Rewrite:
         return Pos(line, col)
 
 
+#: What ``project-by-names`` is read as: ``invoke`` of a name the lowering knows, as long as the operator's name.
+_PROJECT_BY_NAMES = "invoke __kqlpbn("
+PROJECT_BY_NAMES_CALL = "__kqlpbn"
+
+
+def _operator_end(toks: list[Any], j: int, default: int) -> int:
+    """The end offset of the operator whose arguments start at token *j*: before the next ``|`` or ``;``
+    outside brackets, or the bracket that closes around it."""
+    depth, end = 0, default
+    while j < len(toks):
+        t = toks[j].text
+        if depth == 0 and (t in ("|", ";") or t in (")", "]", "}")):
+            break
+        if t in ("(", "[", "{"):
+            depth += 1
+        elif t in (")", "]", "}"):
+            depth -= 1
+        end = toks[j].end
+        j += 1
+    return end
+
+
 #: Operators whose grammar reads ``name = f(x)`` as a parameter ``name=f`` and a column ``(x)``.
 _AMBIGUOUS_NAMED = ("make-series", "makeseries", "distinct")
 
@@ -311,6 +333,7 @@ def preprocess(text: str) -> Rewrite:
     rw = Rewrite(text)
     toks = significant(tokenize(text))
     edits: list[tuple[int, str]] = []  # (offset in the original, text to insert)
+    replaces: list[tuple[int, str]] = []  # (offset in the original, same-length text written over it)
     for i, tok in enumerate(toks):
         if tok.kind != "ident" or i == 0 or toks[i - 1].text != "|":
             continue
@@ -318,6 +341,16 @@ def preprocess(text: str) -> Rewrite:
         nxt = toks[i + 1] if i + 1 < len(toks) else None
         if word == "serialize" and (nxt is None or nxt.text in ("|", ";", ")", "}")):
             edits.append((tok.end, " __kqlc_serial = 0"))
+        elif word == "project-by" and i + 2 < len(toks) and toks[i + 1].text == "-" \
+                and toks[i + 2].text.lower() == "names" and toks[i + 2].start == tok.end + 1:
+            # The grammar has no project-by-names: the same-length text of a call the lowering knows
+            # (invoke __kqlpbn(...)), so every position stays where the user wrote it.
+            replaces.append((tok.start, _PROJECT_BY_NAMES))
+            edits.append((_operator_end(toks, i + 3, tok.end), ")"))
+        elif word == "evaluate":
+            _star_schema_rewrite(text, toks, i, replaces, edits)
+        elif word == "parse-kv":
+            _parse_kv_rewrite(text, toks, i, replaces, edits)
         elif word in _AMBIGUOUS_NAMED:
             j = i + 1
             # skip operator parameters (kind=nonempty, hint.x=y)
@@ -332,7 +365,10 @@ def preprocess(text: str) -> Rewrite:
             ):
                 edits.append((toks[j].start, "['"))
                 edits.append((toks[j].end, "']"))
+    for off, rep in replaces:
+        text = text[:off] + rep + text[off + len(rep):]
     if not edits:
+        rw.text = text
         return rw
     out, last, delta = [], 0, 0
     for off, ins in sorted(edits):
@@ -344,3 +380,54 @@ def preprocess(text: str) -> Rewrite:
     out.append(text[last:])
     rw.text = "".join(out)
     return rw
+
+
+#: parse-kv, which the grammar lacks, is read as ``extend __kqlpkv=__kqlpkv(<subject>, @'<spec>')``.
+PARSE_KV_CALL = "__kqlpkv"
+#: ``evaluate bag_unpack(...) : (*, ...)``: the ``*`` is read as a column of this name (types.HIDDEN_PREFIX).
+STAR_COLUMN = "__kqlc_star"
+
+
+def _parse_kv_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[int, str]],
+                      edits: list[tuple[int, str]]) -> None:
+    """Queue the edits that make the ``parse-kv`` at ``toks[i]`` an extend the grammar reads."""
+    depth, j = 0, i + 1
+    while j < len(toks):
+        t = toks[j].text
+        if t in ("(", "[", "{"):
+            depth += 1
+        elif t in (")", "]", "}"):
+            depth -= 1
+        elif t in ("|", ";") and depth == 0:
+            return
+        elif depth == 0 and t.lower() == "as" and toks[j].kind == "ident":
+            break
+        j += 1
+    if j >= len(toks) or j == i + 1:
+        return  # not the parse-kv form: let the parser say what is wrong
+    end = _operator_end(toks, j, toks[j].end)
+    replaces.append((toks[i].start, "extend  "))
+    edits.append((toks[i + 1].start, f"{PARSE_KV_CALL}={PARSE_KV_CALL}("))
+    edits.append((toks[j].start, ", @'"))
+    edits.extend((k, "'") for k in range(toks[j].start, end) if text[k] == "'")
+    edits.append((end, "')"))
+
+
+def _star_schema_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[int, str]],
+                         edits: list[tuple[int, str]]) -> None:
+    """``evaluate ... : (*, ...)`` at ``toks[i]``: the ``*`` as the column ``__kqlc_star:dynamic``."""
+    depth, j = 0, i + 1
+    while j + 2 < len(toks):
+        t = toks[j].text
+        if t in ("(", "[", "{"):
+            depth += 1
+        elif t in (")", "]", "}"):
+            depth -= 1
+        elif t in ("|", ";") and depth == 0:
+            return
+        elif depth == 0 and t == ":" and toks[j + 1].text == "(" and toks[j + 2].text == "*":
+            star = toks[j + 2]
+            replaces.append((star.start, " "))
+            edits.append((star.start, f"{STAR_COLUMN}:dynamic"))
+            return
+        j += 1

@@ -15,16 +15,27 @@ from __future__ import annotations
 
 from kqlmagic_plus.language.compiler.entries import gather
 from kqlmagic_plus.language.compiler.functions import (
+    arrays,
     conversions,
     datetimes,
     dynamic,
     encoding,
+    geo_cells,
+    geo_shapes,
     ip,
+    ip6,
+    ip_text,
     logic,
     numeric,
     operators,
     predicates,
+    series,
+    special,
     strings,
+    text_extra,
+    text_python,
+    timezones,
+    units,
     window,
 )
 from kqlmagic_plus.language.compiler.functions.common import re_quote
@@ -32,7 +43,9 @@ from kqlmagic_plus.language.compiler.sqlexpr import case, timespan_text
 
 __all__ = ["FAMILIES", "OPERATORS", "SCALARS", "case", "re_quote", "timespan_text"]
 
-FAMILIES = (conversions, operators, predicates, strings, encoding, logic, numeric, datetimes, dynamic, ip, window)
+FAMILIES = (conversions, operators, predicates, strings, encoding, logic, numeric, datetimes, dynamic, ip, window,
+            text_extra, text_python, units, arrays, series, geo_shapes, geo_cells,
+            ip_text, ip6, special, timezones)
 
 SCALARS = gather(f.TABLE.scalars for f in FAMILIES)
 OPERATORS = gather(f.TABLE.operators for f in FAMILIES)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import string as _string
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.sqlexpr import cast_, fn, n, s
+from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, s, try_cast_
+from kqlmagic_plus.language.compiler.syntax import Refusal
 
 _PUNCT = set(_string.punctuation)
 
@@ -74,3 +76,53 @@ def us_of(g: Any, e: ir.Expr) -> exp.Expression:
 
 def is_string(e: ir.Expr) -> bool:
     return e.type in (T.STRING, T.GUID)
+
+
+def elements_as(g: Any, v: exp.Expression, t: str) -> exp.Expression:
+    """A dynamic array's elements as a SQL array of KQL type *t* (for comparisons and sorting)."""
+    target = {
+        T.STRING: "STRING" if g.d.name == "spark" else "VARCHAR",
+        T.REAL: "DOUBLE",
+        T.LONG: "BIGINT",
+        T.BOOL: "BOOLEAN",
+    }[t]
+    if g.d.name == "spark":
+        return try_cast_(this=v, to=dtype(f"ARRAY<{target}>", dialect="spark"))
+    if t == T.STRING:
+        return fn(
+            "list_transform",
+            try_cast_(this=v, to=dtype("JSON[]", dialect="duckdb")),
+            exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")), expressions=[exp.to_identifier("x")]),
+        )
+    return try_cast_(this=v, to=dtype(f"{target}[]", dialect="duckdb"))
+
+
+_ELEM = "__kqlc_ip_elem"
+
+
+def any_element(g: Any, args: list[ir.Expr], test: Callable[[ir.Expr | exp.Expression], exp.Expression],
+                what: str) -> exp.Expression:
+    """*test* of any needle: each argument a string, or a dynamic array of them (constant or not)."""
+    parts: list[exp.Expression] = []
+    for a in args:
+        if a.type == T.DYNAMIC:
+            if isinstance(a, ir.Lit):
+                values = a.value if isinstance(a.value, list) else [a.value]
+                parts.extend(test(ir.Lit(T.STRING, v if isinstance(v, str) else "")) for v in values)
+                continue
+            # A name no column has: the test's other operand may be a column called x.
+            x = exp.column(_ELEM)
+            elem = empty_if_null(g.d.dyn_as_string(x))
+            body = exp.Coalesce(this=test(elem), expressions=[exp.false()])
+            lam = exp.Lambda(this=body, expressions=[exp.to_identifier(_ELEM)])
+            arr = g.d.dyn_array_elements(g.e(a))
+            if g.d.name == "spark":
+                parts.append(exp.Coalesce(this=fn("exists", arr, lam), expressions=[exp.false()]))
+            else:
+                parts.append(exp.Coalesce(this=fn("list_bool_or", fn("list_transform", arr, lam)),
+                                          expressions=[exp.false()]))
+        elif a.type in (T.STRING, T.NULL):
+            parts.append(test(a))
+        else:
+            raise Refusal(f"{what} of a {a.type}", reason="it takes strings or a dynamic array of strings")
+    return exp.or_(*parts) if parts else exp.false()

@@ -15,6 +15,7 @@ from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import big, lower_str
+from kqlmagic_plus.language.compiler.literals import parse_datetime_text
 from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, paren, s, timespan_text, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
@@ -137,6 +138,12 @@ def to_datetime(g: Any, a: ir.Expr) -> exp.Expression:
     if a.type == T.DYNAMIC:
         return g.d.dyn_as(x, T.DATETIME)
     if a.type == T.STRING:
+        if isinstance(a, ir.Lit) and isinstance(a.value, str):
+            # Text known now reads as the datetime literal of the same text does (todatetime('12-02-2022')
+            # == datetime('12-02-2022')), including the month-first forms neither SQL cast takes.
+            us = parse_datetime_text(a.value)
+            if us is not None:
+                return g.e(ir.Lit(T.DATETIME, us))
         return g.d.parse_ts(x)
     if a.type in T.INTEGRAL:
         # todatetime(long) reads ticks.
@@ -194,9 +201,19 @@ def _totimespan(g, c, pred):
 
 @scalar("toguid", 1, T.GUID)
 def _toguid(g, c, pred):
-    x = to_string(g, c.args[0])
-    pat = s(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-    return case([(g.d.regex_match(x, pat), lower_str(x))])
+    # Kusto drops the hyphens, reads the first 32 hex digits and ignores the rest of the text, so
+    # "0123456789ab-cdef-0123-456789abcdef" and the bare 32-digit form are both guids.
+    hexes = lower_str(fn("replace", to_string(g, c.args[0]), s("-"), s("")))
+    groups = [fn("substring", hexes, n(start), n(length)) for start, length in _GUID_GROUPS]
+    dashed: list[exp.Expression] = []
+    for i, part in enumerate(groups):
+        if i:
+            dashed.append(s("-"))
+        dashed.append(part)
+    return case([(g.d.regex_match(hexes, s("^[0-9a-f]{32}")), exp.Concat(expressions=dashed))])
+
+
+_GUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
 
 
 def parse_json_expr(g: Any, a: ir.Expr) -> exp.Expression:
@@ -229,7 +246,15 @@ def convert_text(g: Any, text: exp.Expression, t: str) -> exp.Expression:
     if t == T.STRING:
         return text
     if t == T.DATETIME:
-        return g.d.parse_ts(text)
+        # A capture often keeps a separator's blank or newline; Kusto's documented parse outputs also read
+        # month/day/year text ("02/17/2016 08:40:01"), which neither SQL cast takes.
+        text = g.d.regex_replace(text, s(r"^\s+|\s+$"), s(""))
+        us = (
+            fn("try_to_timestamp", text, s("M/d/yyyy H:mm:ss"))
+            if g.d.name == "spark"
+            else fn("try_strptime", text, s("%m/%d/%Y %H:%M:%S"))
+        )
+        return exp.Coalesce(this=g.d.parse_ts(text), expressions=[us])
     if t == T.DYNAMIC:
         return exp.Coalesce(this=g.d.dyn_from_json_text(text), expressions=[g.d.dyn_from_scalar(text, T.STRING)])
     if t in T.INTEGRAL:

@@ -14,7 +14,7 @@ from sqlglot import exp
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import big, lit_str
-from kqlmagic_plus.language.compiler.sqlexpr import cast_, fn, n, s
+from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 TABLE = Table()
@@ -24,13 +24,13 @@ scalar = TABLE.scalar
 @scalar("now", (0, 1), T.DATETIME)
 def _now(g, c, pred):
     if c.args:
-        return g.d.us_to_ts(exp.Add(this=g.d.ts_to_us(g.d.now()), expression=g.e(c.args[0])))
-    return g.d.now()
+        return g.d.us_to_ts(exp.Add(this=g.d.ts_to_us(g.d.current_time()), expression=g.e(c.args[0])))
+    return g.d.current_time()
 
 
 @scalar("ago", 1, T.DATETIME, coerce="timespan")
 def _ago(g, c, pred):
-    return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(g.d.now()), expression=g.e(c.args[0])))
+    return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(g.d.current_time()), expression=g.e(c.args[0])))
 
 
 def _day_us(k: exp.Expression) -> exp.Expression:
@@ -189,6 +189,9 @@ def _datetime_diff(g, c, pred):
         fa = exp.Sub(this=ua, expression=g.d.pmod(ua, unit))
         fb = exp.Sub(this=ub, expression=g.d.pmod(ub, unit))
         return exp.IntDiv(this=exp.Sub(this=fa, expression=fb), expression=unit)
+    if part == "nanosecond":
+        # Our datetimes hold microseconds: the nanosecond count is exact down to them.
+        return exp.Mul(this=exp.Sub(this=g.d.ts_to_us(a), expression=g.d.ts_to_us(b)), expression=n(1000))
     raise Refusal(f"datetime_diff({part!r})")
 
 
@@ -225,7 +228,14 @@ def _make_datetime(g, c, pred):
     if len(c.args) == 7:
         raise Refusal("make_datetime with 7 arguments")
     ints = [cast_(a, "INT") for a in args[:5]]
-    return fn("make_timestamp", *ints, cast_(args[5], "DOUBLE"))
+    # The seconds are rounded to 100 ns ticks (as Kusto holds them) and then cut to our microseconds, so
+    # 0.1234567 s is .123456, not the .123457 make_timestamp's own rounding of the fraction gives.
+    sec = cast_(args[5], "DOUBLE")
+    ticks = fn("round", exp.Mul(this=sec, expression=n(10_000_000.0)))
+    us = big(fn("floor", exp.Div(this=ticks, expression=n(10.0))))
+    base = g.d.ts_to_us(fn("make_timestamp", *ints, cast_(n(0), "DOUBLE")))
+    valid = exp.and_(exp.GTE(this=sec, expression=n(0)), exp.LT(this=sec, expression=n(60)))
+    return case([(valid, g.d.us_to_ts(exp.Add(this=base, expression=us)))])
 
 
 @scalar("make_timespan", (2, 5), T.TIMESPAN, coerce="real")

@@ -11,9 +11,9 @@ from sqlglot import exp
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
-from kqlmagic_plus.language.compiler.functions.common import big, lit_str
+from kqlmagic_plus.language.compiler.functions.common import big, elements_as, lit_str
 from kqlmagic_plus.language.compiler.functions.conversions import parse_json_expr, to_string
-from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, dtype, fn, n, s, try_cast_
+from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 TABLE = Table()
@@ -52,30 +52,6 @@ def _bag_keys(g, c, pred):
     return g.d.dyn_array_from_sql_array(g.d.dyn_keys(g.e(c.args[0])))
 
 
-@scalar("bag_has_key", 2, T.BOOL, coerce=("dynamic", "string"))
-def _bag_has_key(g, c, pred):
-    return g.d.array_contains(g.d.dyn_keys(g.e(c.args[0])), g.e(c.args[1]))
-
-
-def elements_as(g: Any, v: exp.Expression, t: str) -> exp.Expression:
-    """A dynamic array's elements as a SQL array of KQL type *t* (for comparisons and sorting)."""
-    target = {
-        T.STRING: "STRING" if g.d.name == "spark" else "VARCHAR",
-        T.REAL: "DOUBLE",
-        T.LONG: "BIGINT",
-        T.BOOL: "BOOLEAN",
-    }[t]
-    if g.d.name == "spark":
-        return try_cast_(this=v, to=dtype(f"ARRAY<{target}>", dialect="spark"))
-    if t == T.STRING:
-        return fn(
-            "list_transform",
-            try_cast_(this=v, to=dtype("JSON[]", dialect="duckdb")),
-            exp.Lambda(this=fn("json_extract_string", exp.column("x"), s("$")), expressions=[exp.to_identifier("x")]),
-        )
-    return try_cast_(this=v, to=dtype(f"{target}[]", dialect="duckdb"))
-
-
 def _value_kind(e: ir.Expr) -> str:
     return {T.INT: T.LONG, T.LONG: T.LONG, T.REAL: T.REAL, T.BOOL: T.BOOL}.get(e.type, T.STRING)
 
@@ -87,88 +63,6 @@ def _set_has_element(g, c, pred):
     if k == T.LONG:
         k, val = T.REAL, cast_(val, "DOUBLE")
     return exp.Coalesce(this=g.d.array_contains(elements_as(g, g.e(c.args[0]), k), val), expressions=[exp.false()])
-
-
-@scalar("array_index_of", (2, 4), T.LONG, coerce=("dynamic", None, "long", "long"))
-def _array_index_of(g, c, pred):
-    if len(c.args) > 2:
-        raise Refusal("array_index_of with start/length")
-    k = _value_kind(c.args[1])
-    val = to_string(g, c.args[1]) if k == T.STRING else g.e(c.args[1])
-    if k == T.LONG:
-        k, val = T.REAL, cast_(val, "DOUBLE")
-    arr = elements_as(g, g.e(c.args[0]), k)
-    pos = fn("array_position", arr, val) if g.d.name == "spark" else fn("coalesce", fn("list_position", arr, val), n(0))
-    return case([(exp.Is(this=arr, expression=exp.null()), exp.null())], exp.Sub(this=big(pos), expression=n(1)))
-
-
-def _sorted(desc: bool):
-    def emit(g, c, pred):
-        if len(c.args) > 1:
-            raise Refusal("array_sort with several arrays or nulls_last")
-        v = g.e(c.args[0])
-        nums = elements_as(g, v, T.REAL)
-        strs = elements_as(g, v, T.STRING)
-        all_numbers = exp.EQ(
-            this=g.d.array_size(
-                fn(
-                    "filter",
-                    nums,
-                    exp.Lambda(
-                        this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]
-                    ),
-                )
-                if g.d.name == "spark"
-                else fn(
-                    "list_filter",
-                    nums,
-                    exp.Lambda(
-                        this=exp.Is(this=exp.column("x"), expression=exp.null()), expressions=[exp.to_identifier("x")]
-                    ),
-                )
-            ),
-            expression=n(0),
-        )
-        num_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(elements_as(g, v, T.REAL), desc))
-        str_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(strs, desc))
-        return case(
-            [
-                (exp.Is(this=nums, expression=exp.null()), exp.null()),
-                (
-                    exp.and_(all_numbers, exp.Not(this=exp.Is(this=nums, expression=exp.null()))),
-                    _integralize(g, v, num_sorted, desc),
-                ),
-            ],
-            str_sorted,
-        )
-
-    return emit
-
-
-def _integralize(g: Any, v: exp.Expression, num_sorted: exp.Expression, desc: bool) -> exp.Expression:
-    # Sorting as doubles would print longs as 1.0: sort longs as longs when every element is whole.
-    longs = elements_as(g, v, T.LONG)
-    long_sorted = g.d.dyn_array_from_sql_array(g.d.array_sort(longs, desc))
-    if g.d.name == "spark":
-        exact = fn(
-            "forall",
-            fn("arrays_zip", longs, elements_as(g, v, T.REAL)),
-            exp.Lambda(
-                this=exp.EQ(
-                    this=cast_(exp.Dot(this=exp.column("z"), expression=exp.to_identifier("0")), "DOUBLE"),
-                    expression=exp.Dot(this=exp.column("z"), expression=exp.to_identifier("1")),
-                ),
-                expressions=[exp.to_identifier("z")],
-            ),
-        )
-    else:
-        exact = exp.EQ(this=cast_(longs, "DOUBLE[]"), expression=elements_as(g, v, T.REAL))
-    kinds_ok = exp.Not(this=exp.Is(this=longs, expression=exp.null()))
-    return case([(exp.and_(kinds_ok, exp.Coalesce(this=exact, expressions=[exp.false()])), long_sorted)], num_sorted)
-
-
-scalar("array_sort_asc", (1, 2), T.DYNAMIC, coerce="dynamic")(_sorted(False))
-scalar("array_sort_desc", (1, 2), T.DYNAMIC, coerce="dynamic")(_sorted(True))
 
 
 @scalar("strcat_array", 2, T.STRING, coerce=("dynamic", "string"))
@@ -265,10 +159,20 @@ def dyn_steps(g: Any, v: exp.Expression, steps: list[tuple[str, Any]]) -> exp.Ex
 @scalar("__path", (1, 99), T.DYNAMIC, category="internal")
 def _path(g, c, pred):
     """Internal: ``d.a[0].b``; constant steps are Lit, computed ones expressions."""
-    base = g.e(c.args[0])
+    from kqlmagic_plus.language.compiler.functions import arrays
+
+    rest = c.args[1:]
+    first = rest[0] if rest else None
+    if arrays.is_multi_sort(c.args[0]) and isinstance(first, ir.Lit) and isinstance(first.value, int):
+        # array_sort_asc(a1, a2, ...)[i]: Kusto's i-th result column, the i-th array in the first's order.
+        parts = arrays.sorted_arrays(g, c.args[0])
+        base = parts[first.value] if -len(parts) <= first.value < len(parts) else g.d.dyn_from_json_text(exp.null())
+        rest = rest[1:]
+    else:
+        base = g.e(c.args[0])
     steps: list[tuple[str, Any]] = []
     v = base
-    for st in c.args[1:]:
+    for st in rest:
         if isinstance(st, ir.Lit) and isinstance(st.value, str):
             steps.append(("key", st.value))
         elif isinstance(st, ir.Lit) and isinstance(st.value, int):
@@ -285,15 +189,16 @@ def _path(g, c, pred):
 def _range_fn(g, c, pred):
     a, b = c.args[0], c.args[1]
     step = g.e(c.args[2]) if len(c.args) == 3 else n(1)
-    if a.type not in T.INTEGRAL or b.type not in T.INTEGRAL:
+    if a.type not in T.INTEGRAL or b.type not in T.INTEGRAL or (len(c.args) == 3 and c.args[2].type not in T.INTEGRAL):
+        if all(x.type in (T.REAL, T.INT, T.LONG) for x in c.args):
+            from kqlmagic_plus.language.compiler.functions.series import real_range
+
+            return real_range(g, c)
         raise Refusal("range() over non-integers")
     start, stop = g.e(a), g.e(b)
-    seq = (
-        fn("sequence", start, stop, step)
-        if g.d.name == "spark"
-        else fn("range", start, exp.Add(this=stop, expression=fn("sign", step)), step)
-    )
-    return g.d.dyn_array_from_sql_array(seq)
+    from kqlmagic_plus.language.compiler.functions.arrays import capped_range
+
+    return capped_range(g, start, stop, step)
 
 
 def _first_occurrences(arr: exp.Expression) -> exp.Expression:

@@ -71,15 +71,19 @@ def _ipv4_in_range(g, c, pred):
     return r
 
 
-@scalar("ipv4_is_in_any_range", (2, 999), T.BOOL, coerce="string")
+@scalar("ipv4_is_in_any_range", (2, 999), T.BOOL, coerce=("string",))
 def _ipv4_in_any(g, c, pred):
+    from kqlmagic_plus.language.compiler.functions.common import any_element
+
     ip = g.e(c.args[0])
-    parts = []
-    for r in c.args[1:]:
-        rng = g.e(r)
+
+    def within(r: ir.Expr | exp.Expression) -> exp.Expression:
+        rng = r if isinstance(r, exp.Expression) else g.e(r)
         pfx = ipv4_prefix(g, rng)
-        parts.append(exp.EQ(this=_masked(g, ipv4_long(g, ip), pfx), expression=_masked(g, ipv4_long(g, rng), pfx)))
-    return exp.or_(*parts)
+        return exp.EQ(this=_masked(g, ipv4_long(g, ip), pfx), expression=_masked(g, ipv4_long(g, rng), pfx))
+
+    # The ranges are strings or a dynamic array of them (the page's own examples pass an array).
+    return any_element(g, list(c.args[1:]), within, "ipv4_is_in_any_range")
 
 
 @scalar("ipv4_is_match", (2, 3), T.BOOL, coerce=("string", "string", "long"))

@@ -71,9 +71,9 @@ def _isnotempty(g, c, pred):
 @scalar("isnull", 1, T.BOOL)
 def _isnull(g, c, pred):
     a = c.args[0]
+    x = g.e(a)  # emitted even where unused: a refusal inside the argument must still refuse
     if a.type in (T.STRING,):
         return exp.false()  # a KQL string is never null
-    x = g.e(a)
     if a.type == T.DYNAMIC:
         return g.d.dyn_is(x, "null")
     return exp.Is(this=x, expression=exp.null())

@@ -164,3 +164,14 @@ def _bin(g, c, pred):
 @scalar("bin_at", 3, _bin_type)
 def _bin_at(g, c, pred):
     return bin_expr(g, c.args[0], c.args[1], c.args[2])
+
+
+@scalar("atan2", 2, T.REAL, coerce="real")
+def _atan2(g, c, pred):
+    return fn("atan2", cast_(g.e(c.args[0]), "DOUBLE"), cast_(g.e(c.args[1]), "DOUBLE"))
+
+
+@scalar("cot", 1, T.REAL, coerce="real")
+def _cot(g, c, pred):
+    # 1 / tan(x), IEEE 754 at a zero tangent (infinity), as KQL's real division.
+    return g.d.ieee_div(cast_(n(1.0), "DOUBLE"), fn("tan", cast_(g.e(c.args[0]), "DOUBLE")))

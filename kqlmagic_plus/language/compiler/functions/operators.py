@@ -67,7 +67,8 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
         if op == "*":
             if T.REAL in (ta, tb):
                 return big(fn("round", exp.Mul(this=x, expression=y)))
-            return exp.Mul(this=x, expression=y)
+            # A count of an INT literal times a span's microseconds overflows DuckDB's INT32.
+            return exp.Mul(this=big(x), expression=big(y))
         if op == "/":
             if T.REAL in (ta, tb):
                 return big(fn("round", g.d.real_div(x, y)))
@@ -88,7 +89,7 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
             return g.d.pmod(x, y)
     if c.type == T.REAL:
         if op == "/":
-            return g.d.real_div(cast_(x, "DOUBLE") if ta != T.REAL else x, y)
+            return g.d.ieee_div(cast_(x, "DOUBLE") if ta != T.REAL else x, y)
         if op == "%":
             return g.d.pmod(x, y)
     cls = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div, "%": exp.Mod}[op]
@@ -123,6 +124,8 @@ def _cmp(op: str):
         x, y = _cmp_operands(g, a, b)
         if is_string(a) and is_string(b):
             x, y = empty_if_null(x), empty_if_null(y)
+        elif op in ("==", "!=") and {a.type, b.type} <= _NULL_AWARE:
+            return _null_aware_equality(x, y, a, b, negated=op == "!=", pred=pred)
         return _CMP[op](this=x, expression=y)
 
     return emit
@@ -130,6 +133,30 @@ def _cmp(op: str):
 
 for _name in _CMP:
     _op(_name, 2, T.BOOL)(_cmp(_name))
+
+_NULL_AWARE = {*T.NUMERIC, T.DATETIME, T.TIMESPAN, T.BOOL, T.NULL}
+
+
+def _null_aware_equality(
+    x: exp.Expression, y: exp.Expression, a: ir.Expr, b: ir.Expr, *, negated: bool, pred: bool
+) -> exp.Expression:
+    """Kusto's ``==`` / ``!=`` with a null operand: one null makes ``==`` false and ``!=`` true; two nulls
+    make either null (so ``where x != 5`` keeps the rows where x is null, unlike SQL's ``<>``)."""
+    known = [e for e in (a, b) if isinstance(e, ir.Lit) and e.value is not None]
+    if known:
+        # Against a constant only one side can be null: the comparison, with null read as "one null".
+        r: exp.Expression = (exp.NEQ if negated else exp.EQ)(this=x, expression=y)
+        if negated or not pred:
+            r = exp.Coalesce(this=paren(r), expressions=[exp.true() if negated else exp.false()])
+        return r
+    same = exp.NullSafeEQ(this=x, expression=y)
+    r = exp.Not(this=paren(same)) if negated else same
+    if pred and negated:
+        return r  # two nulls are null, which a filter reads as false: the same as not distinct
+    if pred:
+        return exp.EQ(this=x, expression=y)
+    both_null = exp.and_(exp.Is(this=x, expression=exp.Null()), exp.Is(this=y, expression=exp.Null()))
+    return exp.Case(ifs=[exp.If(this=both_null, true=exp.Null())], default=r)
 
 
 def _needs_null_fill(e: ir.Expr) -> bool:

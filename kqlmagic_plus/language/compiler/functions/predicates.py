@@ -16,6 +16,7 @@ from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import (
     ci_flag,
+    elements_as,
     empty_if_null,
     false_if_null,
     is_string,
@@ -24,7 +25,6 @@ from kqlmagic_plus.language.compiler.functions.common import (
     re_quote,
     re_quote_sql,
 )
-from kqlmagic_plus.language.compiler.functions.dynamic import elements_as
 from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, paren, s
 
 TABLE = Table()

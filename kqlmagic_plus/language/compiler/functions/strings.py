@@ -14,7 +14,7 @@ from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import big, empty_if_null, false_if_null, lit_str, lower_str
-from kqlmagic_plus.language.compiler.functions.conversions import convert_text
+from kqlmagic_plus.language.compiler.functions.conversions import convert_text, to_string
 from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
@@ -70,7 +70,9 @@ def _substring(g, c, pred):
 @scalar("indexof", (2, 5), T.LONG, coerce=("string", "string", "long", "long", "long"))
 def _indexof(g, c, pred):
     if len(c.args) > 2:
-        raise Refusal("indexof with start/length/occurrence")
+        from kqlmagic_plus.language.compiler.functions.text_extra import indexof_window
+
+        return indexof_window(g, c)
     return exp.Sub(this=big(g.d.str_index(empty_if_null(g.e(c.args[0])), g.e(c.args[1]))), expression=n(1))
 
 
@@ -176,20 +178,37 @@ def _extract(g, c, pred):
     return convert_text(g, got, c.type)
 
 
-@scalar("extract_all", (2, 3), T.DYNAMIC, coerce="string", aliases=("extractall",))
+@scalar("extract_all", (2, 3), T.DYNAMIC, coerce=("string", None, "string"), aliases=("extractall",))
 def _extract_all(g, c, pred):
-    if len(c.args) == 3:
-        raise Refusal("extract_all with capture-group selection")
     pattern = lit_str(c.args[0])
     if pattern is None:
         raise Refusal("extract_all with a computed pattern")
     import re as _re
 
     groups = _re.compile(pattern).groups if _safe_compile(pattern) else 0
-    if groups > 1:
-        raise Refusal("extract_all with several capture groups")
-    arr = g.d.regex_extract_all(empty_if_null(g.e(c.args[1])), s(pattern), 1 if groups == 1 else 0)
-    return case([(exp.GT(this=g.d.array_size(arr), expression=n(0)), g.d.dyn_array_from_sql_array(arr))])
+    wanted: list[int] | None = None
+    if len(c.args) == 3:
+        sel = c.args[1]
+        items = sel.value if isinstance(sel, ir.Lit) and isinstance(sel.value, list) else None
+        if items is None or not all(isinstance(i, int) and not isinstance(i, bool) for i in items):
+            raise Refusal("extract_all with named or computed capture groups")
+        if len(items) < 2 or not all(1 <= i <= groups for i in items):
+            # One selected group: whether Kusto nests it in an array of its own is not documented.
+            raise Refusal("extract_all with fewer than two capture groups selected, or one out of range")
+        wanted = items
+    text = empty_if_null(to_string(g, c.args[-1]))
+    if wanted is None and groups <= 1:
+        arr = g.d.regex_extract_all(text, s(pattern), 1 if groups == 1 else 0)
+        return case([(exp.GT(this=g.d.array_size(arr), expression=n(0)), g.d.dyn_array_from_sql_array(arr))])
+    # Several groups: one array per match, of the groups in the order asked for, from per-group match lists.
+    per_group = [g.d.regex_extract_all(text, s(pattern), i) for i in (wanted or range(1, groups + 1))]
+    j = exp.column("j")
+    # A group that took no part in a match is "" (Spark's answer; DuckDB's null is turned into it).
+    row = fn("array" if g.d.name == "spark" else "list_value",
+             *[empty_if_null(g.d.array_element(a, j)) for a in per_group])
+    rows = fn("transform" if g.d.name == "spark" else "list_transform", g.d.sequence1(g.d.array_size(per_group[0])),
+              exp.Lambda(this=row, expressions=[exp.to_identifier("j")]))
+    return case([(exp.GT(this=g.d.array_size(per_group[0]), expression=n(0)), g.d.dyn_array_from_sql_array(rows))])
 
 
 def _safe_compile(p: str) -> bool:
@@ -204,7 +223,16 @@ def _safe_compile(p: str) -> bool:
 
 @scalar("split", (2, 3), T.DYNAMIC, coerce=("string", "string", "long"))
 def _split(g, c, pred):
-    arr = g.d.split(empty_if_null(g.e(c.args[0])), g.e(c.args[1]))
+    # An empty delimiter splits differently on each engine (DuckDB per character, Spark with a trailing "")
+    # and Kusto's answer is not documented: refused when written, a query error when computed.
+    sep = lit_str(c.args[1])
+    if sep == "":
+        raise Refusal("split with an empty delimiter", reason="what Kusto returns for it is not documented")
+    delim = g.e(c.args[1])
+    if sep is None:
+        fail = fn("raise_error" if g.d.name == "spark" else "error", s("split() with an empty delimiter"))
+        delim = case([(exp.EQ(this=delim, expression=s("")), fail)], delim)
+    arr = g.d.split(empty_if_null(g.e(c.args[0])), delim)
     if len(c.args) == 3:
         idx = g.e(c.args[2])
         item = g.d.array_element(arr, exp.Add(this=idx, expression=n(1)))
@@ -225,7 +253,6 @@ def _strcmp(g, c, pred):
     return cast_(case([(exp.LT(this=x, expression=y), n(-1)), (exp.GT(this=x, expression=y), n(1))], n(0)), "INT")
 
 
-TABLE.refused_everywhere("parse_csv", "not translated yet")
 TABLE.refused_everywhere("parse_xml", "not translated yet")
 
 

@@ -11,7 +11,7 @@ from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.lower.coerce import coerce_to
 from kqlmagic_plus.language.compiler.lower.scope import Env, row_scope, shape
 from kqlmagic_plus.language.compiler.naming import syntax_name
-from kqlmagic_plus.language.compiler.parsetree import children, collapse, is_token, rule, source
+from kqlmagic_plus.language.compiler.parsetree import children, collapse, is_token, rule
 from kqlmagic_plus.language.compiler.syntax import Refusal, name_of, pos
 from kqlmagic_plus.language.compiler.types import Column, Schema
 
@@ -97,11 +97,18 @@ def parse_op(lw: Lowerer, c: Any, node: ir.Node, env: Env, filter_: bool) -> ir.
     regex, columns = build_parse(elements, kind, flags, pos(c))
     items = [(col.name, ir.Col(col.type, col.name)) for col in node.schema]
     index = {n: i for i, (n, _) in enumerate(items)}
-    matched = ir.Call(T.BOOL, "__parse_matches", (subject, ir.Lit(T.STRING, regex)))
-    for i, (name, t) in enumerate(columns):
-        e = ir.Call(
-            t, "__parse_group", (subject, ir.Lit(T.STRING, regex), ir.Lit(T.LONG, i + 1), ir.Lit(T.STRING, kind))
-        )
+    matched: ir.Expr = ir.Call(T.BOOL, "__parse_matches", (subject, ir.Lit(T.STRING, regex)))
+    values = [
+        ir.Call(t, "__parse_group", (subject, ir.Lit(T.STRING, regex), ir.Lit(T.LONG, i + 1), ir.Lit(T.STRING, kind)))
+        for i, (_, t) in enumerate(columns)
+    ]
+    typed = [v for v, (_, t) in zip(values, columns, strict=True) if t not in (T.STRING, T.DYNAMIC)]
+    if kind != "relaxed" and typed:
+        # Strict kinds: a typed column whose text does not convert fails the whole match (every column null,
+        # parse-where drops the row); only relaxed keeps the others.
+        matched = ir.Call(T.BOOL, "and", (matched, *(ir.Call(T.BOOL, "isnotnull", (v,)) for v in typed)))
+        values = [ir.Call(v.type, "iff", (matched, v, ir.Lit(v.type, None))) for v in values]
+    for (name, _), e in zip(columns, values, strict=True):
         if name in index:
             items[index[name]] = (name, e)
         else:
@@ -125,41 +132,15 @@ def evaluate(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
         raise Refusal("evaluate", pos(c))
     plugin = name_of(call.Name).lower()
     if plugin == "bag_unpack":
+        from kqlmagic_plus.language.compiler.lower.bag_unpack import bag_unpack
+
         return bag_unpack(lw, call, c, node, env)
+    if plugin in ("geo_polygon_lookup", "geo_line_lookup"):
+        from kqlmagic_plus.language.compiler.lower.geo_lookup import geo_lookup
+
+        return geo_lookup(lw, plugin, call, c, node, env)
+    if plugin in ("rolling_percentile", "rows_near"):
+        from kqlmagic_plus.language.compiler.lower import rolling
+
+        return getattr(rolling, plugin)(lw, call, c, node, env)
     raise Refusal(f"evaluate {plugin}", pos(c))
-
-
-def bag_unpack(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) -> ir.Node:
-    if c.SchemaClause is None:
-        raise Refusal(
-            "evaluate bag_unpack without an output schema",
-            pos(c),
-            "its columns depend on the data; give them: evaluate bag_unpack(col) : (*, a:string)",
-        )
-    args = list(call.Arguments)
-    sc = row_scope(node, env)
-    src_ctx = collapse(args[0])
-    col = lw.expr(args[0], sc)
-    prefix = ""
-    if len(args) > 1:
-        p = lw.expr(args[1], sc)
-        prefix = p.value if isinstance(p, ir.Lit) and isinstance(p.value, str) else ""
-    schema_cols = []
-    star = False
-    for k in children(c.SchemaClause.Schema):
-        if not is_token(k) and rule(k) == "RowSchemaColumnDeclaration":
-            schema_cols.append((name_of(k.Name), T.type_from_word(k.Type.getText()) or T.DYNAMIC))
-    text = source(c.SchemaClause)
-    star = "*" in text
-    removed = name_of(src_ctx) if rule(src_ctx) in ("IdentifierName", "KeywordName", "EscapedName") else None
-    items: list[tuple[str, ir.Expr]] = []
-    if star:
-        items = [(cl.name, ir.Col(cl.type, cl.name)) for cl in node.schema.visible if cl.name != removed]
-    have = {n for n, _ in items}
-    for name, t in schema_cols:
-        if name in have:
-            continue
-        key = name[len(prefix) :] if prefix and name.startswith(prefix) else name
-        e = ir.Call(T.DYNAMIC, "__path", (col, ir.Lit(T.STRING, key)))
-        items.append((name, coerce_to(e, t, pos(c)) if t != T.DYNAMIC else e))
-    return ir.Select(Schema([Column(n, e.type) for n, e in items]), node, items)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.catalog import Function, lookup_aggregate, lookup_operator, lookup_scalar
+from kqlmagic_plus.language.compiler.functions.arrays import bag_pack_columns_form, pack_all_form
+from kqlmagic_plus.language.compiler.functions.text_extra import column_names_of_form
 from kqlmagic_plus.language.compiler.lower.coerce import (
     arith,
     coerce_pair,
@@ -236,6 +238,10 @@ def path(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
     rc = collapse(root)
     if not is_token(rc) and rule(rc) in ("IdentifierName", "KeywordName") and name_of(rc) in ("$left", "$right"):
         raise Refusal("$left/$right outside a join condition", pos(c))
+    if sc.steps and not is_token(rc) and rule(rc) == "IdentifierName" and name_of(rc) in sc.steps:
+        from kqlmagic_plus.language.compiler.lower.scan import step_ref
+
+        return step_ref(sc.steps[name_of(rc)], ops, pos(c))
     base = lw.expr(root, sc)
     if base.type != T.DYNAMIC:
         raise SemanticError(f"path access (.name or [index]) needs a dynamic value, not {base.type}", pos(c))
@@ -264,6 +270,8 @@ def parenthesized(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
 
 
 def to_scalar(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
+    if not lw.is_tabular(c.Expression, sc.env):
+        return lw.expr(c.Expression, sc)  # toscalar(2): a scalar is its own value
     node = lw.tabular(c.Expression, sc.env)
     vis = node.schema.visible
     if not vis:
@@ -311,7 +319,7 @@ def function_call(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
         _check_arity(agg, len(ir_args), fname, where)
         ir_args = _apply_coercions(agg, ir_args, where)
         return ir.Agg(agg.result_type(ir_args), agg.name, tuple(ir_args))
-    if fname in ("arg_max", "arg_min", "percentiles"):
+    if fname in ("arg_max", "arg_min", "percentiles", "percentilesw"):
         raise Refusal(f"{fname} inside an expression", where)
     special = SPECIAL_FORMS.get(fname)
     if special is not None:
@@ -477,4 +485,7 @@ SPECIAL_FORMS: dict[str, SpecialForm] = {
     "iif": iff,
     "case": case,
     "datetime": datetime_call,
+    "pack_all": pack_all_form,
+    "bag_pack_columns": bag_pack_columns_form,
+    "column_names_of": column_names_of_form,
 }

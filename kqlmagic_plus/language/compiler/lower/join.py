@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.lower.coerce import literal
 from kqlmagic_plus.language.compiler.lower.messages import no_column
 from kqlmagic_plus.language.compiler.lower.scope import Env
 from kqlmagic_plus.language.compiler.parsetree import collapse, rule
@@ -153,74 +154,127 @@ def union_source(lw: Lowerer, c: Any, env: Env) -> ir.Node:
 def union(lw: Lowerer, c: Any, piped: ir.Node | None, env: Env) -> ir.Node:
     params = lw.parameters(c.Parameters)
     kind = str(params.get("kind", (None, "outer"))[1]).lower()
+    if kind not in ("outer", "inner"):
+        raise Refusal(f"union kind={kind}", pos(c))
     source_col = params.get("withsource") or params.get("with_source")
-    parts: list[tuple[str, ir.Node]] = []
+    fuzzy = any(
+        p.NameToken.text.lower() == "isfuzzy" and (p.NameValue.getText() if p.NameValue is not None else
+                                                   str(literal(p.LiteralValue).value)).lower() == "true"
+        for p in c.Parameters
+    )
+    parts: list[tuple[str | None, ir.Node]] = []
     if piped is not None:
-        parts.append(("", piped))
+        parts.append((label_of(piped), piped))
     for ue in c.Expressions:
         inner = collapse(ue)
         r = rule(inner)
         text = ue.getText()
         if "*" in text and r not in ("ParenthesizedExpression",):
-            names = sorted(t for t in lw.tables if fnmatch.fnmatchcase(t, text))
-            if not names:
+            names = sorted({t for t in lw.tables if fnmatch.fnmatchcase(t, text)} | _let_tables(lw, env, text))
+            if not names and not fuzzy:
                 raise UnknownTable(text, pos(ue))
-            parts.extend((t, ir.Scan(lw.tables[t], t)) for t in names)
+            parts.extend((t, lw.table_ref(t, env, pos(ue))) for t in names)
             continue
-        if r == "ParenthesizedExpression":
-            parts.append(("", lw.tabular(inner.Expression, env)))
-            continue
-        name = (
-            name_of(inner)
-            if r
-            in (
-                "IdentifierName",
-                "KeywordName",
-                "EscapedName",
-                "EntityName",
-                "ExtendedKeywordName",
-                "EntityNameReference",
-            )
-            else None
-        )
-        if name is None:
-            parts.append(("", lw.tabular(inner, env)))
-        else:
-            parts.append((name, lw.table_ref(name, env, pos(ue))))
-    # The union schema: columns by name in first-seen order; a name with two types becomes one
-    # column per type, suffixed with the type (KQL's rule).
+        try:
+            if r == "ParenthesizedExpression":
+                node = lw.tabular(inner.Expression, env)
+                parts.append((label_of(node), node))
+                continue
+            name = name_of(inner) if r in _TABLE_NAME_RULES else None
+            if name is None:
+                node = lw.tabular(inner, env)
+                parts.append((label_of(node), node))
+            else:
+                parts.append((name, lw.table_ref(name, env, pos(ue))))
+        except UnknownTable:
+            # isfuzzy=true: a leg naming what does not exist is left out (Kusto warns), not an error.
+            if not fuzzy:
+                raise
+    if not parts:
+        raise SemanticError("union: none of its tables exists", pos(c))
+    # The union schema: one column per (name, type) in first-seen order of the names; a name with
+    # several types becomes one column per type, named name_type, and a generated name that meets a
+    # column of that name already is numbered (x_long1), as Kusto does.
     types_of: dict[str, list[str]] = {}
     for _, p in parts:
         for col in p.schema.visible:
             ts = types_of.setdefault(col.name, [])
             if col.type not in ts:
                 ts.append(col.type)
+    taken = {name for name, ts in types_of.items() if len(ts) == 1}
     out: list[Column] = []
+    origin: list[tuple[str, str] | None] = []  # each output column's (input name, type); None: the source
     if source_col is not None:
         out.append(Column(str(source_col[1]), T.STRING))
+        origin.append(None)
+        taken.add(str(source_col[1]))
     for name, ts in types_of.items():
-        if kind == "inner" and not all(p.schema.get(name) is not None for _, p in parts):
+        if kind == "inner" and not all(
+            (col := p.schema.get(name)) is not None and not col.hidden and col.type in ts for _, p in parts
+        ):
             continue
         if len(ts) == 1:
             out.append(Column(name, ts[0]))
-        else:
-            out.extend(Column(f"{name}_{t}", t) for t in ts)
+            origin.append((name, ts[0]))
+            continue
+        for t in ts:
+            if kind == "inner" and not all(_has(p, name, t) for _, p in parts):
+                continue
+            base = out_name = f"{name}_{t}"
+            k = 0
+            while out_name in taken:
+                k += 1
+                out_name = f"{base}{k}"
+            taken.add(out_name)
+            out.append(Column(out_name, t))
+            origin.append((name, t))
     projections = []
-    for label, p in parts:
+    for i, (label, p) in enumerate(parts):
         exprs: list[ir.Expr] = []
-        for col in out:
-            if source_col is not None and col is out[0]:
-                exprs.append(ir.Lit(T.STRING, label or None))
-                continue
-            src = p.schema.get(col.name)
-            if src is not None and not src.hidden and src.type == col.type:
-                exprs.append(ir.Col(col.type, col.name))
-                continue
-            base, _, _t = col.name.rpartition("_")
-            src = p.schema.get(base)
-            if base and src is not None and src.type == col.type and len(types_of.get(base, [])) > 1:
-                exprs.append(ir.Col(col.type, base))
+        for col, src in zip(out, origin, strict=True):
+            if src is None:
+                # An unnamed leg is called by its position, as Kusto calls it.
+                exprs.append(ir.Lit(T.STRING, label if label is not None else f"union_arg{i}"))
+            elif _has(p, *src):
+                exprs.append(ir.Col(col.type, src[0]))
             else:
                 exprs.append(ir.Lit(col.type, None))
         projections.append((p, exprs))
     return ir.Union(Schema(out), projections)
+
+
+_TABLE_NAME_RULES = (
+    "IdentifierName",
+    "KeywordName",
+    "EscapedName",
+    "EntityName",
+    "ExtendedKeywordName",
+    "EntityNameReference",
+)
+
+
+def _has(p: ir.Node, name: str, t: str) -> bool:
+    col = p.schema.get(name)
+    return col is not None and not col.hidden and col.type == t
+
+
+def _let_tables(lw: Lowerer, env: Env, pattern: str) -> set[str]:
+    """The ``let`` names in scope matching *pattern* that are tables (or views: functions of no argument)."""
+    from kqlmagic_plus.language.compiler.lower.scope import FunctionDef
+
+    found: set[str] = set()
+    e: Env | None = env
+    while e is not None:
+        for name, b in e.vars.items():
+            if name in found or not fnmatch.fnmatchcase(name, pattern):
+                continue
+            if isinstance(b, ir.Node) or (isinstance(b, FunctionDef) and not b.order and lw.fn_is_tabular(b)):
+                found.add(name)
+        e = e.parent
+    return found
+
+
+def label_of(node: ir.Node) -> str | None:
+    """The name ``as`` gave this exact node (union's withsource reads it), or None."""
+    label = getattr(node, "as_label", None)
+    return node.table if label is None and isinstance(node, ir.Scan) else label

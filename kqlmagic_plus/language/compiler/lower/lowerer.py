@@ -234,8 +234,45 @@ class Lowerer:
         self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env, where: Pos, scope: Scope | None = None
     ) -> Env:
         fenv = f.env.child()
-        queue = list(args)
+        queue: list[Any] = []
+        named: dict[str, Any] = {}
+        piped_slot = next((n for k, n in f.order if k == "tabular"), None) if piped is not None else None
+        in_place = [n for _, n in f.order if n != piped_slot]
+        for a in args:
+            na = collapse(a)
+            if rule(na) == "NamedExpression" and na.Name is not None and na.Name.NameList is None:
+                # f(c=7, a=12): by name, in any order, after the positional ones.
+                key = name_of(na.Name.Name)
+                if not named and len(queue) < len(in_place) and in_place[len(queue)] == key:
+                    # A name given in its own position may be followed by positional arguments, as Kusto
+                    # reads checkLength(len=3, input).
+                    queue.append(na.Expression)
+                    continue
+                if key not in {n for _, n in f.order}:
+                    raise SemanticError(f"function {f.name!r} has no parameter {key!r}", pos(a))
+                if key in named:
+                    raise SemanticError(f"function {f.name!r} got {key!r} twice", pos(a))
+                named[key] = na.Expression
+            elif named:
+                raise SemanticError(f"function {f.name!r}: a positional argument after a named one", pos(a))
+            else:
+                queue.append(a)
+        first_table = next((n for k, n in f.order if k == "tabular"), None) if piped is not None else None
+        names = [n for _, n in f.order if n != first_table]  # the slots positional arguments fill
         for kind, pname in f.order:
+            if pname not in named:
+                continue
+            if pname in names and len(queue) > names.index(pname):
+                raise SemanticError(f"function {f.name!r} got {pname!r} twice", where)
+            ctx = named[pname]
+            if kind == "tabular":
+                fenv.vars[pname] = self.tabular(ctx, env)
+                continue
+            t = next(t for n, t, _ in f.scalar_params if n == pname)
+            fenv.vars[pname] = self._bind_scalar(self.expr(ctx, scope or Scope(None, env)), t, pos(ctx))
+        for kind, pname in f.order:
+            if pname in named:
+                continue
             if kind == "tabular":
                 if piped is not None:
                     fenv.vars[pname] = piped
@@ -248,12 +285,7 @@ class Lowerer:
                 t, default = next((t, d) for n, t, d in f.scalar_params if n == pname)
                 if queue:
                     a = queue.pop(0)
-                    value = self.expr(a, scope or Scope(None, env))
-                    fenv.vars[pname] = (
-                        coerce_to(value, t, pos(a))
-                        if t != T.DYNAMIC or value.type == T.DYNAMIC
-                        else coerce_to(value, T.DYNAMIC, pos(a))
-                    )
+                    fenv.vars[pname] = self._bind_scalar(self.expr(a, scope or Scope(None, env)), t, pos(a))
                 elif default is not None:
                     fenv.vars[pname] = convert_literal(literal(default), t, where)
                 else:
@@ -261,6 +293,11 @@ class Lowerer:
         if queue:
             raise SemanticError(f"function {f.name!r} got too many arguments", where)
         return fenv
+
+    @staticmethod
+    def _bind_scalar(value: ir.Expr, t: str, where: Pos) -> ir.Expr:
+        return coerce_to(value, t, where) if t != T.DYNAMIC or value.type == T.DYNAMIC else \
+            coerce_to(value, T.DYNAMIC, where)
 
     # -- operators --------------------------------------------------------------------------------
 
@@ -318,7 +355,12 @@ class Lowerer:
         explicit = self.explicit_name(ne)
         if explicit:
             return namer.take(explicit)
-        base = syntax_name(shape(ne.Expression if rule(ne) == "NamedExpression" else ne))
+        form = shape(ne.Expression if rule(ne) == "NamedExpression" else ne)
+        base = syntax_name(form)
+        if print_ and isinstance(form, tuple) and form[:1] in (("col",), ("path",)):
+            # print reads no table: a bare name is a let value, not a column, and is not named after
+            # (let d = ...; print d is print_0).
+            base = None
         if print_ and base is None:
             k = int(namer.positional()[len("Column") :]) - 1
             return namer.take(f"print_{k}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler.lower.expand import evaluate, mv_expand, parse, parse_where
 from kqlmagic_plus.language.compiler.lower.join import join, lookup, union_operator, union_source
+from kqlmagic_plus.language.compiler.lower.mv_apply import mv_apply
 from kqlmagic_plus.language.compiler.lower.ordering import sample, serialize, sort, take, top
 from kqlmagic_plus.language.compiler.lower.project import (
     extend,
@@ -23,6 +24,7 @@ from kqlmagic_plus.language.compiler.lower.project import (
     project_reorder,
     where,
 )
+from kqlmagic_plus.language.compiler.lower.scan import scan
 from kqlmagic_plus.language.compiler.lower.scope import Env
 from kqlmagic_plus.language.compiler.lower.sources import as_, datatable, function_call, invoke, print_, range_
 from kqlmagic_plus.language.compiler.lower.summarize import count, distinct, make_series, summarize
@@ -60,11 +62,13 @@ OPERATORS: dict[str, OperatorRule] = {
     "LookupOperator": lookup,
     "UnionOperator": union_operator,
     "MvexpandOperator": mv_expand,
+    "MvapplyOperator": mv_apply,
     "ParseOperator": parse,
     "ParseWhereOperator": parse_where,
     "EvaluateOperator": evaluate,
     "AsOperator": as_,
     "InvokeOperator": invoke,
+    "ScanOperator": scan,
 }
 
 #: A tabular expression's rule -> its lowering, where it starts a pipe rather than continuing one.

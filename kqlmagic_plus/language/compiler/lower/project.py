@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.functions.series import expand_multi
 from kqlmagic_plus.language.compiler.lower.coerce import coerce_to
 from kqlmagic_plus.language.compiler.lower.messages import no_column
 from kqlmagic_plus.language.compiler.lower.projection import (
@@ -20,7 +21,7 @@ from kqlmagic_plus.language.compiler.lower.projection import (
 )
 from kqlmagic_plus.language.compiler.lower.scope import Env, Scope, row_scope
 from kqlmagic_plus.language.compiler.naming import Namer
-from kqlmagic_plus.language.compiler.parsetree import collapse
+from kqlmagic_plus.language.compiler.parsetree import collapse, rule
 from kqlmagic_plus.language.compiler.syntax import Refusal, SemanticError, name_of, pos
 from kqlmagic_plus.language.compiler.types import Column, Schema
 
@@ -32,6 +33,17 @@ def where(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     lw.parameters(c.Parameters)
     sc = row_scope(node, env)
     pred = coerce_to(lw.expr(c.Predicate, sc), T.BOOL, pos(c.Predicate))
+    if (
+        isinstance(node, ir.Join)
+        and node.kind == "innerunique"
+        and ir.columns_used(pred) <= {col.name for col in node.left.schema.visible}
+        and not any(is_window(x) or isinstance(x, ir.InSubquery) for x in ir.walk(pred))
+    ):
+        # Kusto pushes a filter on the left side's columns below an innerunique join, so it runs before
+        # the one-row-per-key choice: the documented outputs rely on it.
+        left = ir.Filter(node.left.schema, node.left, pred, order=node.left.order)
+        return ir.Join(node.schema, left, node.right, node.kind, node.left_keys, node.right_keys, node.right_names,
+                       null_safe=node.null_safe, order=node.order)
     if any(is_window(x) for x in ir.walk(pred)):
         # A window function cannot sit in a WHERE clause: compute it first, filter, drop it.
         hidden = lw.hidden_name()
@@ -42,6 +54,11 @@ def where(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
 
 
 def extend(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
+    from kqlmagic_plus.language.compiler.lower.parse_kv import lower_extend as parse_kv
+
+    kv = parse_kv(lw, c, node, env)  # parse-kv reaches the lowering as an extend (see lower/parse_kv.py)
+    if kv is not None:
+        return kv
     sc = row_scope(node, env)
     namer = Namer(reserved=lw.explicit_names(c.Expressions), skip=node.schema.names())
     items: list[tuple[str, ir.Expr]] = [(col.name, ir.Col(col.type, col.name)) for col in node.schema]
@@ -49,16 +66,18 @@ def extend(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     for ne in c.Expressions:
         names = lw.name_list(ne)
         e = lw.expr(ne.Expression, sc)
-        if names is not None:
+        multi = expand_multi(lw, ne, e, namer)
+        if names is not None and multi is None:
             raise Refusal("extend (a, b) = ...", pos(ne))
-        name = lw.name_for(ne, namer, extend=True)
-        if name in index:
-            items[index[name]] = (name, e)
-        else:
-            index[name] = len(items)
-            items.append((name, e))
+        for name, x in multi or [(lw.name_for(ne, namer, extend=True), e)]:
+            if name in index:
+                items[index[name]] = (name, x)
+            else:
+                index[name] = len(items)
+                items.append((name, x))
         # Later expressions in the same extend see earlier ones (KQL evaluates left to right).
-        sc = Scope(Schema([Column(n, x.type) for n, x in items]), env, serialized=sc.serialized)
+        sc = Scope(Schema([Column(n, x.type) for n, x in items]), env, serialized=sc.serialized,
+                   operator_input=node.schema)
     return finish_select(node, items)
 
 
@@ -69,11 +88,11 @@ def project(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     seen: set[str] = set()
     for ne in c.Expressions:
         e = lw.expr(ne.Expression, sc)
-        name = lw.name_for(ne, namer)
-        if name in seen:
-            raise SemanticError(f"project names two columns {name!r}", pos(ne))
-        seen.add(name)
-        items.append((name, e))
+        for name, x in expand_multi(lw, ne, e, namer) or [(lw.name_for(ne, namer), e)]:
+            if name in seen:
+                raise SemanticError(f"project names two columns {name!r}", pos(ne))
+            seen.add(name)
+            items.append((name, x))
     return project_items(lw, node, items)
 
 
@@ -135,6 +154,37 @@ def project_reorder(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     rest = [col.name for col in node.schema if col.name not in first]
     items = [(n, ir.Col(node.schema.get(n).type, n)) for n in first + rest]  # type: ignore[union-attr]
     return ir.Select(Schema([Column(n, e.type) for n, e in items]), node, items, order=node.order)
+
+
+def project_by_names(lw: Lowerer, call: Any, node: ir.Node, env: Env) -> ir.Node:
+    """``project-by-names`` (read as a call, see ``syntax.preprocess``): names, arrays of names and
+    ``*`` patterns, each a constant; the columns in the order named, names that match nothing ignored."""
+    specs: list[str] = []
+    for a in call.Arguments:
+        c = collapse(a)
+        if rule(c) == "NamedFunctionCallExpression" and name_of(c.Name) == "column_names_of":
+            args = list(c.Arguments)
+            if len(args) != 1:
+                raise SemanticError("column_names_of() takes one table", pos(c))
+            specs.extend(col.name for col in lw.tabular(args[0], env).schema.visible)
+            continue
+        v = lw.expr(a, Scope(None, env))
+        if not isinstance(v, ir.Lit) or v.type not in (T.STRING, T.DYNAMIC):
+            raise Refusal("project-by-names with a column specifier that is not a constant", pos(a))
+        values = v.value if isinstance(v.value, list) else [v.value]
+        if not all(isinstance(x, str) for x in values):
+            raise SemanticError("project-by-names takes column names (strings)", pos(a))
+        specs.extend(values)
+    chosen: list[str] = []
+    for spec in specs:
+        names = (
+            [c.name for c in node.schema.visible if fnmatch.fnmatchcase(c.name, spec)]
+            if "*" in spec
+            else [spec] if spec in node.schema and not node.schema.get(spec).hidden else []  # type: ignore[union-attr]
+        )
+        chosen.extend(n for n in names if n not in chosen)
+    items = [(n, ir.Col(node.schema.get(n).type, n)) for n in chosen]  # type: ignore[union-attr]
+    return project_items(lw, node, items)
 
 
 def _granny(s: str) -> list[Any]:

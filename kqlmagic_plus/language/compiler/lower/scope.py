@@ -57,6 +57,10 @@ class Scope:
     serialized: bool = False
     left: Schema | None = None
     right: Schema | None = None
+    #: scan's step names -> their state's columns (``s1.total`` reads the previous row's state).
+    steps: dict[str, dict[str, ir.Expr]] | None = None
+    #: The operator's input row where the scope also holds columns an extend defined before (pack_all reads it).
+    operator_input: Schema | None = None
 
 
 @dataclass

@@ -43,8 +43,8 @@ def summarize(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
             aggs.append(("", pick))
             out_cols.extend(Column(n, e.type) for n, e in pick.columns)
             continue
-        if fname == "percentiles":
-            for name, agg in percentiles(lw, call, node, env, ne, namer):
+        if fname in ("percentiles", "percentilesw"):
+            for name, agg in percentiles(lw, call, node, env, ne, namer, weighted=fname == "percentilesw"):
                 aggs.append((name, agg))
                 out_cols.append(Column(name, agg.type))
             continue
@@ -92,10 +92,15 @@ def arg_pick(
     return ir.ArgPick(kind, by, tuple(cols))
 
 
-def percentiles(lw: Lowerer, call: Any, node: ir.Node, env: Env, ne: Any, namer: Namer) -> list[tuple[str, ir.Agg]]:
+def percentiles(lw: Lowerer, call: Any, node: ir.Node, env: Env, ne: Any, namer: Namer,
+                weighted: bool = False) -> list[tuple[str, ir.Agg]]:
     sc = row_scope(node, env)
     args = list(call.Arguments)
     x = lw.expr(args[0], sc)
+    # percentilesw(x, weight, p...): the same columns, each a weighted percentile.
+    w = lw.expr(args[1], sc) if weighted else None
+    if weighted:
+        args = args[:1] + args[2:]
     base = syntax_name(shape(args[0])) or ""
     out = []
     explicit = lw.name_list(ne) or []
@@ -106,7 +111,8 @@ def percentiles(lw: Lowerer, call: Any, node: ir.Node, env: Env, ne: Any, namer:
         v = p.value
         suffix = str(int(v)) if float(v).is_integer() else str(v).replace(".", "_")
         name = explicit[i] if i < len(explicit) else f"percentile_{base}_{suffix}"
-        out.append((namer.take(name), ir.Agg(x.type, "percentile", (x, p))))
+        agg = ir.Agg(x.type, "percentilew", (x, w, p)) if w is not None else ir.Agg(x.type, "percentile", (x, p))
+        out.append((namer.take(name), agg))
     return out
 
 
@@ -147,6 +153,9 @@ def make_series(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     aggs: list[tuple[str, ir.Agg, ir.Expr]] = []
     for a in c.Aggregations:
         e = lw.expr(a.Expression.Expression, agg_sc)
+        if isinstance(e, ir.Lit):
+            # A constant series (`x=-1 default=-2`): the constant in every bin that has rows.
+            e = ir.Agg(e.type, "take_any", (e,))
         if not isinstance(e, ir.Agg):
             raise Refusal("make-series aggregate wrapped in an expression", pos(a))
         name = lw.explicit_name(a.Expression) or aggregate_name(
@@ -183,4 +192,5 @@ def make_series(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     cols = [Column(n, e.type) for n, e in keys]
     cols += [Column(n, T.DYNAMIC) for n, _, _ in aggs]
     cols.append(Column(axis_name, T.DYNAMIC))
-    return ir.MakeSeries(Schema(cols), node, aggs, (axis_name, axis), start, stop, step, keys)
+    return ir.MakeSeries(Schema(cols), node, aggs, (axis_name, axis), start, stop, step, keys,
+                         nonempty="kind" in params)
