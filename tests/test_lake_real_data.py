@@ -243,7 +243,8 @@ def test_spark_reads_case_variant_columns_as_duckdb_does(tmp_path, spark_local):
     query = ("SELECT SyslogMessage, ProcessID, ProcessId_1, DvcHostname FROM Syslog "
              "WHERE ProcessId_1 IS NOT NULL OR ProcessID < 5202 ORDER BY SyslogMessage, ProcessID")
     spark_rows = [tuple(r) for r in spark_local.sql(query).collect()]
-    local = kql("Syslog | where isnotnull(ProcessId_1) or ProcessID < 5202 "
+    # KQL strings are never null (isnotnull is true for every string): a value is present when not empty
+    local = kql("Syslog | where isnotempty(ProcessId_1) or ProcessID < 5202 "
                 "| project SyslogMessage, ProcessID, ProcessId_1, DvcHostname | order by SyslogMessage asc, "
                 "ProcessID asc nulls first", tmp_path)
     assert len(spark_rows) == 6 and spark_rows == rows(local)
