@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -388,22 +388,27 @@ PARSE_KV_CALL = "__kqlpkv"
 STAR_COLUMN = "__kqlc_star"
 
 
-def _parse_kv_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[int, str]],
-                      edits: list[tuple[int, str]]) -> None:
-    """Queue the edits that make the ``parse-kv`` at ``toks[i]`` an extend the grammar reads."""
-    depth, j = 0, i + 1
-    while j < len(toks):
+def _operator_tokens(toks: list[Any], start: int) -> Iterator[int]:
+    """Indices of the tokens outside brackets from *start* to the end of the operator (a ``|`` or ``;``)."""
+    depth = 0
+    for j in range(start, len(toks)):
         t = toks[j].text
         if t in ("(", "[", "{"):
             depth += 1
         elif t in (")", "]", "}"):
             depth -= 1
-        elif t in ("|", ";") and depth == 0:
-            return
-        elif depth == 0 and t.lower() == "as" and toks[j].kind == "ident":
-            break
-        j += 1
-    if j >= len(toks) or j == i + 1:
+        elif depth == 0:
+            if t in ("|", ";"):
+                return
+            yield j
+
+
+def _parse_kv_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[int, str]],
+                      edits: list[tuple[int, str]]) -> None:
+    """Queue the edits that make the ``parse-kv`` at ``toks[i]`` an extend the grammar reads."""
+    j = next((k for k in _operator_tokens(toks, i + 1) if toks[k].text.lower() == "as" and toks[k].kind == "ident"),
+             None)
+    if j is None or j == i + 1:
         return  # not the parse-kv form: let the parser say what is wrong
     end = _operator_end(toks, j, toks[j].end)
     replaces.append((toks[i].start, "extend  "))
@@ -416,18 +421,9 @@ def _parse_kv_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[i
 def _star_schema_rewrite(text: str, toks: list[Any], i: int, replaces: list[tuple[int, str]],
                          edits: list[tuple[int, str]]) -> None:
     """``evaluate ... : (*, ...)`` at ``toks[i]``: the ``*`` as the column ``__kqlc_star:dynamic``."""
-    depth, j = 0, i + 1
-    while j + 2 < len(toks):
-        t = toks[j].text
-        if t in ("(", "[", "{"):
-            depth += 1
-        elif t in (")", "]", "}"):
-            depth -= 1
-        elif t in ("|", ";") and depth == 0:
-            return
-        elif depth == 0 and t == ":" and toks[j + 1].text == "(" and toks[j + 2].text == "*":
+    for j in _operator_tokens(toks, i + 1):
+        if j + 2 < len(toks) and toks[j].text == ":" and toks[j + 1].text == "(" and toks[j + 2].text == "*":
             star = toks[j + 2]
             replaces.append((star.start, " "))
             edits.append((star.start, f"{STAR_COLUMN}:dynamic"))
             return
-        j += 1
