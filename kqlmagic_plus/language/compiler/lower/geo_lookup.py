@@ -16,6 +16,7 @@ from typing import Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.lower.join import add_right_columns
 from kqlmagic_plus.language.compiler.lower.scope import row_scope
 from kqlmagic_plus.language.compiler.parsetree import collapse, find_first, rule
 from kqlmagic_plus.language.compiler.syntax import Refusal, SemanticError, name_of, pos
@@ -75,14 +76,7 @@ def geo_lookup(lw: Any, plugin: str, call: Any, c: Any, node: ir.Node, env: Any)
     taken = {col.name for col in node.schema.visible}
     right_names: dict[str, str] = {}
     cols = list(node.schema.visible)
-    for col in right.schema.visible:
-        name, k = col.name, 0
-        while name in taken:
-            k += 1
-            name = f"{col.name}{k}"
-        taken.add(name)
-        right_names[col.name] = name
-        cols.append(Column(name, col.type))
+    add_right_columns(cols, right_names, taken, list(right.schema.visible))
     one = ir.Lit(T.LONG, 1)
     joined = ir.Join(Schema(cols), node, right, "inner", [one], [one], right_names)
     shape = ir.Col(T.DYNAMIC, right_names[key])

@@ -69,20 +69,23 @@ def join_tables(left: ir.Node, right: ir.Node, kind: str, on: Any, where: Pos, l
             for a, b in zip(lkeys, rkeys, strict=True)
             if isinstance(a, ir.Col) and isinstance(b, ir.Col) and a.name == b.name
         }
-        for col in rvis:
-            if lookup and col.name in same_keys:
-                continue
-            name = col.name
-            k = 0
-            while name in taken:
-                k += 1
-                name = f"{col.name}{k}"
-            taken.add(name)
-            right_names[col.name] = name
-            cols.append(Column(name, col.type))
+        add_right_columns(cols, right_names, taken, [c for c in rvis if not (lookup and c.name in same_keys)])
     if lookup and kind not in ("leftouter", "inner"):
         raise Refusal(f"lookup kind={kind}", where)
     return ir.Join(Schema(cols), left, right, kind, lkeys, rkeys, right_names)
+
+
+def add_right_columns(cols: list[Column], right_names: dict[str, str], taken: set[str],
+                      right: list[Column]) -> None:
+    """Append *right*'s columns to *cols*, a name already *taken* numbered (x, x1, x2 ...) as Kusto's join does."""
+    for col in right:
+        name, k = col.name, 0
+        while name in taken:
+            k += 1
+            name = f"{col.name}{k}"
+        taken.add(name)
+        right_names[col.name] = name
+        cols.append(Column(name, col.type))
 
 
 def join_keys(left: ir.Node, right: ir.Node, on: Any) -> tuple[list[ir.Expr], list[ir.Expr]]:
