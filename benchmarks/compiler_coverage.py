@@ -21,6 +21,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -43,7 +44,8 @@ def load(shared: str) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
         schema[name] = cols
     with open(os.path.join(shared, "corpus", "m365d_hunting_queries.jsonl"), encoding="utf-8") as f:
         queries = [json.loads(line) for line in f if line.strip()]
-    return queries, schema
+    return [dict(q, id=q["id"] if len(ps) == 1 else f"{q['id']}#{k + 1}", query=p)
+            for q in queries for ps in [split_queries(q["query"])] for k, p in enumerate(ps)], schema
 
 
 def load_dir(folder: str) -> list[dict]:
@@ -68,8 +70,47 @@ def load_dir(folder: str) -> list[dict]:
             except (OSError, UnicodeDecodeError, yaml.YAMLError):
                 continue
             if isinstance(text, str) and text.strip():
-                out.append({"id": rel, "query": text})
+                pieces = split_queries(text)
+                for k, piece in enumerate(pieces):
+                    out.append({"id": rel if len(pieces) == 1 else f"{rel}#{k + 1}", "query": piece})
     return out
+
+
+_NEXT_QUERY = re.compile(r"expecting \{<EOF>, ';'\}")
+
+
+def split_queries(text: str) -> list[str]:
+    """A file holding several queries one after another (a Sentinel version and an Advanced Hunting version,
+    say) as the queries it holds: split where the parser finds a complete query followed by a new statement at
+    the start of a line, as the Log Analytics editor runs the query under the cursor. Anything else stays whole."""
+    from kqlmagic_plus.language.compiler.syntax import ParseFailure, parse
+
+    pieces: list[str] = []
+    while True:
+        try:
+            parse(text)
+        except ParseFailure as e:
+            lines = text.splitlines(keepends=True)
+            at = e.pos.line - 1
+            head = "".join(lines[:at])
+            if _NEXT_QUERY.search(e.message) and e.pos.column in (0, 1) and head.strip() and _parses(head):
+                pieces.append(head)
+                text = "".join(lines[at:])
+                continue
+        except Exception:
+            pass
+        pieces.append(text)
+        return pieces
+
+
+def _parses(text: str) -> bool:
+    from kqlmagic_plus.language.compiler.syntax import ParseFailure, parse
+
+    try:
+        parse(text)
+    except ParseFailure:
+        return False
+    return True
 
 
 def duck_db(schema: dict[str, list[tuple[str, str]]]):
@@ -156,6 +197,39 @@ def main() -> None:
     reasons: collections.Counter = collections.Counter()
     examples: dict[str, str] = {}
     dk_reasons: collections.Counter = collections.Counter()
+    from kqlmagic_plus.language.compiler.probe import reading_rows
+    from kqlmagic_plus.language.udfs import register_duckdb
+
+    def duck_rows(sql: str) -> list:
+        register_duckdb(con, sql)
+        return [r[0] for r in con.execute(sql).fetchall()]
+
+    def spark_rows_for(text: str):
+        """The engines read rows at compile time for the operators whose columns depend on the data (pivot,
+        bag_unpack). With a Spark session the reading runs there; without one, the Spark compilation is given
+        what the same readings read from the DuckDB copy of the tables (the data is the data)."""
+        if spark is not None:
+            def read(sql: str) -> list:
+                import re
+
+                for name in set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", sql)) & set(schema):
+                    spark_view(name)
+                return [r[0] for r in spark.sql(sql).collect()]
+            return read
+        got: list[list] = []
+
+        def record(sql: str) -> list:
+            got.append(duck_rows(sql))
+            return got[-1]
+        try:
+            with reading_rows(record):
+                kcompile(text, schema, "duckdb")
+        except Exception:  # the DuckDB compilation's own outcome is counted below
+            pass
+        reads = iter(got)
+        return lambda sql: next(reads, [])
+
+    by_file: dict[str, list[bool]] = {}  # file -> [every query compiled for Spark, every query ran locally]
     for q in queries:
         text, qid = q["query"], q["id"]
         # duckdb-kql alone
@@ -170,9 +244,11 @@ def main() -> None:
             dk_reasons[type(exc).__name__] += 1
         # ours
         parsed = spark_sql = False
+        spark_reader = spark_rows_for(text)  # before the clock: it may compile the query for DuckDB first
         t = time.perf_counter()
         try:
-            compiled = kcompile(text, schema, "spark")
+            with reading_rows(spark_reader):
+                compiled = kcompile(text, schema, "spark")
             parsed = spark_sql = True
         except QuerySyntaxError as exc:
             key = f"syntax: {str(exc).splitlines()[0][:90]}"
@@ -203,10 +279,14 @@ def main() -> None:
                 reasons[key] += 1
                 examples.setdefault(key, qid)
         c["spark_compiled"] += spark_sql
+        base = qid.split("#")[0]
+        by_file.setdefault(base, [True, True])[0] &= bool(spark_sql)
         ours_duck = False
         try:
-            dcomp = kcompile(text, schema, "duckdb")
+            with reading_rows(duck_rows):
+                dcomp = kcompile(text, schema, "duckdb")
             c["duck_compiled"] += 1
+            register_duckdb(con, dcomp.sql)  # the Python UDFs the SQL calls, as the local engine registers them
             con.execute(dcomp.sql).fetchall()
             c["duck_ran"] += 1
             ours_duck = True
@@ -216,6 +296,7 @@ def main() -> None:
                 reasons[key] += 1
                 examples.setdefault(key, qid)
         c["local_with_fallback"] += dk_ok or ours_duck
+        by_file[base][1] &= bool(dk_ok or ours_duck)
 
     pct = lambda k: f"{c[k]:>4}/{n}  {100 * c[k] / n:5.1f} %"  # noqa: E731
     print(f"KQL compiler coverage on {n} real hunting queries ({len(schema)} table schemas)\n")
@@ -229,6 +310,12 @@ def main() -> None:
     print(f"{'duckdb-kql: translated':42} {pct('dk_translated'):>16}")
     print(f"{'duckdb-kql: ran on DuckDB':42} {pct('dk_ran'):>16}")
     print(f"{'local engine with fallback: ran':42} {pct('local_with_fallback'):>16}")
+    files = len(by_file)
+    if files != n:
+        sp, lo = sum(v[0] for v in by_file.values()), sum(v[1] for v in by_file.values())
+        print(f"by file ({files} files of {n} queries; a file counts when every query in it does):")
+        print(f"{'  compiled to Spark SQL':42} {f'{sp:>4}/{files}  {100 * sp / files:5.1f} %':>16}")
+        print(f"{'  local engine with fallback: ran':42} {f'{lo:>4}/{files}  {100 * lo / files:5.1f} %':>16}")
     secs = sorted(t for t, _ in times)
     slowest = max(times)
     print(f"\ncompile time (Spark): median {1000 * statistics.median(secs):.1f} ms, p95 "

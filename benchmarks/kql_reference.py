@@ -137,6 +137,20 @@ EXCLUDED: dict[tuple[str, str], str] = {
      'print Result=parse_url("scheme://username:password@host:1234/this/is/a/path?k1=v1&k2=v2#fragment")'):
         "the cell is not JSON (\"Query Parameters\":\"{\"k1\"...\" nests unescaped quotes), so it is not "
         "what Kusto prints for a dynamic value",
+    ("parse-url-query-function.md", 'print Result=parse_urlquery("k1=v1&k2=v2&k3=v3")'):
+        "the cell is not JSON (\"Query Parameters\":\"{\"k1\"...\" nests unescaped quotes), the same broken form "
+        "as parse-url-function.md's; the page's second example reads the value as a bag (params[\"Query "
+        "Parameters\"].[param])",
+    ("parse-path-function.md", "datatable(p:string)"):
+        "the fourth row's p cell shows \\shared\\users\\temp\\file.txt.gz with one leading backslash, but the "
+        "datatable's verbatim string @\"\\\\shared...\" has two, as the same row's DirectoryPath shows (the "
+        "markdown table ate one)",
+    ("geo-line-densify-function.md",
+     'print densified_line = tostring(geo_line_densify(dynamic({"type":"LineString","coordinates":[[-73.949247, '
+     '40.796860],[-73.973017, 40.764323]]})))'):
+        "the string is the query's literal text (a space after each comma, the trailing zero of 40.796860), which "
+        "tostring() of a dynamic never prints: the same unchanged-shape example on geo-polygon-densify-function.md "
+        "shows the compact form",
     ("geo-closest-point-on-line-function.md",
      'print isnull(geo_closest_point_on_line(1,1, dynamic({ "type":"LineString"})))'):
         "the table is headed 'result' but the query names no column: Kusto prints print_0 for an unnamed print",

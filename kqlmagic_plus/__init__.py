@@ -14,7 +14,7 @@ from kqlmagic_plus._version import __version__
 if TYPE_CHECKING:
     from kqlmagic_plus.results import Result
 
-__all__ = ["__version__", "hunt", "kql", "load_ipython_extension", "unload_ipython_extension"]
+__all__ = ["__version__", "hunt", "kql", "load_ipython_extension", "schema", "unload_ipython_extension"]
 
 
 def kql(query: str, conn: str | None = None, params: Mapping[str, Any] | None = None, **options: Any) -> Result:
@@ -32,8 +32,17 @@ def load_ipython_extension(ip: Any) -> None:
 
 def unload_ipython_extension(ip: Any) -> None:
     from kqlmagic_plus.engines.registry import connections
+    from kqlmagic_plus.magics import compat
 
+    compat.unregister_transformer(ip)
     connections().close_all()
+
+
+def schema(conn: str | None = None, *, refresh: bool = False) -> dict[str, dict[str, str]]:
+    """``{table: {column: KQL type}}`` of a connection (default: the current one), as ``%kql --schema``."""
+    from kqlmagic_plus.api import schema as connection_schema
+
+    return connection_schema(conn, refresh=refresh)
 
 
 def hunt(name: str, **kwargs: Any) -> Result:

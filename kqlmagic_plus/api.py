@@ -19,6 +19,7 @@ from kqlmagic_plus.request import Request, make_window
 
 if TYPE_CHECKING:
     from kqlmagic_plus.cache.commands import Report
+    from kqlmagic_plus.display.schema import SchemaView
     from kqlmagic_plus.engines.base import Engine
     from kqlmagic_plus.options import KqlLine
     from kqlmagic_plus.results import Result
@@ -46,6 +47,7 @@ def kql(
     files (Parquet, CSV, JSON; globs). *params* are bound as query parameters, never spliced as text.
     """
     cfg = settings()
+    given_query, given_params = query, params
     _, engine = connections().resolve(conn, namespace=namespace)
     from kqlmagic_plus.cache import modes as cache
 
@@ -59,6 +61,7 @@ def kql(
         query, from_lets = resolve_python_lets(query, namespace)
         params = merge_params(from_lets, params)
     window = make_window(timespan, start, end)
+    pull_to = options.pop("pull", None)
     request = Request(
         query=query,
         params=dict(params or {}),
@@ -70,9 +73,23 @@ def kql(
         dry_run=dry_run,
         options={k: v for k, v in options.items() if v is not None},
     )
-    result = run(engine, request)
+    from kqlmagic_plus.engines import slicing
+
+    if request.options.get("split_by"):
+        result = slicing.run_sliced(engine, request, request.options["split_by"], run)
+    else:
+        result = run(engine, request)
+        slicing.offer(result, request, engine.name)  # a capped answer names the --split-by remedy
+    if pull_to and not dry_run:
+        _pull(result, str(pull_to), query)
     result.display_limit = display_limit if display_limit is not None else cfg.display_limit
     result.show_chart = cfg.show_chart
+    result.source_params = dict(params or {})
+    # Kqlmagic's result.refresh(): the same call, past the cache.
+    again = {**options, "refresh": True} if not options.get("no_cache") else options
+    result.rerun = lambda: kql(given_query, conn, given_params, namespace=namespace, mounts=mounts, timeout=timeout,
+                               timespan=timespan, start=start, end=end, dry_run=dry_run,
+                               display_limit=display_limit, **again)
     return result
 
 
@@ -97,6 +114,29 @@ def run(engine: Engine, request: Request) -> Result:
     return cache.run(engine, request, compute)
 
 
+def _pull(result: Result, target: str, query: str) -> None:
+    """``--pull [TABLE=]DIR``: the rows into the lake layout under DIR, as TABLE (default: the table the
+    query reads, when it reads one)."""
+    from kqlmagic_plus.engines.sentinellake import table_names
+    from kqlmagic_plus.lake.pull import pull
+
+    name, eq, folder = target.partition("=")
+    if not eq:
+        name, folder = "", target
+    name = name.strip()
+    if not name:
+        read = table_names(query)
+        if len(read) != 1:
+            raise OptionError(f"--pull {folder}: name the table to write (--pull TABLE={folder}); the query reads "
+                              + (", ".join(read) if read else "no table by name"))
+        name = read[0]
+    if result.truncated:
+        result.warnings.append("--pull wrote a truncated result: the lake copy misses the same rows.")
+    done = pull(result.table, result.kql_types, folder.strip(), name)
+    result.warnings.append(done.note())
+    result.stats["pulled"] = {"folder": done.folder, "table": done.table, "rows": done.rows, "files": done.files}
+
+
 def _mount(engine: Engine, name: str, path: str) -> None:
     mount = getattr(engine, "mount", None)
     if mount is None:
@@ -104,9 +144,34 @@ def _mount(engine: Engine, name: str, path: str) -> None:
     mount(name, path)
 
 
+def schema(conn: str | None = None, *, namespace: Mapping[str, Any] | None = None,
+           refresh: bool = False) -> SchemaView:
+    """``{table: {column: KQL type}}`` of a connection (default: the current one), Kqlmagic's ``--schema``
+    shape; it shows itself as a tree in a notebook. Remote schemas are fetched once per connection.
+
+    For the local engine the DataFrames of *namespace* are tables too, and are listed.
+    """
+    from kqlmagic_plus.display.schema import SchemaView
+
+    registry = connections()
+    current = registry.current
+    try:
+        _, engine = registry.resolve(conn, namespace=namespace)
+    finally:
+        if conn is not None:
+            registry.current = current  # looking at a connection's schema does not switch to it
+    tables = dict(engine.table_schemas(refresh=refresh))
+    if engine.name == "local" and namespace is not None:
+        from kqlmagic_plus.engines.schemas import namespace_schemas
+
+        for name, cols in namespace_schemas(namespace).items():
+            tables.setdefault(name, cols)
+    return SchemaView(dict(sorted(tables.items())), connection=engine.target)
+
+
 def run_line(line: KqlLine, *, namespace: Mapping[str, Any] | None = None,
              params: Mapping[str, Any] | None = None,
-             query_properties: Mapping[str, Any] | None = None) -> Result | Report | str | None:
+             query_properties: Mapping[str, Any] | None = None) -> Result | Report | SchemaView | str | None:
     """Do what a parsed ``%kql`` line asks: a cache command, a connection (and mounts), or a query.
 
     *params* (from ``--params VAR`` and ``--param NAME=EXPR``) and *query_properties* (from
@@ -123,6 +188,8 @@ def run_line(line: KqlLine, *, namespace: Mapping[str, Any] | None = None,
     action = line.action
     if action == "cache":
         return report
+    if action == "schema":
+        return schema(line.conn, namespace=namespace, refresh=line.cache.refresh)
     if action == "connect":
         _, engine = connections().resolve(line.conn, namespace=namespace if line.conn is not None else None)
         for name, path in line.mounts:
@@ -135,6 +202,10 @@ def run_line(line: KqlLine, *, namespace: Mapping[str, Any] | None = None,
         options["workspaces"] = list(line.workspaces)
     if line.fail_on_partial:
         options["fail_on_partial"] = True
+    if line.split_by:
+        options["split_by"] = line.split_by
+    if line.pull:
+        options["pull"] = line.pull
     if query_properties:
         options["query_properties"] = dict(query_properties)
     if line.cache.ttl is not None:

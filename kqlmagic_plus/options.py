@@ -9,6 +9,7 @@ as text and evaluated by the magic, explicitly, in the user's namespace.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,8 @@ KQL_OPTIONS: tuple[Opt, ...] = (
     Opt("params", "str", ("-params",), "a dict variable of query parameters"),
     Opt("workspaces", "str", ("-workspaces",), "additional Log Analytics workspaces, comma-separated"),
     Opt("fail_on_partial", "flag", ("-fail_on_partial",), "treat a partial result as an error"),
+    Opt("split_by", "str", ("-split_by", "-splitby"), "run the window in time slices (e.g. 1d) and merge them"),
+    Opt("pull", "str", ("-pull",), "[TABLE=]DIR: write the result as Parquet in the lake layout (lake://DIR)"),
     Opt("query_properties", "str", ("-query_properties", "-queryproperties"),
         "a dict variable of ADX client request properties"),
     Opt("cache", "str", ("-cache",), "store and reuse (TTL like 1h); or list/stats/clear/export",
@@ -71,6 +74,10 @@ KQL_OPTIONS: tuple[Opt, ...] = (
     Opt("replay", "str", ("-replay",), "serve every query from this cache folder"),
     Opt("older_than", "str", (), "with --cache clear: only entries older than this (e.g. 7d)"),
     Opt("query", "str", ("-query",), "the query (instead of the cell)"),
+    Opt("columns_to_vars", "flag", ("-c2lv", "-columns_to_local_vars", "-columnstolocalvars"),
+        "also store each result column in a variable of its name (Kqlmagic's -c2lv)"),
+    Opt("schema", "str", ("-schema",), "tables -> columns -> types of a connection (default: the current one)",
+        optional_value=True),
 )
 
 
@@ -115,7 +122,19 @@ def parse_line(line: str, opts: tuple[Opt, ...] = KQL_OPTIONS, *, allow_rest: bo
         if not word.startswith("-") or word in ("-", "--") or _is_number(word):
             break
         name, eq, inline_value = word.partition("=")
+        negated = name.startswith("-!")  # Kqlmagic's -!flag: the flag turned off
+        if negated:
+            name = "-" + name[2:]
         opt = idx.get(name) or idx.get(name.lower())
+        if opt is None and opts is KQL_OPTIONS:
+            opt, takes_value = _kqlmagic_option(name, idx)
+            if opt is None:  # accepted, no effect here: skip it (and its value), say so once
+                values.setdefault("_ignored", []).append(name)
+                rest = after
+                if takes_value and not eq:
+                    nxt = _peek(rest)
+                    rest = nxt[1] if nxt is not None else ""
+                continue
         if opt is None:
             raise OptionError(f"unknown option {name!r}. Valid options: "
                               + ", ".join(o.long for o in opts))
@@ -123,12 +142,14 @@ def parse_line(line: str, opts: tuple[Opt, ...] = KQL_OPTIONS, *, allow_rest: bo
         if opt.kind == "flag":
             if eq:
                 raise OptionError(f"option {opt.long} takes no value")
-            values[opt.name] = True
+            values[opt.name] = not negated
             continue
         if eq:
             value = inline_value
             if opt.name == "param":
                 value = _peek(first_raw, raw=True)[0].partition("=")[2]
+            if opt.name in ("query", "conn"):  # -query=VAR: as -query VAR below
+                values["_raw_" + opt.name] = _peek(first_raw, raw=True)[0].partition("=")[2]
         else:
             nxt = _peek(rest)
             if nxt is None or (opt.optional_value and (
@@ -141,10 +162,29 @@ def parse_line(line: str, opts: tuple[Opt, ...] = KQL_OPTIONS, *, allow_rest: bo
             value, rest = nxt
             if opt.kind == "multi":
                 value = _peek(after, raw=True)[0] if opt.name == "param" else value
+            if opt.name in ("query", "conn"):
+                # Kqlmagic's -query VAR / -conn VAR: an unquoted name is a variable, quoted text is literal.
+                values["_raw_" + opt.name] = _peek(after, raw=True)[0]
         values[opt.name] = _convert(opt, value, values.get(opt.name))
     if rest and not allow_rest:
         raise OptionError(f"unexpected text after the options: {rest!r}")
     return values, rest
+
+
+def _kqlmagic_option(name: str, idx: dict[str, Opt]) -> tuple[Opt | None, bool]:
+    """A Kqlmagic option name: (our Opt, False) when it maps to one, (None, takes_value) when it is
+    accepted without effect; an OptionError naming the replacement when its meaning is not reproduced."""
+    from kqlmagic_plus import kqlmagic_names
+
+    found = kqlmagic_names.lookup(name)
+    if found is None:
+        raise OptionError(f"unknown option {name!r}. Valid options: " + ", ".join(o.long for o in KQL_OPTIONS))
+    how, what = found
+    if how == "mapped":
+        return idx["--" + str(what)], False
+    if how == "ignored":
+        return None, bool(what)
+    raise OptionError(f"Kqlmagic's option {name} is not supported here: {what}")
 
 
 def _peek(rest: str, raw: bool = False) -> tuple[str, str] | None:
@@ -274,6 +314,10 @@ class KqlLine:
     query_properties_var: str | None = None
     workspaces: tuple[str, ...] = ()
     fail_on_partial: bool = False
+    #: ``--split-by 1d``: the window in slices of this duration, merged (see engines/slicing.py).
+    split_by: str | None = None
+    #: ``--pull [TABLE=]DIR``: the result written as Parquet in the export lake layout (lake/pull.py).
+    pull: str | None = None
     cache: CacheChoice = field(default_factory=CacheChoice)
     timeout: float | None = None
     timespan: str | None = None
@@ -285,6 +329,16 @@ class KqlLine:
     debug: bool = False
     no_chart: bool = False
     out: str | None = None
+    #: ``--schema [conn]``: show the connection's schema (``conn`` holds the connection named, if any).
+    schema: bool = False
+    #: ``-query NAME`` with NAME unquoted: the variable holding the query (the magic looks it up).
+    query_ref: str | None = None
+    #: ``{name}`` references in the query are the magic's to resolve (a line query, not a cell or -query).
+    expand_references: bool = False
+    #: Kqlmagic options accepted without effect (display settings), for a one-time note.
+    ignored: tuple[str, ...] = ()
+    #: ``-c2lv``: each result column also goes into a variable named like it.
+    columns_to_vars: bool = False
 
     @property
     def action(self) -> str:
@@ -292,6 +346,8 @@ class KqlLine:
         ``connect`` (connect and/or mount, no query), or ``query``."""
         if self.list_connections:
             return "connections"
+        if self.schema:
+            return "schema"
         if self.cache.command in ("list", "stats", "clear", "export") or (self.cache.given and not self.query):
             return "cache"
         if not self.query:
@@ -303,20 +359,46 @@ class KqlLine:
 
 
 def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
-    """``%kql LINE`` (*cell* None) or ``%%kql LINE`` + *cell* as one :class:`KqlLine`."""
+    """``%kql LINE`` (*cell* None) or ``%%kql LINE`` + *cell* as one :class:`KqlLine`.
+
+    Options may come before and after the connection string (``%%kql local://lake='/d' -o r``), as
+    Kqlmagic reads them; a ``// comment`` after the connection is dropped; ``var << query`` stores the
+    result in ``var``.
+    """
+    result_var, line = _result_var(line)
     opts, rest = parse_line(line)
     rest = rest.strip()
+    if rest and not rest.startswith(("+", "//")) and (cell is not None or _starts_with_connection(rest)):
+        word, after = _peek(rest, raw=True)
+        after = _strip_comment(after)
+        if not after or after.startswith("-") or _RESULT_VAR.match(after):
+            var_after, after = _result_var(after)
+            result_var = result_var or var_after
+            more, after = parse_line(after)
+            for key, value in more.items():
+                opts[key] = [*opts[key], *value] if isinstance(value, list) and key in opts else value
+            rest = word + ("\n" + after if after else "")
+    if cell is not None:
+        rest = _strip_comment(rest)
     conn = opts.get("conn")
+    if opts.get("schema") is not None:  # `--schema CONN`: that connection's schema (Kqlmagic's spelling)
+        conn = opts["schema"]
     query = cell if cell is not None else rest
+    query_ref = None
     if opts.get("query") is not None:
         query = opts["query"]
-    if cell is not None and rest.startswith("+"):
+        raw = opts.get("_raw_query", "")
+        if raw and raw[0] not in "'\"" and is_reference(raw):
+            query_ref = raw
+    if cell is None and conn is None and "\n" in rest:
+        conn, query = rest.split("\n", 1)  # the connection, then the query (options between them read)
+    elif cell is not None and rest.startswith("+"):
         # Kqlmagic's request properties on the magic line (`%%kql +notruncation`) belong to the query.
         query = rest + "\n" + query
     elif cell is not None and rest:
         # Kqlmagic style: `%%kql loganalytics://...` or `%%kql alias` on the first line.
-        if conn is not None:
-            raise OptionError(f"unexpected text on the magic line: {rest!r}")
+        if conn is not None or "\n" in rest:
+            raise OptionError(f"unexpected text on the magic line: {rest.replace(chr(10), ' ')!r}")
         conn = rest
     elif cell is None and _looks_like_connection(rest):
         conn, query = rest, ""
@@ -338,7 +420,7 @@ def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
     query, quiet = _strip_quiet(query or "")
     if not query.strip():
         query = ""
-    out = output_variable(opts.get("out"))
+    out = output_variable(opts.get("out") or result_var)
     return KqlLine(
         query=query, quiet=quiet, conn=conn,
         list_connections="conn" in opts and opts["conn"] is None,
@@ -346,12 +428,60 @@ def parse_kql_line(line: str, cell: str | None = None) -> KqlLine:
         param_exprs=tuple(parse_name_value(p, "--param") for p in opts.get("param") or []),
         params_var=opts.get("params"), query_properties_var=opts.get("query_properties"),
         workspaces=tuple(w.strip() for w in (opts.get("workspaces") or "").split(",") if w.strip()),
-        fail_on_partial=bool(opts.get("fail_on_partial")), cache=cache, timeout=opts.get("timeout"),
+        fail_on_partial=bool(opts.get("fail_on_partial")), split_by=opts.get("split_by"), pull=opts.get("pull"),
+        cache=cache,
+        timeout=opts.get("timeout"),
         timespan=opts.get("timespan"), start=opts.get("start"), end=opts.get("end"),
         display_limit=opts.get("display_limit"), show_query=bool(opts.get("show_query")),
         dry_run=bool(opts.get("dry_run")), debug=bool(opts.get("debug")), no_chart=bool(opts.get("no_chart")),
-        out=out,
+        out=out, query_ref=query_ref, expand_references=cell is None and opts.get("query") is None,
+        ignored=tuple(opts.get("_ignored") or ()), columns_to_vars=bool(opts.get("columns_to_vars")),
+        schema="schema" in opts,
     )
+
+
+#: ``var << `` at the start of the options (Kqlmagic's way to name the result variable).
+_RESULT_VAR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*<<(?!<)\s*")
+#: A Python reference: names, dotted attributes, ``[<literal>]`` subscripts (checked again with ast by the magic).
+_REFERENCE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[\s*('[^']*'|\"[^\"]*\"|-?\d+)\s*\])*")
+
+
+def is_reference(text: str) -> bool:
+    """Whether *text* has the shape of a Python variable reference (``x``, ``a.b``, ``d['k']``)."""
+    return _REFERENCE.fullmatch(text.strip()) is not None
+
+
+def _result_var(text: str) -> tuple[str | None, str]:
+    m = _RESULT_VAR.match(text)
+    if m is None:
+        return None, text
+    return m.group(1), text[m.end():]
+
+
+def _strip_comment(text: str) -> str:
+    """Text without a ``//`` comment that starts a word (Kqlmagic skips them on the magic line); the
+    ``//`` of ``scheme://`` does not start a word."""
+    quote = ""
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif text.startswith("//", i) and (i == 0 or text[i - 1].isspace()):
+            return text[:i].strip()
+    return text
+
+
+def _starts_with_connection(text: str) -> bool:
+    """The line starts with ``scheme://...`` (a known-looking scheme word before the ``://``)."""
+    first = _peek(text, raw=True)
+    if first is None:
+        return False
+    scheme, sep, _ = first[0].partition("://")
+    if sep:
+        return scheme.replace("-", "").replace("_", "").isalnum()
+    # Kqlmagic's db@cluster, when options follow it (`%kql Samples@help -query q`).
+    return re.fullmatch(r"[\w.-]+@[\w.:/-]+", first[0]) is not None and first[1].startswith("-")
 
 
 #: Names a notebook relies on: IPython's own (the output history, the shell) besides Python's builtins.

@@ -42,7 +42,8 @@ class Result:
     #: The render spec (``kqlmagic_plus.language.render.RenderSpec``) or None.
     render: Any = None
     display_limit: int = 100
-    show_chart: bool = True
+    #: Whether `| render` draws its chart (``result.show_chart = False`` sets it; see :attr:`show_chart`).
+    chart_on: bool = True
     from_cache: bool = False
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     stats: dict[str, Any] = field(default_factory=dict)
@@ -53,6 +54,10 @@ class Result:
     #: The service's further result tables (a query with several results), each a Result of its own;
     #: reach them through :attr:`tables` or :meth:`table_named`. Not kept in the cache.
     other_tables: list[Result] = field(default_factory=list, repr=False, compare=False)
+    #: The parameters as the caller gave them (for :attr:`parametrized_query`); not kept in the cache.
+    source_params: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Runs the same query again, past the cache (set by the API; :meth:`refresh`).
+    rerun: Any = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.connection:  # engines give a target without secrets; this holds whoever built the Result
@@ -118,6 +123,49 @@ class Result:
     def __getitem__(self, key: Any) -> Any:
         return self.df[key]
 
+    # -- Kqlmagic's result methods --------------------------------------------------------------------
+
+    @property
+    def show_chart(self) -> ChartSwitch:
+        """True/False like a setting (``result.show_chart = False``), and callable like Kqlmagic's
+        ``result.show_chart()``, which returns the chart."""
+        return ChartSwitch(self)
+
+    @show_chart.setter
+    def show_chart(self, value: bool) -> None:
+        self.chart_on = bool(value)
+
+    def show_table(self) -> TableView:
+        """The rows as a table (no chart), as Kqlmagic's ``result.show_table()`` shows them."""
+        return TableView(self)
+
+    def to_csv(self, path: Any = None, **kwargs: Any) -> str | None:
+        """The rows as CSV (pandas' ``to_csv``; no index column): written to *path*, or returned."""
+        kwargs.setdefault("index", False)
+        return self.to_dataframe().to_csv(path, **kwargs)
+
+    @property
+    def completion_query_info(self) -> dict[str, Any]:
+        """How the query completed: rows, seconds, truncation, warnings, and the engine's statistics."""
+        return {"rows": self.row_count, "elapsed_seconds": self.elapsed, "truncated": self.truncated,
+                "total_rows": self.total_rows, "warnings": list(self.warnings), "engine": self.engine,
+                "from_cache": self.from_cache, **dict(self.stats or {})}
+
+    @property
+    def parametrized_query(self) -> str:
+        """The query with its parameters as ``let`` statements (exact literals), as a reader would run it."""
+        if not self.source_params:
+            return self.query
+        from kqlmagic_plus.language.params import bind
+
+        return bind(self.query, self.source_params, "literal").query
+
+    def refresh(self) -> Result:
+        """Run the query again, past the cache, and return the new Result."""
+        if self.rerun is None:
+            raise RuntimeError("this result cannot be refreshed (it was not made by a query run here)")
+        return self.rerun()
+
     # -- display ------------------------------------------------------------------------------------
 
     def summary(self) -> str:
@@ -143,11 +191,28 @@ class Result:
                          f"(all rows are in .df).")
         return notes
 
-    def _repr_html_(self) -> str:
-        shown = self.table.slice(0, self.display_limit)
+    def _table_html(self, limit: int) -> str:
+        shown = self.table.slice(0, limit)
         df = kqltypes.to_pandas(shown, self.kql_types)
-        table_html = df.to_html(index=False, border=0, classes="kqlmp-table", na_rep="", escape=True,
-                                max_cols=None, notebook=False)
+        return df.to_html(index=False, border=0, classes="kqlmp-table", na_rep="", escape=True,
+                          max_cols=None, notebook=False)
+
+    def _tables_html(self) -> str:
+        """Every result table, each under its name: a query with several results (``fork``, a
+        service's Table_1, ...) shows them all, not only the first."""
+        if not self.other_tables:
+            return self._table_html(self.display_limit)
+        parts = []
+        for i, t in enumerate(self.tables):
+            title = t.name or f"Table {i + 1}"
+            rows = f"{t.row_count:,} rows" if t.row_count != 1 else "1 row"
+            more = (f" (showing the first {self.display_limit:,})" if t.row_count > self.display_limit else "")
+            parts.append(f'<div class="kqlmp-table-title" style="font-weight:bold;margin-top:0.6em">'
+                         f'{html.escape(title)} · {rows}{more}</div>{t._table_html(self.display_limit)}')
+        return "".join(parts)
+
+    def _repr_html_(self) -> str:
+        table_html = self._tables_html()
         head = f'<div class="kqlmp-summary" style="font-size:0.9em;color:#555">{html.escape(self.summary())}</div>'
         notes = "".join(
             f'<div class="kqlmp-notice" style="color:#a15c00;font-weight:bold">⚠ {html.escape(n)}</div>'
@@ -157,6 +222,11 @@ class Result:
         if self.truncated:
             trunc = ('<div class="kqlmp-truncated" style="color:#b00020;font-weight:bold">'
                      "⚠ The service truncated this result: rows are missing.</div>")
+        bad = [x for x in self.stats.get("slices") or () if x.get("status") != "complete"]
+        if bad:  # --split-by: a slice that failed or came back short is rows missing, in red
+            trunc += ('<div class="kqlmp-slices-bad" style="color:#b00020;font-weight:bold">'
+                      + "".join(f"⚠ Slice {html.escape(x['start'])} .. {html.escape(x['end'])}: "
+                                f"{html.escape(x['status'].upper())}<br>" for x in bad) + "</div>")
         return f'<div class="kqlmp-result">{head}{trunc}{notes}{table_html}</div>'
 
     def __repr__(self) -> str:
@@ -180,6 +250,46 @@ class Result:
 
             bundle["text/html"] += charts.figure_html(self.chart_below)
         return bundle
+
+
+class ChartSwitch:
+    """``result.show_chart``: behaves as the bool it is set to, and ``result.show_chart()`` returns the
+    chart of the query's ``render`` clause (an error saying so when the query has none)."""
+
+    __slots__ = ("_result",)
+
+    def __init__(self, result: Result):
+        self._result = result
+
+    def __bool__(self) -> bool:
+        return self._result.chart_on
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self) == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(bool(self))
+
+    def __call__(self) -> Any:
+        fig = self._result.figure
+        if fig is None:
+            raise ValueError("this result has no chart: its query has no `| render ...` clause")
+        return fig
+
+
+class TableView:
+    """A Result shown as its table only."""
+
+    def __init__(self, result: Result):
+        self._result = result
+
+    def _repr_html_(self) -> str:
+        return self._result._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._result)
 
 
 def _human_age(seconds: float) -> str:

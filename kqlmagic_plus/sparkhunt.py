@@ -78,6 +78,32 @@ def bind(*, connect: str | None = None, lake: str | None = None, conf: Mapping[s
     return session
 
 
+def schema(*, connect: str | None = None, lake: str | None = None, refresh: bool = False, say: Say = print) -> Any:
+    """``{table: {column: KQL type}}`` of the session (started if need be): its lake's tables and its catalog's
+    tables and views, as a :class:`~kqlmagic_plus.display.schema.SchemaView`. Kept per session; *refresh*
+    reads it again."""
+    from kqlmagic_plus.display.schema import SchemaView
+
+    session = bind(connect=connect, lake=lake, say=say)
+    engine = schema_engine(session)
+    tables = engine.table_schemas(refresh=refresh or bool(lake))
+    return SchemaView(dict(sorted(tables.items())), connection=engine.target)
+
+
+_schema_engines: dict[int, SparkEngine] = {}
+
+
+def schema_engine(session: SparkHandle) -> SparkEngine:
+    """The engine that keeps *session*'s schema (one per session, shared by --schema and completion)."""
+    from kqlmagic_plus.engines.spark.progress import sink_factory
+
+    engine = _schema_engines.get(id(session))
+    if engine is None or engine.session is not session:
+        engine = _schema_engines[id(session)] = SparkEngine(session, progress=sink_factory("none"),
+                                                            say=lambda *_: None)
+    return engine
+
+
 # -- built-in hunts ---------------------------------------------------------------------------------
 
 

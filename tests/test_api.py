@@ -166,8 +166,8 @@ def test_error_classes():
         kp.kql("dg | take 1", namespace=ns)
     assert t.value.available[0] == "df"
     with pytest.raises(UnsupportedQueryError) as u:
-        kp.kql("df | evaluate pivot(x)", namespace=ns)
-    assert u.value.construct == "evaluate pivot" and "Azure Data Explorer" in u.value.runs_on
+        kp.kql("df | evaluate autocluster()", namespace=ns)
+    assert u.value.construct == "evaluate autocluster" and "Azure Data Explorer" in u.value.runs_on
 
 
 def test_local_engine_runs_our_compiler_and_duckdb_kql_only_for_what_it_does_not_translate():

@@ -15,7 +15,9 @@ S = {"T": [("a", "string"), ("n", "long"), ("ts", "datetime")], "Other": [("a", 
 @pytest.mark.parametrize("dialect", ["spark", "duckdb"])
 @pytest.mark.parametrize(("query", "construct", "line", "column"), [
     ("T | fork (take 1)", "fork", 1, 4),
-    ("T\n| evaluate pivot(a)", "evaluate pivot", 2, 2),
+    ("T\n| evaluate autocluster()", "evaluate autocluster", 2, 2),
+    # pivot's columns depend on the data: compiled with no engine to read it, it is refused by name.
+    ("T\n| evaluate pivot(a)", "evaluate pivot without an output schema", 2, 2),
     ("T | search 'x'", "search", 1, 4),
 ])
 def test_unsupported_construct_named_with_position(query, construct, line, column, dialect):

@@ -15,6 +15,10 @@ from kqlmagic_plus.hunts.traffic import labelled_day, score, worked_example
 SPEC_COLUMNS = ["SourceIP", "DestinationIP", "DestinationPort", "Protocol", "DeviceVendor", "ModeTimedelta",
                 "BeaconCount", "TotalDeltas", "TotalEvents", "PercentBeacon", "FirstSeen", "LastSeen",
                 "TotalSentBytes", "TotalReceivedBytes", "DegreeofSourceIps"]
+#: After the spec's columns: the sub-scores that say why a pair was flagged (issue #19).
+SUBSCORES = ["FlaggedBy", "Period", "JitterPct", "Skew", "MisfitPct", "TimingScore", "SizeScore", "ActiveHours",
+             "CoveragePct"]
+COLUMNS_OUT = SPEC_COLUMNS + SUBSCORES
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def test_worked_example_defaults(example):
     assert rows["10.1.1.20"]["PercentBeacon"] == 100.0
     assert rows["10.1.1.21"]["PercentBeacon"] > 75
     assert a["DeviceVendor"] == "Fortinet" and a["Protocol"] == "TCP" and a["DegreeofSourceIps"] == 1
-    assert r.columns == SPEC_COLUMNS
+    assert r.columns == COLUMNS_OUT
     assert [c.kql_type for c in COLUMNS] == r.kql_types
     # PercentBeacon descending, then SourceIP.
     keys = [(-x["PercentBeacon"], x["SourceIP"]) for x in r.table.to_pylist()]
@@ -203,7 +207,8 @@ def test_cli_in_a_subprocess(small_lake, tmp_path):
     ok = run("beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "json")
     assert ok.returncode == 0, ok.stderr
     rows = json.loads(ok.stdout)
-    assert rows and list(rows[0]) == SPEC_COLUMNS and all(r["PercentBeacon"] >= 75 for r in rows)
+    assert rows and list(rows[0]) == COLUMNS_OUT
+    assert all(r["PercentBeacon"] > 75 or "timing" in r["FlaggedBy"] for r in rows)
     bad = run("beacon", "--lake", str(small_lake), "--min-pair-deltas", "many")
     assert bad.returncode == 2 and "--min-pair-deltas" in bad.stderr.replace("_", "-")
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) <= 3
@@ -218,7 +223,7 @@ def test_cli_json(small_lake, capsys):
 
     assert main(["hunt", "beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows and list(rows[0]) == SPEC_COLUMNS
+    assert rows and list(rows[0]) == COLUMNS_OUT
     assert main(["hunt", "beacon", "--lake", str(small_lake), "--percent", "lots"]) == 2
     assert "--percent" in capsys.readouterr().err
     assert main(["hunt"]) == 0 and "masquerade" in capsys.readouterr().out
@@ -232,7 +237,7 @@ def test_cli_csv_to_file(small_lake, tmp_path):
     assert main(["hunt", "beacon", "--lake", str(small_lake), "--end-date", "2024-05-02", "--format", "csv",
                  "--compat", "notebook", "-o", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == ",".join(SPEC_COLUMNS) and len(lines) >= 2
+    assert lines[0] == ",".join(COLUMNS_OUT) and len(lines) >= 2
 
 
 @pytest.mark.slow

@@ -78,3 +78,23 @@ def test_ipv6_and_ipv4_mapped_destinations_identical(spark):
         tr.add(grid, f"10.9.9.{i}", dst, 443)
     local, _ = _same("beacon", spark, dataframe=tr.table())
     assert sorted(x["DestinationIP"] for x in local.table.to_pylist()) == ["2001:db8::7", "::ffff:203.0.113.9"]
+
+
+def test_c2_jitter_days_identical(spark):
+    """Issue #19: the labelled C2 mix (jitter up to 50 %, both models), two seeds, on both engines: the same
+    rows, sub-scores included; every target beacon found, no benign pair; and the notebook's own method
+    (compat=notebook) and allowlists alike."""
+    from kqlmagic_plus.hunts.traffic import labelled_day, score
+
+    for seed in (0, 1):
+        table, labels = labelled_day(seed)
+        _, remote = _same("beacon", spark, dataframe=table)
+        s = score(remote.table.to_pylist(), labels)
+        assert s["target_found"] == s["target"] and s["false_positives"] == 0
+        assert {"timing", "mode+timing"} & {x["FlaggedBy"] for x in remote.table.to_pylist()}
+    _same("beacon", spark, dataframe=table, compat="notebook", percent=0)
+    _same("beacon", spark, dataframe=table, method="score", min_timing=0, min_coverage=0,
+          allow_destinations="23.0.0.0/8", allow_ports="53")
+    example, _ = worked_example()
+    _, nb = _same("beacon", spark, dataframe=example, compat="notebook", percent=0)
+    assert nb.row_count > 100

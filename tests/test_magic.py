@@ -211,10 +211,13 @@ def test_unknown_option_is_an_error(run_cell):
 
 
 def test_ipython_expansion_does_not_reach_the_query(ip, run_cell):
-    ip.user_ns["y"] = "INJECTED"
+    # IPython's text expansion is off: `$y` stays text. `{y}` has Kqlmagic's meaning (#18), but as a bound
+    # parameter, never as text spliced into the query.
+    ip.user_ns["y"] = 'INJECTED" | union *'
     value, err, _ = run_cell('%kql print s = "{y}$y"')
     assert err is None
-    assert value.df["s"][0] == "{y}$y"
+    assert value.df["s"][0] == 'INJECTED" | union *$y'
+    assert "INJECTED" not in value.query and "union" not in value.query
 
 
 def test_syntax_error_shows_line_and_caret(run_cell, events):

@@ -283,10 +283,12 @@ def test_parameter_error_reaches_the_api_caller():
 
 
 def test_magic_does_not_expand_braces_or_dollars(ip, run_cell):
+    # `{y}` in a line query is Kqlmagic's reference (#18): bound as a parameter, never spliced as text;
+    # `$y` and braces in a cell body stay text.
     ip.user_ns["y"] = "EXPANDED"
     value, err, _ = run_cell('%kql print x = "{y}", z = "$y"')
     assert err is None
-    assert value.df.iloc[0].tolist() == ["{y}", "$y"]
+    assert value.df.iloc[0].tolist() == ["EXPANDED", "$y"] and "EXPANDED" not in value.query
     value, err, _ = run_cell('%%kql\nprint x = "{y}"')
     assert err is None and value.df.iloc[0, 0] == "{y}"
 

@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kqlmagic_plus"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("entry points", ("kqlmagic_plus", "kqlmagic_plus.magics", "kqlmagic_plus.cli")),
     ("demo", ("kqlmagic_plus.demo",)),
-    ("api", ("kqlmagic_plus.api", "kqlmagic_plus.sparkhunt", "kqlmagic_plus.options")),
+    ("api", ("kqlmagic_plus.api", "kqlmagic_plus.sparkhunt", "kqlmagic_plus.options", "kqlmagic_plus.kqlmagic_names")),
     ("hunts", ("kqlmagic_plus.hunts",)),
     ("engines", ("kqlmagic_plus.engines",)),
     ("cache", ("kqlmagic_plus.cache",)),

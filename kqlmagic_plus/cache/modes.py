@@ -44,8 +44,10 @@ the DataFrame; for a lake, the listing of the window's folders). The cache folde
 no one else can have written it (:mod:`kqlmagic_plus.cache.store`); otherwise each query runs
 without it and says so in one warning.
 
-Not seen by the key, so bounded by the TTL only: remote data (a workspace, a cluster, a remote lake)
-and relative time hidden inside stored functions of a workspace. Replay keys are portable across
+A lake in Azure Storage read by the local engine is keyed by the ETag and size of each blob its
+window lists (listed, not read, before the lookup): a rewritten or deleted blob is a miss.
+Not seen by the key, so bounded by the TTL only: remote data (a workspace, a cluster, a lake Spark reads
+itself) and relative time hidden inside stored functions of a workspace. Replay keys are portable across
 machines for remote targets; local targets carry absolute paths, so a lake must sit at the same path.
 """
 

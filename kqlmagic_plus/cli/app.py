@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_datagen_arguments(dg)
 
+    m = sub.add_parser("migrate", help="make a Kqlmagic notebook load kqlmagic_plus; list lines needing a hand edit")
+    m.add_argument("notebook", help="the .ipynb file")
+    m.add_argument("--in-place", action="store_true", help="rewrite the notebook itself (default: NAME.migrated.ipynb)")
+    m.add_argument("-o", "--output", metavar="FILE", help="write the migrated notebook here")
+
     h = sub.add_parser("hunt", help="run a built-in hunt (beacon, spray, masquerade)")
     h.add_argument("name", nargs="?", help="hunt name; omit to list hunts")
     h.add_argument("--format", choices=("table", "csv", "json"), default="table")
@@ -91,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "hunt":
             return _hunt(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"query": _query, "demo": _demo, "datagen": _datagen}[args.command](args)
+        return {"query": _query, "demo": _demo, "datagen": _datagen, "migrate": _migrate}[args.command](args)
     except KqlMagicPlusError as exc:
         if debug:
             raise
@@ -161,6 +166,16 @@ def _datagen(args: argparse.Namespace) -> int:
     from kqlmagic_plus.demo.datagen import run_datagen
 
     run_datagen(args)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from kqlmagic_plus.cli.migrate import migrate_notebook, summary
+
+    if args.in_place and args.output:
+        raise OptionError("migrate: give --in-place or -o FILE, not both")
+    target, changes = migrate_notebook(args.notebook, in_place=args.in_place, out=args.output)
+    print(summary(args.notebook, target, changes))
     return 0
 
 

@@ -37,7 +37,8 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     hunt = get_hunt(name)
     p = _Parser(prog=f"kqlmagic-plus hunt {hunt.name}", add_help=False)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--lake", metavar="DIR", help="an exported lake (read only in the window's day folders)")
+    src.add_argument("--lake", metavar="DIR|URL", help="an exported lake (read only in the window's day folders): "
+                     "a folder, or abfss://<container>@<account>.dfs.core.windows.net/[;sas=$NAME]")
     src.add_argument("--input", metavar="FILE", help="a Parquet, CSV or JSON-lines file of the hunt's table")
     src.add_argument("--table", metavar="NAME", help="a table of the Spark catalog (with --engine spark)")
     p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")

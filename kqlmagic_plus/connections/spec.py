@@ -5,10 +5,12 @@ Accepted forms (Kqlmagic-compatible, plus new schemes)::
     local://                                   the embedded engine (default)
     local://db='path/to.duckdb'                a DuckDB database file
     local://lake='DIR'      lake://DIR         an exported Log Analytics lake
+    lake://abfss://am-x@acct.dfs.core.windows.net/;sas='$SAS'   the lake in Azure Storage (connections/storage.py)
     loganalytics://workspace='<id>';tenant='<t>';code
     loganalytics://workspace('<id>').tenant('<t>').clientid('<app>').clientsecret('$SECRET')
     azuredataexplorer://cluster='c';database='db'    (aliases adx://, kusto://)
     adx://db@cluster          db@cluster (the sign-in of an open connection to that cluster is reused)
+    sentinellake://workspacename='<name>';workspaceid='<id>';tenant='<t>';code    the Sentinel data lake
 
 Keys are read the way Kqlmagic reads them: case, ``_`` and ``-`` do not matter (``client_secret``,
 ``ClientSecret`` and ``clientsecret`` are one key), and Kqlmagic's names are accepted
@@ -43,6 +45,20 @@ SCHEMES = {
     "azuredataexplorer": "adx",
     "adx": "adx",
     "kusto": "adx",
+    "sentinellake": "sentinellake",
+}
+
+#: Kqlmagic schemes for services this does not reach, normalized -> the one-line reason and what to use.
+RETIRED_SCHEMES = {
+    "appinsights": "classic Application Insights resources were retired (February 2024); workspace-based "
+                   "Application Insights data is in its Log Analytics workspace (AppRequests, AppTraces, ...): "
+                   "connect with loganalytics://workspace='<id>'",
+    "applicationinsights": "classic Application Insights resources were retired (February 2024); workspace-based "
+                           "Application Insights data is in its Log Analytics workspace: connect with "
+                           "loganalytics://workspace='<id>'",
+    "aimon": "Kqlmagic's Azure Monitor (aimon) engine is not provided; Azure Monitor logs are reached with "
+             "loganalytics://workspace='<id>'",
+    "aria": "Aria is a Microsoft-internal service this does not connect to",
 }
 
 # SECRET_KEYS (imported from kqlmagic_plus.redaction, the one list): keys whose values are secrets, never
@@ -129,7 +145,9 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
     if not sep:
         raise ConnectionStringError(f"not a connection string: {_safe_preview(raw)!r} "
                                     "(expected scheme://..., e.g. local:// or loganalytics://workspace='...')")
-    scheme = SCHEMES.get(scheme_raw.strip().lower())
+    scheme = SCHEMES.get(scheme_raw.strip().lower()) or SCHEMES.get(normalize_key(scheme_raw))
+    if scheme is None and normalize_key(scheme_raw) in RETIRED_SCHEMES:
+        raise ConnectionStringError(f"{scheme_raw}:// is not supported: {RETIRED_SCHEMES[normalize_key(scheme_raw)]}")
     if scheme is None:
         if not scheme_raw.strip().replace("-", "").replace("+", "").replace(".", "").isalnum():
             raise no_scheme_error(raw)  # the first :// is inside a value (endpoint='https://...')
@@ -138,7 +156,11 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
     props: dict[str, str] = {}
     flags: set[str] = set()
     body = body.strip()
-    if scheme_raw.lower() == "lake" and body and not _looks_like_pairs(body):
+    if scheme_raw.lower() == "lake" and "://" in body.split(";", 1)[0]:
+        # lake://abfss://...;sas=$NAME;... : a storage URL, then its keys and sign-in (connections/storage.py).
+        head, _, body = body.partition(";")
+        props["lake"] = _resolve(_unquote(head), env, "lake")
+    elif scheme_raw.lower() == "lake" and body and not _looks_like_pairs(body):
         props["lake"] = _resolve(_unquote(body), env, "lake")
         return ConnectionSpec("local", props)
     head = body.split(";", 1)[0]
@@ -160,6 +182,10 @@ def parse(text: str, env: dict[str, str] | None = None) -> ConnectionSpec:
         if k in props:
             raise ConnectionStringError(f"{key!r} at position {pos + 1} of the connection string is given twice")
         props[k] = _resolve(value, env, k)
+    if "appkey" in props:
+        raise ConnectionStringError("API-key sign-in (the appkey key) is not supported: Log Analytics takes "
+                                    "Microsoft Entra sign-in; write code, azcli, msi, or a client id with a "
+                                    "client secret, instead")
     alias = props.pop("alias", None)
     # Secrets given by $NAME, or inside a URL, are hidden in every message from now on, whoever builds it.
     redaction.remember(*(v for k, v in props.items() if is_secret(k, v)))

@@ -9,7 +9,8 @@ partial failure (truncation included) comes back with its rows and the reason, n
 
 What comes back: the primary result, the visualization metadata of a ``render`` clause (the
 ``@ExtendedProperties`` table), and the completion information, whose errors and warnings become
-the Result's warnings (truncation marks it truncated).
+the Result's warnings (truncation marks it truncated), as do the errors of the closing
+``DataSetCompletion`` frame (queries are read with the streaming reader, see :mod:`.adx_frames`).
 """
 
 from __future__ import annotations
@@ -140,6 +141,26 @@ class AdxEngine(RemoteEngine):
             return []
         return [str(v) for v in r.table.column("TableName").to_pylist()] if "TableName" in r.columns else []
 
+    def _fetch_table_schemas(self) -> dict[str, dict[str, str]]:
+        """``.show database schema as json`` (one row of JSON); where a service refuses that command,
+        ``.show databases entities`` (the command the ADX web UI draws its tree from)."""
+        from kqlmagic_plus.engines import schemas
+        from kqlmagic_plus.request import Request
+
+        try:
+            r = self.run(Request(".show database schema as json"))
+        except KqlMagicPlusError as first:
+            if isinstance(first, AuthError):
+                raise
+            try:
+                r = self.run(Request(".show databases entities"))
+            except KqlMagicPlusError:
+                raise first from None
+            return schemas.from_adx_entities(r.table.to_pylist(), self.database)
+        if "DatabaseSchema" not in r.columns or r.table.num_rows == 0:
+            raise RemoteError(f"{self.target}: .show database schema as json answered no DatabaseSchema")
+        return schemas.from_adx_schema_json(str(r.table.column("DatabaseSchema")[0]), self.database)
+
     # -- running -------------------------------------------------------------------------------------------
 
     def run(self, request: Request) -> Result:
@@ -159,8 +180,8 @@ class AdxEngine(RemoteEngine):
             options["results_progressive_enabled"] = False
         placement = str(options.get("results_error_reporting_placement") or "in_data").lower()
         if not command:
-            # Errors "in_data" come as rows the client raises on; at the end of the data set they
-            # would ride on the DataSetCompletion frame, which the client never reads (a silent failure).
+            # Errors "in_data" come as rows the client raises on, at the point where the rows stop;
+            # the DataSetCompletion frame (read too, see adx_frames) still says that something failed.
             options["results_error_reporting_placement"] = "in_data"
             if placement != "in_data":
                 notes.append(f"+results_error_reporting_placement={placement} was replaced by in_data: "
@@ -196,9 +217,27 @@ class AdxEngine(RemoteEngine):
         deadline = time.monotonic() + timeout + CLIENT_GRACE if timeout else None
         cancelled = self._runner.cancelled
 
+        def once() -> Any:
+            if command:
+                return self._get_client().execute(self.database, executed, crp)
+            # The streaming reader yields the DataSetCompletion frame too, where the service may put
+            # the only word of a failure (execute() drops that frame).
+            from kqlmagic_plus.engines.adx_frames import BrokenAnswer, read_answer
+
+            try:
+                return read_answer(self._get_client(), self.database, executed, crp, None)
+            except BrokenAnswer:
+                # The streaming parser refuses some valid answers (long's minimum overflows it): read
+                # the answer whole, and say that its completion frame went unread.
+                response = self._get_client().execute(self.database, executed, crp)
+                notes.append("This answer was read without its closing completion frame (the streaming "
+                             "reader could not parse it): an error the service reported only there would "
+                             "not show.")
+                return response
+
         def call() -> Any:
-            return retrying(lambda: self._get_client().execute(self.database, executed, crp), _transient,
-                            settings=self._retry, deadline=deadline, cancelled=cancelled, notes=notes)
+            return retrying(once, _transient, settings=self._retry, deadline=deadline, cancelled=cancelled,
+                            notes=notes)
 
         try:
             response = self._runner.run(call, deadline=deadline, timeout_message=(
@@ -257,6 +296,11 @@ class AdxEngine(RemoteEngine):
             elif kind == "QueryCompletionInformation":
                 stats["completion"] = [_completion_row(t, r) for r in t.raw_rows]
                 problems.extend(_problems(t))
+        completion_errors = list(getattr(response, "completion_errors", ()))
+        if getattr(response, "has_errors", False) and not completion_errors and not problems:
+            completion_errors.append("the answer's completion frame says the query had errors, without saying which")
+        # An error the service put only on the DataSetCompletion frame: never a clean-looking result.
+        problems.extend((2, text) for text in completion_errors)
         truncated = any(any(m.lower() in text.lower() for m in TRUNCATION_MARKERS) for _, text in problems)
         if problems and request.options.get("fail_on_partial"):
             raise RemoteError("Azure Data Explorer returned a partial result and --fail-on-partial is set: "
@@ -309,6 +353,11 @@ class AdxEngine(RemoteEngine):
             return auth.explain(exc, sign_in, resource=host)
         if _is_credential_error(exc):
             return auth.explain(exc, sign_in, resource=host)
+        from kqlmagic_plus.engines.adx_frames import CutAnswer
+
+        if isinstance(exc, CutAnswer):
+            return RemoteError(f"cannot reach {host}: {exc}. Check the network, a proxy (HTTPS_PROXY), or the "
+                               "cluster URL")
         if isinstance(exc, KustoNetworkError):
             cause = exc.__cause__ or exc
             if "timed out" in str(cause).lower() or "timeout" in type(cause).__name__.lower():
@@ -493,6 +542,10 @@ def _transient(exc: BaseException) -> tuple[str, float | None] | None:
         return "throttled (429)", retry_after
     if isinstance(exc, KustoServiceError) and status in (502, 503):
         return status_word(status), retry_after
+    from kqlmagic_plus.engines.adx_frames import CutAnswer
+
+    if isinstance(exc, CutAnswer):
+        return f"connection failed ({exc})", None
     if isinstance(exc, KustoNetworkError):
         cause = exc.__cause__
         if cause is not None and ("timed out" in str(cause).lower() or "timeout" in type(cause).__name__.lower()):

@@ -39,5 +39,24 @@ class Engine(ABC):
         """Names of the tables a query can read here (for error messages and exploration)."""
         return []
 
+    def table_schemas(self, refresh: bool = False) -> dict[str, dict[str, str]]:
+        """``{table: {column: KQL type}}`` of what a query can read here (completion, ``%kql --schema``).
+
+        Fetched from the service once per connection and kept: completion asks on every keystroke and
+        a remote schema costs a round trip. *refresh* asks again.
+        """
+        cached = getattr(self, "_table_schemas", None)
+        if cached is None or refresh:
+            cached = self._fetch_table_schemas()
+            self._table_schemas = cached
+        return cached
+
+    def cached_table_schemas(self) -> dict[str, dict[str, str]] | None:
+        """The schema if it was fetched already, else None (never a round trip)."""
+        return getattr(self, "_table_schemas", None)
+
+    def _fetch_table_schemas(self) -> dict[str, dict[str, str]]:
+        return {t: {} for t in self.tables()}
+
     def close(self) -> None:  # noqa: B027
         """Release the session."""

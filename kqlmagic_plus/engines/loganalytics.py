@@ -230,6 +230,33 @@ class LogAnalyticsEngine(RemoteEngine):
         warnings.extend(notes)
         return self._result(response, request, bound, statuses, warnings, started, workspaces, timespan)
 
+    def _fetch_table_schemas(self) -> dict[str, dict[str, str]]:
+        """The workspace's tables and columns, from the query API's metadata endpoint (one GET, through the
+        same client, sign-in and retry policy as the queries)."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
+        from kqlmagic_plus.engines.schemas import from_loganalytics_metadata
+        from kqlmagic_plus.redaction import redact
+
+        where = f"Log Analytics schema of workspace {self.workspace}"
+        try:
+            response = self._get_client().send_request(
+                HttpRequest("GET", f"{self.endpoint}/v1/workspaces/{self.workspace}/metadata"))
+        except AzureError as exc:
+            cred = _credential_error(exc)
+            if cred is not None:
+                from kqlmagic_plus.connections.auth import first_line
+
+                raise AuthError(f"{where}: sign-in failed: {redact(first_line(cred))}") from None
+            raise RemoteError(f"{where}: {redact(network_reason(exc))} ({host_of(self.endpoint)})") from None
+        if response.status_code != 200:
+            raise RemoteError(f"{where}: the metadata API answered {status_word(response.status_code)}")
+        try:
+            return from_loganalytics_metadata(response.json())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise RemoteError(f"{where}: the metadata API's answer is not the expected JSON") from None
+
     def _server_timeout(self, request: Request, plus: dict[str, Any]) -> int | None:
         props = {**(request.options.get("query_properties") or {}), **plus}
         unknown = sorted(set(props) - _LA_PROPERTIES)

@@ -48,12 +48,19 @@ def _adx(spec: ConnectionSpec) -> Engine:
     return AdxEngine.from_spec(spec)
 
 
+def _sentinellake(spec: ConnectionSpec) -> Engine:
+    from kqlmagic_plus.engines.sentinellake import SentinelLakeEngine
+
+    return SentinelLakeEngine.from_spec(spec)
+
+
 #: canonical scheme -> factory(spec) -> Engine. Each imports its engine on first use, so a scheme
 #: costs nothing until a connection uses it.
 _FACTORIES: dict[str, Callable[[ConnectionSpec], Engine]] = {
     "local": _local,
     "loganalytics": _loganalytics,
     "adx": _adx,
+    "sentinellake": _sentinellake,
 }
 
 
@@ -93,6 +100,8 @@ class Connections:
                     and isinstance(namespace.get(text), str)):
                 text = namespace[text].strip()
             key = self._aliases.get(text, text)
+            if key not in self._engines and "://" not in key and key.lower().endswith("@loganalytics"):
+                key = self._kqlmagic_workspace(key)
             if key not in self._engines:
                 if ("://" not in key or "@" in key.split("://", 1)[0]) and _is_db_at_cluster(key):
                     key = "adx://" + key  # db@cluster, the cluster a name, host or URL
@@ -110,6 +119,20 @@ class Connections:
             self.current = key
             return key, self._engines[key]
 
+    def _kqlmagic_workspace(self, text: str) -> str:
+        """Kqlmagic's name of a Log Analytics connection, ``<alias or workspace id>@loganalytics``
+        (``%kql --schema "SecOps@loganalytics"``): the open connection it names."""
+        name = text[: -len("@loganalytics")].strip().strip("'\"")
+        for alias, key in self._aliases.items():  # every alias the workspace was connected under, not only the first
+            if alias.lower() == name.lower() and key in self._specs and self._specs[key].scheme == "loganalytics":
+                return key
+        for key, spec in self._specs.items():
+            if spec.scheme == "loganalytics" and name.lower() in (
+                    (spec.alias or "").lower(), (spec.get("workspace") or "").lower()):
+                return key
+        raise ConnectionStringError(f"no open Log Analytics connection named {name!r} (its alias or workspace id); "
+                                    "connect first: %kql loganalytics://...;alias='NAME'")
+
     def _with_borrowed_sign_in(self, spec: ConnectionSpec) -> ConnectionSpec:
         """A remote spec that says nothing about sign-in takes it from an open connection to the same
         cluster or workspace (Kqlmagic's ``db@cluster`` switches databases this way)."""
@@ -125,6 +148,39 @@ class Connections:
                         props[k] = other.props[k]
                 return ConnectionSpec(spec.scheme, props, spec.flags | (other.flags & AUTH_FLAGS), spec.alias)
         return spec
+
+    def peek(self, conn: str | None = None) -> Engine | None:
+        """The engine of an already open connection (alias, connection string, or the current one),
+        without opening one or changing the current connection (completion asks on every keystroke).
+
+        A local connection is opened if need be (no network, no sign-in); a remote one never is.
+        """
+        with self._lock:
+            text = (conn if conn is not None else (self.current or self.default)).strip()
+            key = self._aliases.get(text, text)
+            if key not in self._engines and "://" not in key and key.lower().endswith("@loganalytics"):
+                try:
+                    key = self._kqlmagic_workspace(key)
+                except ConnectionStringError:
+                    return None
+            if key in self._engines:
+                return self._engines[key]
+            try:
+                spec = parse(key) if "://" in key else None
+            except ConnectionStringError:
+                return None
+            if spec is None:
+                return None
+            for k, other in self._specs.items():
+                if other.identity() == spec.identity() and other.flags == spec.flags:
+                    return self._engines[k]
+            if spec.scheme != "local":
+                return None
+            current = self.current
+            try:
+                return self.resolve(key)[1]
+            finally:
+                self.current = current
 
     def names(self) -> list[str]:
         return sorted(self._aliases) + [k for k in self._engines if k not in self._aliases.values()]

@@ -314,9 +314,9 @@ def service_result(engine: Any, request: Any, *, columns: Sequence[str], column_
                              connection=engine.target, engine=engine.name, truncated=truncated, executed=executed,
                              parameters=dict(parameters), name=other_name))
     if others:
-        warnings.append(f"The query returned {len(others) + 1} result tables; this shows the first "
-                        f"({name or 'unnamed'}), the others are in .tables: "
-                        + ", ".join(repr(o.name) for o in others) + ".")
+        warnings.append(f"The query returned {len(others) + 1} result tables: {name or 'unnamed'!r}, "
+                        + ", ".join(repr(o.name) for o in others) + "; each is shown under its name, .df is "
+                        "the first, and every one is in .tables.")
     # arrow_table's columns are canonical already: no second pass through canonical_table.
     return Result(
         table=table, kql_types=kql_types, query=request.query, connection=engine.target, engine=engine.name,

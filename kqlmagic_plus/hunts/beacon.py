@@ -1,6 +1,10 @@
 """``beacon``: internal hosts that call the same external endpoint at a regular interval.
 
-The method (shared/hunts/beacon.md), for each (SourceIP, DestinationIP, DestinationPort):
+A pair is flagged by the mode (below) or by the relative timing score of
+:mod:`kqlmagic_plus.hunts.periodicity` (C2 jitter up to 50 % of the period); ``compat=notebook`` runs the
+Sentinel notebook's own computation instead (:mod:`kqlmagic_plus.hunts.beacon_notebook`).
+
+The mode (shared/hunts/beacon.md), for each (SourceIP, DestinationIP, DestinationPort):
 
 1. gaps between consecutive events, in integer microseconds; keep gaps > min-delta;
 2. the mode: the gap value ``c`` (one of the gaps) around which most gaps fall within the tolerance
@@ -21,15 +25,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.errors import OptionError
+from kqlmagic_plus.hunts import allowlist
 from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered
+from kqlmagic_plus.hunts.beacon_notebook import notebook_plan
 from kqlmagic_plus.hunts.iprange import DEFAULT_PRIVATE, parse_ranges, private_select
-from kqlmagic_plus.hunts.sql import Dialect, Plan, time_filter
+from kqlmagic_plus.hunts.periodicity import FLAGGED_BY, relative, score_verdict, size_score
+from kqlmagic_plus.hunts.sql import DIALECTS, Dialect, Plan, time_filter
 
 if TYPE_CHECKING:
     from kqlmagic_plus.hunts.inputs import Source
     from kqlmagic_plus.results import Result
 
 _US = 1_000_000
+_HOUR = 3600 * _US
+DIALECTS_CHECK = DIALECTS["duckdb"]
 
 #: What compat=notebook sets (the Sentinel notebook's method and numbers).
 NOTEBOOK = {"scope": "source", "jitter": 0.0, "jitter_pct": 0.0, "missed": 1, "min_pair_deltas": 100,
@@ -41,6 +50,10 @@ COLUMNS = (
     Column("BeaconCount", "long"), Column("TotalDeltas", "long"), Column("TotalEvents", "long"),
     Column("PercentBeacon", "real"), Column("FirstSeen", "datetime"), Column("LastSeen", "datetime"),
     Column("TotalSentBytes", "long"), Column("TotalReceivedBytes", "long"), Column("DegreeofSourceIps", "long"),
+    # The sub-scores (shared/hunts/beacon.md's columns come first): why a pair was flagged.
+    Column("FlaggedBy", "string"), Column("Period", "real"), Column("JitterPct", "real"), Column("Skew", "real"),
+    Column("MisfitPct", "real"), Column("TimingScore", "real"), Column("SizeScore", "real"),
+    Column("ActiveHours", "long"), Column("CoveragePct", "real"),
 )
 
 
@@ -53,18 +66,25 @@ class Beacon(Hunt):
         "DestinationIP, DestinationPort) it takes the gaps between consecutive events, finds the gap value most "
         "gaps lie near (within max(jitter, jitter-pct % of it)), counts the gaps near 1x..missed x that value "
         "(a missed check-in doubles a gap), and flags the pair when that share of gaps (PercentBeacon) is over "
-        "percent. Private destinations and destinations many sources talk to are left out.\n\n"
+        "percent. It also scores the gaps relative to their own period (median gap; MAD/median, Bowley skew, "
+        "gaps fitting no check-in count, short bursts) and the hours of the window the pair is active, and "
+        "flags a pair whose TimingScore and coverage pass min-timing and min-coverage: C2 implants jitter "
+        "their sleep by 20-50 % of it, which no tolerance around one gap value sees. Private destinations, "
+        "allowlisted pairs and destinations many sources talk to are left out.\n\n"
         "Defaults differ from the Sentinel notebook where the notebook misses real beacons: gaps are per pair, "
         "not per source (the notebook's per-source gaps break as soon as a host talks to anything else); the "
         "mode has a tolerance and counts missed check-ins (the notebook's whole-second buckets score a 60 s "
-        "beacon with 0.4 s jitter at 37 %); min-src-events and min-pair-deltas are low enough for a 1 h beacon "
-        "(24 check-ins a day, fewer with missed ones). compat=notebook runs the notebook's own method."
+        "beacon with 0.4 s jitter at 49.9 %, the spec's host B); min-src-events and min-pair-deltas are low "
+        "enough for a 1 h beacon (24 check-ins a day, fewer with missed ones). compat=notebook runs the "
+        "notebook's own computation as written (its 3-row running sum over whole-second per-source gaps)."
     )
     table = "CommonSecurityLog"
     required = ("TimeGenerated", "SourceIP", "DestinationIP", "DestinationPort")
-    optional = ("Protocol", "SentBytes", "ReceivedBytes", "DeviceVendor", "Activity")
+    optional = ("Protocol", "SentBytes", "ReceivedBytes", "DeviceVendor", "Activity", "SourcePort")
     columns = COLUMNS
-    order = (("PercentBeacon", True), ("SourceIP", False), ("DestinationIP", False), ("DestinationPort", False))
+    # compat=notebook can give a pair several rows (one per vendor / Timedelta): the last keys keep the order.
+    order = (("PercentBeacon", True), ("SourceIP", False), ("DestinationIP", False), ("DestinationPort", False),
+             ("DeviceVendor", False), ("ModeTimedelta", False), ("Protocol", False))
     params = (
         Param("end_date", "date", None, "Last day analysed (UTC), inclusive. Default: today for a lake; the last "
               "day in the data for a table or DataFrame.", metavar="DATE"),
@@ -92,21 +112,57 @@ class Beacon(Hunt):
               "jitter-pct % of the mode) of it (k times that around k times the mode).", minimum=0, maximum=30),
         Param("missed", "int", 3, "A gap near 2x or 3x (up to this) the mode also matches: missed check-ins. "
               "1 turns this off.", minimum=1, maximum=10),
+        Param("method", "choice", "both", "both: a pair is flagged by the mode (PercentBeacon over percent) or "
+              "by the relative timing score (TimingScore at least min-timing and CoveragePct at least "
+              "min-coverage), which sees C2 jitter of up to 50 % of the period; mode: the mode alone (the "
+              "spec's method; the default when jitter or jitter-pct is given); score: the timing score alone.",
+              choices=("both", "mode", "score")),
+        Param("min_timing", "float", 50.0, "Relative score: flag when TimingScore (100 x (1 - MAD/median - "
+              "0.1 x |Bowley skew| - 2 x misfit share - burst share)) is at least this. Measured over 20 "
+              "seeds of labelled traffic: beacons with up to 50 % jitter score 70-100, Poisson pairs at most "
+              "~62, bursty browsing ~0 (its short gaps); see docs/hunts.md.", minimum=0, maximum=100),
+        Param("min_coverage", "float", 50.0, "Relative score: the pair must be active in at least this "
+              "percentage of the window's UTC hours (browsing sessions cover 30-60 % of a day; a 1 h beacon "
+              "with 20 % missed check-ins ~70 %).", minimum=0, maximum=100),
         Param("scope", "choice", "pair", "pair: gaps per (SourceIP, DestinationIP, DestinationPort); source: "
               "gaps per SourceIP as the notebook computes them, each gap counted for the pair of its later "
               "event.", choices=("pair", "source")),
         Param("private_ranges", "list", DEFAULT_PRIVATE, "Destinations in these ranges (comma-separated CIDRs) "
               "are dropped.", metavar="CIDRS"),
-        Param("compat", "choice", "off", "notebook: the Sentinel notebook's method and defaults (source scope, "
-              "whole-second gaps, exact-value mode, min-pair-deltas 100, min-src-events 100) for comparison; "
+        Param("allow_sources", "list", (), "Allowlisted sources: addresses or CIDRs, comma-separated; @FILE "
+              "reads them from a file, one a line. Their pairs are dropped before anything is scored.",
+              metavar="CIDRS"),
+        Param("allow_destinations", "list", (), "Allowlisted destinations (addresses, CIDRs or @FILE), dropped "
+              "before scoring and before destination degrees are counted.", metavar="CIDRS"),
+        Param("allow_ports", "list", (), "Allowlisted destination ports (or @FILE).", metavar="PORTS"),
+        Param("allowlist", "str", None, "A table of allowed pairs: a CSV file's path, or (from Python) a "
+              "DataFrame / Arrow table, with any of the columns SourceIP, DestinationIP (addresses or CIDRs), "
+              "DestinationPort; each row allows the pairs matching all of its non-empty cells.", metavar="CSV"),
+        Param("compat", "choice", "off", "notebook: the Sentinel notebook's computation and defaults (its "
+              "private regex, per-source whole-second gaps, counts per Timedelta, a 3-row running sum over the "
+              "sum of running sums, percent 75, more than 100 events and gaps); one row per notebook row; "
               "parameters given explicitly still win.", choices=("off", "notebook")),
     )
+
+    def resolve(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        # The allowlist table may be a DataFrame: read into rows here, before the text parameters are parsed.
+        given = dict(given)
+        table = given.pop("allowlist", None)
+        values = super().resolve(given)
+        values["allowlist"] = allowlist.table_rows(table)
+        allowlist.predicate(DIALECTS_CHECK, sources=values["allow_sources"],  # bad entries fail here, early
+                            destinations=values["allow_destinations"], ports=values["allow_ports"],
+                            rows=values["allowlist"])
+        return values
 
     def adjust(self, values: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
         if values["compat"] == "notebook":
             for k, v in NOTEBOOK.items():
                 if k not in explicit:
                     values[k] = v
+        if values["method"] == "both" and "method" not in explicit and explicit & {"jitter", "jitter_pct"}:
+            # An explicit tolerance asks for the mode's judgement (the spec's worked example, host C).
+            values["method"] = "mode"
         parse_ranges(values["private_ranges"], "beacon --private-ranges")
         return values
 
@@ -115,6 +171,8 @@ class Beacon(Hunt):
     def plan(self, values: Mapping[str, Any], source: Source, d: Dialect,  # type: ignore[override]
              window: tuple[int, int] | None) -> Plan:
         v = values
+        if v["compat"] == "notebook":
+            return notebook_plan(v, source, d, window)
         cols = source.columns
         plan = Plan(d, source=source.relation)
         seconds = v["compat"] == "notebook"
@@ -143,59 +201,75 @@ class Beacon(Hunt):
                    {col('Protocol')} AS proto, {col('DeviceVendor')} AS vendor,
                    {col('SentBytes', 'BIGINT')} AS sent, {col('ReceivedBytes', 'BIGINT')} AS recv
             FROM @src {'WHERE ' + ' AND '.join(where) if where else ''}""")
-        live = "t IS NOT NULL"
-        plan.add("pairs", f"""
-            SELECT s, d, p, count(*) AS rows_all, count(t) AS n, min(t) AS first_t, max(t) AS last_t,
-                   CAST(sum(CASE WHEN {live} THEN sent END) AS BIGINT) AS sent,
-                   CAST(sum(CASE WHEN {live} THEN recv END) AS BIGINT) AS recv
-            FROM @ev GROUP BY s, d, p""", materialize=True)
         missing = "(s IS NULL OR d IS NULL OR p IS NULL OR s = '' OR d = '')"
-        plan.add("okpairs", f"SELECT * FROM @pairs WHERE NOT {missing} AND n > 0")
-        plan.add("dst", private_select("SELECT d, count(*) AS degree FROM (SELECT DISTINCT d, s FROM @okpairs) ds "
-                                       "GROUP BY d", "d", v["private_ranges"], d, keep="d, degree"),
-                 materialize=True)
-        plan.add("srcs", """
-            SELECT o.s, sum(o.n) AS src_n FROM @okpairs o JOIN @dst x ON o.d = x.d
-            WHERE NOT x.private GROUP BY o.s""")
+        allowed = allowlist.predicate(d, sources=v["allow_sources"], destinations=v["allow_destinations"],
+                                      ports=v["allow_ports"], rows=v["allowlist"])
+        allow = f" AND NOT coalesce({allowed}, FALSE)" if allowed else ""
+        plan.add("okev", f"SELECT * FROM @ev WHERE t IS NOT NULL AND NOT {missing}{allow}")
+        # Straight from the events, never a table of every pair: one day of 10 M events has 5.7 M pairs, and
+        # materializing them and joining them twice was most of the time on Spark (70 s of 220 s).
+        plan.add("dst", private_select("SELECT d, count(DISTINCT s) AS degree FROM @okev GROUP BY d", "d",
+                                       v["private_ranges"], d, keep="d, degree"), materialize=True)
+        src_join, src_cond = "", ""
+        if int(v["min_src_events"]) > 0:
+            plan.add("srcs", f"""
+                SELECT {d.broadcast('x')} e.s, count(*) AS src_n FROM @okev e JOIN @dst x ON e.d = x.d
+                WHERE NOT x.private GROUP BY e.s HAVING count(*) > {int(v['min_src_events'])}""",
+                     materialize=True)
+            src_join = " JOIN @srcs y ON e.s = y.s"
         # A pair of n events has at most n - 1 gaps per pair, n per source: prune before sorting events.
         bound = v["min_pair_deltas"] + (1 if v["scope"] == "pair" else 0)
         plan.add("cand", f"""
-            SELECT {d.row_id('o.s, o.d, o.p')} AS pid, o.s, o.d, o.p, o.n, o.first_t, o.last_t, o.sent, o.recv,
-                   x.degree
-            FROM @okpairs o JOIN @dst x ON o.d = x.d JOIN @srcs y ON o.s = y.s
-            WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])} AND y.src_n > {int(v['min_src_events'])}
-              AND o.n >= {int(bound)}""", materialize=True)
+            SELECT {d.row_id('s, d, p')} AS pid, * FROM (
+                SELECT {d.broadcast('x')} e.s, e.d, e.p, count(*) AS n, min(e.t) AS first_t, max(e.t) AS last_t,
+                       CAST(sum(e.sent) AS BIGINT) AS sent, CAST(sum(e.recv) AS BIGINT) AS recv, x.degree
+                FROM @okev e JOIN @dst x ON e.d = x.d{src_join}
+                WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])}{src_cond}
+                GROUP BY e.s, e.d, e.p, x.degree HAVING count(*) >= {int(bound)}) pc""", materialize=True)
 
         def stamp(expr: str) -> str:
             # compat=notebook: whole seconds of each timestamp, as the notebook's unix_timestamp() does.
             return f"({d.idiv(expr, str(_US))} * {_US})" if seconds else expr
 
+        hour = d.idiv("t", str(_HOUR))
         if v["scope"] == "pair":
             plan.add("pev", f"""
-                SELECT {d.key_select('c')}, e.t FROM @ev e
+                SELECT {d.broadcast('c')} {d.key_select('c')}, e.t FROM @ev e
                 JOIN @cand c ON e.s = c.s AND e.d = c.d AND e.p = c.p WHERE e.t IS NOT NULL""")
+            # One window pass: each gap, and whether the event opens a new UTC hour of the pair (coverage).
             plan.add("gaps", f"""
-                SELECT {K}, {stamp('t')} - lag({stamp('t')}) OVER (PARTITION BY {K} ORDER BY t) AS g
-                FROM @pev""")
+                SELECT {K}, {stamp('t')} - lag({stamp('t')}) OVER w AS g,
+                       CASE WHEN lag({hour}) OVER w = {hour} THEN 0 ELSE 1 END AS nh
+                FROM @pev WINDOW w AS (PARTITION BY {K} ORDER BY t)""")
         else:
             plan.add("sev", """
-                SELECT e.s, e.d, e.p, e.t FROM @ev e JOIN @dst x ON e.d = x.d
+                SELECT e.s, e.d, e.p, e.t FROM @okev e JOIN @dst x ON e.d = x.d
                 JOIN (SELECT DISTINCT s FROM @cand) cs ON e.s = cs.s
-                WHERE NOT x.private AND e.t IS NOT NULL AND e.p IS NOT NULL""")
+                WHERE NOT x.private""")
             plan.add("sgaps", f"""
-                SELECT s, d, p, {stamp('t')} - lag({stamp('t')}) OVER (PARTITION BY s ORDER BY t, d, p) AS g
+                SELECT s, d, p, {stamp('t')} - lag({stamp('t')}) OVER (PARTITION BY s ORDER BY t, d, p) AS g,
+                       CASE WHEN lag({hour}) OVER (PARTITION BY s, d, p ORDER BY t) = {hour} THEN 0 ELSE 1 END
+                           AS nh
                 FROM @sev""")
             plan.add("gaps", f"""
-                SELECT {d.key_select('c')}, x.g FROM @sgaps x
+                SELECT {d.key_select('c')}, x.g, x.nh FROM @sgaps x
                 JOIN @cand c ON x.s = c.s AND x.d = c.d AND x.p = c.p""")
-        plan.add("hist", f"SELECT {K}, g, count(*) AS n FROM @gaps WHERE g > {min_delta} GROUP BY {K}, g",
+        # Every gap (NULL for a pair's first event) by value: the scored ones (> min-delta), the short ones
+        # (how much of the pair is bursts), the hours the pair is active.
+        plan.add("hist", f"""
+            SELECT {K}, g, count(*) AS n, CAST(sum(nh) AS BIGINT) AS nh FROM @gaps GROUP BY {K}, g""",
                  materialize=True)
         plan.add("tot", f"""
-            SELECT {K}, CAST(sum(n) AS BIGINT) AS total FROM @hist GROUP BY {K}
-            HAVING sum(n) >= {int(v['min_pair_deltas'])}""", materialize=True)
-        plan.add("h2", f"""
-            SELECT {d.key_select('h')}, h.g, h.n FROM @hist h JOIN @tot x ON {d.key_join('h', 'x')}""",
+            SELECT {K}, CAST(sum(CASE WHEN g > {min_delta} THEN n ELSE 0 END) AS BIGINT) AS total,
+                   CAST(sum(CASE WHEN g IS NOT NULL THEN n ELSE 0 END) AS BIGINT) AS all_gaps,
+                   CAST(sum(nh) AS BIGINT) AS hours
+            FROM @hist GROUP BY {K}
+            HAVING sum(CASE WHEN g > {min_delta} THEN n ELSE 0 END) >= {int(v['min_pair_deltas'])}""",
                  materialize=True)
+        plan.add("h2", f"""
+            SELECT {d.key_select('h')}, h.g, h.n FROM @hist h JOIN @tot x ON {d.key_join('h', 'x')}
+            WHERE h.g > {min_delta}""", materialize=True)
+        relative(plan, d, v, window)
 
         def tol(x: str) -> str:
             return f"greatest(CAST({jit} AS BIGINT), {d.idiv(f'{x} * {ppm}', '1000000')})"
@@ -224,10 +298,20 @@ class Beacon(Hunt):
                    CAST(sum(CASE WHEN {match} THEN h.n ELSE 0 END) AS BIGINT) AS beacon
             FROM @h2 h JOIN @modes m ON {d.key_join('h', 'm')}
             GROUP BY {d.key_select('h')}, m.c""")
-        plan.add("flag", f"SELECT * FROM @score WHERE beacon * 1000000 > {pct_ppm} * total", materialize=True)
+        by_mode = "FALSE" if v["method"] == "score" else f"s0.beacon * 1000000 > {pct_ppm} * s0.total"
+        by_score = score_verdict(v)
+        plan.add("flag", f"""
+            SELECT s0.*, r.q2, r.mad, r.skew_bp, r.out_bp, r.timing_bp, r.hours, r.cov_bp,
+                   CASE WHEN {by_mode} THEN 1 ELSE 0 END + CASE WHEN {by_score} THEN 2 ELSE 0 END AS why
+            FROM @score s0 JOIN @rel r ON {d.key_join('s0', 'r')}
+            WHERE ({by_mode}) OR ({by_score})""", materialize=True)
         # Protocol and vendor lists only for the flagged pairs: sorted distinct lists cost a sort per group.
         plan.add("labels", f"""
-            SELECT c.s, c.d, c.p, {d.distinct_list('e.proto')} AS proto, {d.distinct_list('e.vendor')} AS vendor
+            SELECT {d.broadcast('c')} c.s, c.d, c.p, {d.distinct_list('e.proto')} AS proto,
+                   {d.distinct_list('e.vendor')} AS vendor,
+                   count(e.sent) AS size_n, CAST(sum(CAST(e.sent AS DECIMAL(38, 0))) AS DECIMAL(38, 0)) AS size_s1,
+                   CAST(sum(CAST(e.sent AS DECIMAL(38, 0)) * CAST(e.sent AS DECIMAL(38, 0))) AS DECIMAL(38, 0))
+                       AS size_s2
             FROM @ev e JOIN (SELECT c.s, c.d, c.p FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}) c
               ON e.s = c.s AND e.d = c.d AND e.p = c.p WHERE e.t IS NOT NULL
             GROUP BY c.s, c.d, c.p""", materialize=True)
@@ -236,7 +320,9 @@ class Beacon(Hunt):
                    l.vendor AS DeviceVendor, f.mode AS mode_us, f.beacon AS BeaconCount, f.total AS TotalDeltas,
                    c.n AS TotalEvents, {d.idiv('f.beacon * 2000 + f.total', '2 * f.total')} AS pct_x10,
                    c.first_t AS first_us, c.last_t AS last_us, c.sent AS TotalSentBytes,
-                   c.recv AS TotalReceivedBytes, c.degree AS DegreeofSourceIps
+                   c.recv AS TotalReceivedBytes, c.degree AS DegreeofSourceIps,
+                   f.q2 AS period_us, f.mad AS mad_us, f.skew_bp, f.out_bp, f.timing_bp, f.hours, f.cov_bp, f.why,
+                   l.size_n, l.size_s1, l.size_s2
             FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}
             JOIN @labels l ON l.s = c.s AND l.d = c.d AND l.p = c.p""")
         plan.output("histograms", f"""
@@ -248,11 +334,10 @@ class Beacon(Hunt):
             SELECT a.*, (SELECT count(*) FROM @cand) AS candidate_pairs,
                    (SELECT CAST(sum(total) AS BIGINT) FROM @tot) AS gaps_scored,
                    (SELECT count(*) FROM @tot) AS pairs_scored
-            FROM (SELECT CAST(sum(rows_all) AS BIGINT) AS rows_read,
-                   CAST(sum(CASE WHEN {missing} THEN rows_all ELSE rows_all - n END) AS BIGINT) AS rows_skipped,
-                   CAST(sum(CASE WHEN {missing} THEN 0 ELSE n END) AS BIGINT) AS events,
-                   CAST(sum(CASE WHEN NOT {missing} AND n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS pairs
-                  FROM @pairs) a""")
+            FROM (SELECT CAST(count(*) AS BIGINT) AS rows_read,
+                   CAST(sum(CASE WHEN {missing} OR t IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS rows_skipped,
+                   CAST(sum(CASE WHEN {missing} OR t IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS events
+                  FROM @ev) a""")
         return plan
 
     # -- output -------------------------------------------------------------------------------------
@@ -281,6 +366,7 @@ class Beacon(Hunt):
             "TotalSentBytes": raw.column("TotalSentBytes").cast(pa.int64()),
             "TotalReceivedBytes": raw.column("TotalReceivedBytes").cast(pa.int64()),
             "DegreeofSourceIps": raw.column("DegreeofSourceIps").cast(pa.int64()),
+            **_subscores(raw, "notebook" if values["compat"] == "notebook" else None),
         }
         table = ordered(pa.table(out), self.order)
         run.table = table
@@ -291,6 +377,35 @@ class Beacon(Hunt):
 
     def figure(self, result: Result) -> Any:
         return gap_figure(result)
+
+
+def _subscores(raw: Any, label: str | None) -> dict[str, Any]:
+    """The sub-score columns from the engine's integers (microseconds, basis points), in Python, so every
+    engine shows the same numbers."""
+    import pyarrow as pa
+
+    def num(name: str) -> list[Any]:
+        return raw.column(name).to_pylist() if name in raw.column_names else [None] * raw.num_rows
+
+    period, mad, skew, out, timing = num("period_us"), num("mad_us"), num("skew_bp"), num("out_bp"), num("timing_bp")
+    hours, cov, why = num("hours"), num("cov_bp"), num("why")
+    sizes = zip(num("size_n"), num("size_s1"), num("size_s2"), strict=True)
+
+    def scaled(xs: list[Any], div: float, digits: int) -> pa.Array:
+        return pa.array([None if x is None else round(int(x) / div, digits) for x in xs], pa.float64())
+
+    return {
+        "FlaggedBy": pa.array([label if w is None else FLAGGED_BY.get(int(w)) for w in why], pa.string()),
+        "Period": scaled(period, 1e6, 3),
+        "JitterPct": pa.array([None if m is None or not p else round(200 * int(m) / int(p), 1)
+                               for m, p in zip(mad, period, strict=True)], pa.float64()),
+        "Skew": scaled(skew, 1e4, 2), "MisfitPct": scaled(out, 100, 1),
+        "TimingScore": pa.array([None if t is None else round(max(0, int(t)) / 100, 1) for t in timing],
+                                pa.float64()),
+        "SizeScore": pa.array([size_score(*x) for x in sizes], pa.float64()),
+        "ActiveHours": pa.array([None if h is None else int(h) for h in hours], pa.int64()),
+        "CoveragePct": scaled(cov, 100, 1),
+    }
 
 
 def _histograms(rows: Any, hist: Any) -> list[dict[str, Any]]:

@@ -69,7 +69,11 @@ def check_columns(columns: dict[str, str], required: tuple[str, ...], hunt: str,
 def _open_lake(lake: Any) -> Any:
     from kqlmagic_plus.lake import Lake
 
-    return lake if isinstance(lake, Lake) else Lake(lake)
+    if isinstance(lake, Lake):
+        return lake
+    from kqlmagic_plus.connections.storage import open_lake
+
+    return open_lake(os.fspath(lake))  # a folder, or a lake in Azure Storage (abfss://...;sas=$NAME)
 
 
 def _lake_table(lk: Any, table: str) -> str:
@@ -263,6 +267,14 @@ def _lake_summary(plan: Any, tw: TimeWindow | None) -> dict[str, Any]:
                     f"{plan.files_total:,} files"}
 
 
+def _runs_here(spark: Any) -> bool:
+    """Whether a Spark session reads this machine's files: a classic session with a local master."""
+    try:
+        return str(spark.sparkContext.master).startswith("local")
+    except Exception:  # Spark Connect has no SparkContext: its server may be anywhere
+        return False
+
+
 def spark_source(spark: Any, hunt: Any, *, lake: Any, table: str | None, dataframe: Any,
                  window: tuple[int, int] | None) -> Source:
     kind = pick_input(lake, table, dataframe)
@@ -273,6 +285,11 @@ def spark_source(spark: Any, hunt: Any, *, lake: Any, table: str | None, datafra
     try:
         if kind == "lake":
             lk = _open_lake(lake)
+            if lk.remote is not None and not _runs_here(spark):
+                # The window's blobs are copied to this machine; a session elsewhere cannot read those copies.
+                raise OptionError(f"lake {lk.display}: this Spark session does not run on this machine and cannot "
+                                  "read the local copies of the lake's blobs; run the hunt with --engine duckdb, or "
+                                  "bind the lake to the session as abfss:// (%sparkhunt --lake, hadoop-azure)")
             tname = _lake_table(lk, hunt.table)
             df, plan, tw = _spark_lake_frame(spark, lk, tname, window, wanted)
             report = _lake_summary(plan, tw)

@@ -68,3 +68,10 @@ def _ipv4_of(col: str, d: Dialect) -> str:
     mapped = f"substr({col}, 8)"
     return (f"CASE WHEN {col} IS NOT NULL AND {d.full_match(col, _V4)} THEN {col} "
             f"WHEN lower({col}) LIKE '::ffff:%' AND {d.full_match(mapped, _V4)} THEN {mapped} END")
+
+
+def ipv4_int(col: str, d: Dialect) -> str:
+    """SQL: the IPv4 address of *col* (dotted, or IPv4-mapped IPv6) as a BIGINT; NULL for anything else."""
+    a4 = _ipv4_of(col, d)
+    octets = [f"TRY_CAST(split_part({a4}, '.', {i}) AS BIGINT)" for i in (1, 2, 3, 4)]
+    return f"({octets[0]} * 16777216 + {octets[1]} * 65536 + {octets[2]} * 256 + {octets[3]})"

@@ -28,8 +28,9 @@ class Dialect:
     """How one engine spells the handful of things DuckDB and Spark SQL write differently."""
 
     name = ""
-    #: Columns that key a pair inside the big steps: an integer id on DuckDB (cheaper to sort),
-    #: the key columns themselves on Spark (an id there would need a single-partition numbering).
+    #: Columns that key a pair inside the big steps: an integer id (one BIGINT to hash, shuffle and sort
+    #: instead of two strings and a port). Only unique, never shown: on Spark it is
+    #: monotonically_increasing_id() of a checkpointed step, so no single-partition numbering is needed.
     pair_key: tuple[str, ...] = ()
 
     def ident(self, name: str) -> str:
@@ -72,6 +73,10 @@ class Dialect:
     def quantile(self, expr: str, q: float) -> str:
         """Aggregate: the exact *q* quantile, interpolated linearly between the two nearest values."""
         raise NotImplementedError
+
+    def broadcast(self, alias: str) -> str:
+        """A join hint: *alias* (a small step) is copied to every task instead of shuffling the big side."""
+        return ""
 
     def key_select(self, alias: str) -> str:
         return ", ".join(f"{alias}.{k}" for k in self.pair_key)
@@ -126,7 +131,7 @@ class DuckDialect(Dialect):
 
 class SparkDialect(Dialect):
     name = "spark"
-    pair_key = ("s", "d", "p")
+    pair_key = ("pid",)
 
     def ident(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
@@ -160,6 +165,10 @@ class SparkDialect(Dialect):
 
     def row_id(self, order: str) -> str:
         return "monotonically_increasing_id()"
+
+    def broadcast(self, alias: str) -> str:
+        # A checkpointed step has no size estimate, so Spark would sort-merge join it with the events.
+        return f"/*+ BROADCAST({alias}) */"
 
     def quantile(self, expr: str, q: float) -> str:
         return f"percentile({expr}, {float(q)!r})"

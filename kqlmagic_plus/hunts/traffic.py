@@ -71,18 +71,31 @@ class Traffic:
 
 
 def periodic(rng: Any, first: int, end: int, period_s: float, jitter_pct: float = 0.0,
-             missed: float = 0.0) -> Any:
-    """Check-ins from *first* until *end*: each sleep is the period +- up to jitter_pct % (uniform), as C2
-    implants jitter their sleep; each check-in is lost with probability *missed*."""
+             missed: float = 0.0, model: str = "symmetric") -> Any:
+    """Check-ins from *first* until *end*; each check-in is lost with probability *missed*. Each sleep is
+    jittered as C2 implants do it: ``symmetric`` sleeps period x (1 + U(-j, j)); ``shorten`` sleeps
+    period x (1 - U(0, j)) (Cobalt Strike's jitter: a random share of up to j taken off the sleep)."""
     import numpy as np
 
-    count = int((end - first) / (period_s * _US * (1 - jitter_pct / 100))) + 2
-    gaps = period_s * _US * (1 + rng.uniform(-jitter_pct / 100, jitter_pct / 100, count))
+    j = jitter_pct / 100
+    count = int((end - first) / (period_s * _US * (1 - j))) + 2
+    if model == "symmetric":
+        factor = 1 + rng.uniform(-j, j, count)
+    elif model == "shorten":
+        factor = 1 - rng.uniform(0, j, count)
+    else:
+        raise ValueError(f"jitter model {model!r}: use symmetric or shorten")
+    gaps = period_s * _US * factor
     times = first + np.concatenate([[0], np.cumsum(gaps)]).round().astype(np.int64)
     times = times[times < end]
     if missed:
         times = times[rng.random(len(times)) >= missed]
     return times
+
+
+#: The jitter levels (percent of the period) and models of C2 frameworks' defaults (issue #19).
+C2_JITTER = (0.0, 10.0, 20.0, 30.0, 50.0)
+JITTER_MODELS = ("symmetric", "shorten")
 
 
 def worked_example(day: date | str = "2024-05-01", seed: int = 1) -> tuple[Any, list[dict[str, Any]]]:
@@ -113,13 +126,16 @@ def worked_example(day: date | str = "2024-05-01", seed: int = 1) -> tuple[Any, 
 
 
 def labelled_day(seed: int = 0, day: date | str = "2024-05-01", beacons: int = 40,
-                 benign: int = 200) -> tuple[Any, list[dict[str, Any]]]:
+                 benign: int = 200, jitter: str = "c2") -> tuple[Any, list[dict[str, Any]]]:
     """One day of labelled traffic (the spec's quality data).
 
-    Beacons: periods log-uniform from 10 s to 1 h, jitter 0-10 %, 0-20 % missed check-ins, half of them
-    on sources that also browse and talk to other servers. Benign pairs: Poisson traffic (mean gap
-    20 s - 1 h), bursty browsing sessions (requests 1-26 s apart, sessions minutes apart), popular
-    periodic services (every 5 min - 1 h, 30-60 hosts each) and periodic private destinations.
+    Beacons: periods log-uniform from 10 s to 1 h, 0-20 % missed check-ins, half of them on sources that
+    also browse and talk to other servers. Jitter: ``c2`` (default) cycles through 0/10/20/30/50 % of the
+    period, alternating the symmetric and the sleep-shortening model (``C2_JITTER``, ``JITTER_MODELS``);
+    ``spec`` draws it uniformly from 0-10 % (symmetric), the spec's original quality data. Benign pairs:
+    Poisson traffic (mean gap 20 s - 1 h), bursty browsing sessions (requests 1-26 s apart, sessions
+    minutes apart), popular periodic services (every 5 min - 1 h, 30-60 hosts each) and periodic private
+    destinations.
     Labels: one dict per pair with ``beacon`` True/False, ``kind`` and the drawn facts.
     """
     import numpy as np
@@ -135,17 +151,22 @@ def labelled_day(seed: int = 0, day: date | str = "2024-05-01", beacons: int = 4
     busy_hosts = []
     for i in range(beacons):
         period = float(np.exp(rng.uniform(np.log(10), np.log(3600))))
-        jitter = float(rng.uniform(0, 10))
+        if jitter == "spec":
+            jit, model = float(rng.uniform(0, 10)), "symmetric"
+        else:
+            jit, model = C2_JITTER[i % len(C2_JITTER)], JITTER_MODELS[(i // len(C2_JITTER)) % 2]
         missed = float(rng.uniform(0, 0.20))
         src = next(host_iter)
         dst = next(used)
         port = int(rng.choice([443, 8443, 80, 8080, 53]))
         first = d0 + int(rng.uniform(0, period) * _US)
-        busy = i % 2 == 1
-        times = periodic(rng, first, d1, period, jitter, missed)
+        # Busy every other block of ten, so each jitter level and model (cycled by i) has busy and quiet hosts.
+        busy = (i // 10) % 2 == 1
+        times = periodic(rng, first, d1, period, jit, missed, model)
         tr.add(times, src, dst, port, label={"kind": "beacon", "beacon": True, "SourceIP": src,
                                              "DestinationIP": dst, "DestinationPort": port, "period_s": period,
-                                             "jitter_pct": jitter, "missed": missed, "busy": busy})
+                                             "jitter_pct": jit, "model": model, "missed": missed,
+                                             "busy": busy})
         if busy:
             busy_hosts.append(src)
     # The busy beacon hosts browse and talk to other servers too (benign pairs of their own).
@@ -229,7 +250,8 @@ def score(result_rows: list[dict[str, Any]], labels: list[dict[str, Any]], *, mi
     return {"target": len(target), "target_found": len(target) - len(missed),
             "beacons": len(beacons), "beacons_found": sum(key(lb) in flagged for lb in beacons),
             "benign": len(benign), "false_positives": len(benign & flagged),
-            "missed": [{k: lb[k] for k in ("SourceIP", "period_s", "jitter_pct", "missed", "busy", "events")}
+            "missed": [{k: lb.get(k) for k in ("SourceIP", "period_s", "jitter_pct", "model", "missed", "busy",
+                                               "events")}
                        for lb in missed],
             "false_positive_kinds": sorted({lb["kind"] for lb in labels if not lb["beacon"] and key(lb) in flagged})}
 

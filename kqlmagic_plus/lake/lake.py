@@ -13,12 +13,17 @@ from kqlmagic_plus.lake.checks import FileCheck, FileChecks
 from kqlmagic_plus.lake.layout import LakeFile, Layout, dt
 from kqlmagic_plus.lake.plans import LakeDescription, LakeReport, TableDescription, TablePlan
 from kqlmagic_plus.lake.schemas import held, schema_for, table_schema
+from kqlmagic_plus.lake.storage import is_remote
 from kqlmagic_plus.lake.views import ident, register_view, run_recovering
 from kqlmagic_plus.lake.window import DEFAULT_MAX_LATE, DEFAULT_SKEW, as_window, bounds
+from kqlmagic_plus.redaction import redact
 from kqlmagic_plus.request import TimeWindow
 
 if TYPE_CHECKING:
     import duckdb
+
+    from kqlmagic_plus.lake.remote import RemoteLayout
+    from kqlmagic_plus.lake.storage import StorageAccess
 
 T = TypeVar("T")
 
@@ -28,10 +33,21 @@ class Lake:
 
     def __init__(self, root: str | os.PathLike[str], *, skew: timedelta = DEFAULT_SKEW,
                  max_late: timedelta | None = DEFAULT_MAX_LATE, validate: str = "quick", columns: str = "auto",
-                 listing_ttl: float = 30.0):
-        self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
-        if not os.path.isdir(self.root):
-            raise OptionError(f"lake folder {os.fspath(root)!r} does not exist or is not a folder")
+                 listing_ttl: float = 30.0, storage: StorageAccess | None = None):
+        # A lake in Azure Storage (*storage*, see lake.storage) is listed there and read through local copies.
+        self.remote: RemoteLayout | None = None
+        if storage is not None:
+            from kqlmagic_plus.lake.remote import RemoteLayout
+
+            self.remote = RemoteLayout(storage, listing_ttl)
+            self.root = self.remote.root
+        else:
+            self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+            if is_remote(os.fspath(root)):
+                raise OptionError(f"lake {redact(os.fspath(root))!r} is in Azure Storage: open it with "
+                                  "kqlmagic_plus.connections.storage.open_lake (or lake://URL), which signs in")
+            if not os.path.isdir(self.root):
+                raise OptionError(f"lake folder {os.fspath(root)!r} does not exist or is not a folder")
         if validate not in ("quick", "full"):
             raise OptionError(f"validate={validate!r}: use 'quick' or 'full'")
         if columns not in ("auto", "all", "seen"):
@@ -40,12 +56,17 @@ class Lake:
         self.columns = columns
         self.skew = skew
         self.max_late = max_late
-        self._layout = Layout(self.root, listing_ttl)
+        self._layout = self.remote or Layout(self.root, listing_ttl)
         self._checks = FileChecks(self._types_for_check)
         self._inferred: dict[str, list[tuple[str, str]]] = {}
 
     def __repr__(self) -> str:
-        return f"Lake({self.root!r})"
+        return f"Lake({self.remote.url.display if self.remote else self.root!r})"
+
+    @property
+    def display(self) -> str:
+        """Where the lake is, as messages show it: its folder, or its URL (no credential)."""
+        return self.remote.url.display if self.remote else self.root
 
     @property
     def listing_ttl(self) -> float:
@@ -83,6 +104,9 @@ class Lake:
         container = self._layout.container_of(name)
         lo, hi = bounds(window, self.skew, self.max_late)
         files, unexpected = self._layout.files(container, lo, hi)
+        gone = self._layout.fetch(files)
+        left_out = [(f, gone[f.path]) for f in files if f.path in gone]
+        files = [f for f in files if f.path not in gone]
         all_files, _ = self._layout.all_files(container)
         known = {f.path for f in all_files}
         if any(f.path not in known for f in files):
@@ -108,6 +132,9 @@ class Lake:
             schema, keys, renamed = table_schema(name, checked.values(), self._inferred, notes)
         plan = TablePlan(table=name, container=container, schema=schema, files_total=len(all_files), keys=keys)
         plan.add_files(files, unexpected, lambda f: checked[f.path], self._layout.rel)
+        for f, reason in left_out:
+            plan.skipped.append((f, reason))
+            plan.warnings.append(f"{self._layout.rel(f.path)}: {reason}; not read")
         plan.notes.extend(notes)
         plan.warnings[:0] = renamed
         if self.columns != "all":
@@ -120,6 +147,15 @@ class Lake:
         """Update *checked* to each file's check as it is now (a census or a scan may have replaced it)."""
         for path, chk in checked.items():
             checked[path] = self._checks.get(path) or chk
+
+    def blob_versions(self, table: str, window: TimeWindow | tuple | None = None) -> list[tuple[str, str, int]]:
+        """(blob, ETag, size) of each blob a query of *table* with *window* reads: listed, not read (a
+        lake in Azure Storage; the result cache keys on these)."""
+        if self.remote is None:
+            raise OptionError(f"{self.display} is a local folder: its files have no ETags")
+        lo, hi = bounds(as_window(window), self.skew, self.max_late)
+        files, _ = self._layout.files(self._layout.container_of(self._layout.canonical(table)), lo, hi)
+        return [self.remote.version(f.path) for f in files]
 
     def files_for(self, table: str, window: TimeWindow | tuple | None = None) -> list[str]:
         """Paths of the readable files of *table* that can hold rows of *window* (for Spark)."""
@@ -172,6 +208,7 @@ class Lake:
         """
         window = as_window(window)
         report = LakeReport(window=window)
+        before = self.remote.storage.counters.snapshot() if self.remote else None
         known = self._layout.tables()
         report.warnings.extend(self._layout.warnings)
         layout = self._layout
@@ -182,6 +219,8 @@ class Lake:
             register_view(con, plan)
             report.add_table(plan, self._checks)
             _refuse_named_renamed(plan, words)
+        if self.remote is not None and before is not None:
+            report.storage = self.remote.storage.counters.since(before)
         return report
 
     def run_duckdb(self, con: duckdb.DuckDBPyConnection, run: Callable[[], T],
@@ -202,6 +241,9 @@ class Lake:
             files, _ = self._layout.files(self.container_of(name), None, None)
             size = 0
             for f in files:
+                if self.remote is not None:
+                    size += self.remote.version(f.path)[2]
+                    continue
                 with contextlib.suppress(OSError):
                     size += os.path.getsize(f.path)
             desc = TableDescription(
@@ -209,7 +251,8 @@ class Lake:
                 formats=sorted({f.fmt for f in files}), layouts=sorted({f.layout for f in files}),
                 first_folder=files[0].start if files else None,
                 last_folder_end=max((f.end for f in files), default=None),
-                columns=len(self.schema_for(name)))
+                # A lake in Azure Storage would be read whole for its files' columns: its package schema's.
+                columns=len(self.schema_for(name) if self.remote is None else _known_columns(name)))
             out.append(desc)
         if con is not None:
             report = self.register_duckdb(con)
@@ -221,7 +264,14 @@ class Lake:
                 desc.rows = int(rows)
                 desc.min_time = None if lo is None else dt(int(lo))
                 desc.max_time = None if hi is None else dt(int(hi))
-        return LakeDescription(root=self.root, tables=out, warnings=warnings)
+        return LakeDescription(root=self.display, tables=out, warnings=warnings)
+
+
+def _known_columns(table: str) -> list[tuple[str, str]]:
+    try:
+        return schema_for(table)
+    except TableNotFoundError:
+        return []
 
 
 def _refuse_named_renamed(plan: TablePlan, words: set[str]) -> None:

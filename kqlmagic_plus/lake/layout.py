@@ -182,6 +182,10 @@ class Layout:
             self._listing[container] = (time.monotonic(), files, unexpected)
         return files, unexpected
 
+    def fetch(self, files: list[LakeFile]) -> dict[str, str]:
+        """Make *files* readable at their paths; {path: why it is left out}. Local files are read in place."""
+        return {}
+
     def all_files(self, container: str) -> tuple[list[LakeFile], list[str]]:
         cached = self._listing.get(container)
         if cached is not None and time.monotonic() - cached[0] < self.listing_ttl:

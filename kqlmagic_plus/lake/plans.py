@@ -107,6 +107,8 @@ class LakeReport:
     notes: list[str] = field(default_factory=list)
     #: Every line or file left out: (path, line number or None for the whole file, reason).
     skipped: list[tuple[str, int | None, str]] = field(default_factory=list)
+    #: A lake in Azure Storage: what this registration asked of the account (lake.storage.Counters).
+    storage: Any = None
 
     @property
     def files_read(self) -> int:
@@ -134,9 +136,12 @@ class LakeReport:
         self.notes.extend(plan.notes)
 
     def text(self) -> str:
-        parts = [f"{t.table} {t.files_read:,} of {t.files_total:,} files" for t in self.tables.values()]
+        # A lake in Azure Storage is listed only where the window reaches: its total is what was listed.
+        of = "listed files" if self.storage is not None else "files"
+        parts = [f"{t.table} {t.files_read:,} of {t.files_total:,} {of}" for t in self.tables.values()]
         where = f" for {self.window}" if self.window is not None else ""
-        return f"lake{where}: " + ("; ".join(parts) if parts else "no tables")
+        asked = f" ({self.storage.text()})" if self.storage is not None else ""
+        return f"lake{where}: " + ("; ".join(parts) if parts else "no tables") + asked
 
     def summary(self) -> dict[str, Any]:
         """Plain data for Result.stats (``--show-query``)."""
@@ -145,7 +150,8 @@ class LakeReport:
                 "tables": {n: {"files_read": t.files_read, "files_total": t.files_total,
                                "files_skipped": t.files_skipped, "lines_skipped": t.lines_skipped,
                                "bytes_read": t.bytes_read} for n, t in self.tables.items()},
-                "warnings": len(self.warnings)}
+                "warnings": len(self.warnings),
+                **({"storage": vars(self.storage)} if self.storage is not None else {})}
 
     def __str__(self) -> str:
         return "\n".join([self.text(), *self.warnings])

@@ -22,3 +22,11 @@ def load(ip: Any) -> None:
     connections().default = cfg.connection
     ip.register_magics(KqlMagics)
     ip.register_magics(SparkHuntMagics)
+    from kqlmagic_plus.magics.completion import register as register_completion
+
+    register_completion(ip)  # KQL completion in %%kql / %%sparkhunt cells and %kql lines
+    from kqlmagic_plus.magics import compat
+
+    # Kqlmagic notebooks: `# comment` lines above %%kql, and %config Kqlmagic.<setting>.
+    compat.register_transformer(ip)
+    compat.register_config(ip)

@@ -19,7 +19,8 @@ from kqlmagic_plus.magics.common import line_params, shown_query
 from kqlmagic_plus.options import Opt, output_variable, parse_line, parse_name_value
 
 SPARK_OPTIONS: tuple[Opt, ...] = (
-    Opt("connect", "str", ("-connect",), "local[N] | sc://host:port/;token=... | synapse://workspace/pool"),
+    Opt("connect", "str", ("-connect",),
+        "local[N] | spark://host:port | sc://host:port/;token=... | synapse://workspace/pool"),
     Opt("lake", "str", ("-lake",), "the exported lake: a folder, file://..., or abfss://container@account..."),
     Opt("pyspark", "flag", ("-pyspark",), "the cell is PySpark code (`spark` and the lake tables are bound)"),
     Opt("sql", "flag", ("-sql",), "the cell is Spark SQL"),
@@ -32,6 +33,7 @@ SPARK_OPTIONS: tuple[Opt, ...] = (
     Opt("status", "flag", ("-status",), "show the Spark sessions"),
     Opt("stop", "flag", ("-stop",), "stop the current session (or the --connect one)"),
     Opt("list", "flag", ("-list",), "list the built-in hunts"),
+    Opt("schema", "flag", ("-schema",), "tables -> columns -> types of the session (its lake and catalog)"),
     Opt("timespan", "str", ("-timespan",), "query window ending now (lake files read), e.g. 7d"),
     Opt("start", "str", ("-start",), "window start (ISO-8601 UTC)"),
     Opt("end", "str", ("-end",), "window end (ISO-8601 UTC)"),
@@ -76,6 +78,8 @@ class SparkHuntMagics(Magics):
             return None
         if opts.get("list"):
             return _HuntList(api.hunt_catalog())
+        if opts.get("schema"):
+            return api.schema(connect=opts.get("connect"), lake=opts.get("lake"), refresh=bool(opts.get("refresh")))
         modes = [m for m in ("pyspark", "sql", "kql") if opts.get(m)]
         if len(modes) > 1:
             raise OptionError(f"give one of --pyspark, --sql, --kql, not {' and '.join('--' + m for m in modes)}")
@@ -306,7 +310,8 @@ class _Status:
 
 def _help() -> str:
     lines = ["%%sparkhunt [--pyspark | --sql] [options]    (the cell: KQL by default)",
-             "%sparkhunt --connect local[2] | sc://host:15002/;token=... | synapse://workspace/pool",
+             "%sparkhunt --connect local[2] | spark://host:7077 | sc://host:15002/;token=... | "
+             "synapse://workspace/pool",
              "%sparkhunt --lake PATH | --status | --stop | --list | HUNT name=value ...", "", "Options:"]
     for o in SPARK_OPTIONS:
         alias = f" ({', '.join(o.aliases)})" if o.aliases else ""

@@ -185,13 +185,17 @@ def run_duckdb_kql(con: Any, query: str) -> Outcome:
     return Outcome("duckdb-kql", tbl.column_names, types, normalize_rows(tbl, types))
 
 
-def run_ours(runner: Any, query: str, dialect: str) -> Outcome:
+def run_ours(runner: Any, query: str, dialect: str, rows: Any = None) -> Outcome:
+    """*rows*: runs one SQL statement and returns its first column, for the operators whose columns depend on
+    the data (pivot, bag_unpack without a schema), as the engines read them at compile time."""
     from kqlmagic_plus.errors import KqlMagicPlusError, UnsupportedQueryError
     from kqlmagic_plus.language.compiler import compile as kcompile
+    from kqlmagic_plus.language.compiler.probe import reading_rows
 
     name = f"ours-{dialect}"
     try:
-        c = kcompile(query, schema(), dialect=dialect)
+        with reading_rows(rows):
+            c = kcompile(query, schema(), dialect=dialect)
     except UnsupportedQueryError as exc:
         return Outcome(name, error=str(exc).splitlines()[0], refused=True)
     except KqlMagicPlusError as exc:

@@ -121,6 +121,9 @@ class KustoProxy:
         #: Canned answers: a query (or command) whose text holds ``fixture:<name>`` gets
         #: ``canned[name]`` = (status, body bytes) instead of the upstream's answer (tests/servers/answers.py).
         self.canned: dict[str, tuple[int, bytes]] = {}
+        #: Answers for whole commands the upstream does not implement (``.show database schema as json``):
+        #: command text -> (status, body bytes), the service's own answer shape.
+        self.commands: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -156,6 +159,7 @@ class KustoProxy:
             self.sent.clear()
             self.statuses.clear()
             self.canned.clear()
+            self.commands.clear()
 
     def canned_for(self, text: str) -> tuple[int, bytes] | None:
         marker = text.find("fixture:")
@@ -201,7 +205,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         self.proxy.sent.append(Sent(self.path, body, dict(self.headers.items())))
-        canned = self.proxy.canned_for(str(body.get("csl") or ""))
+        canned = self.proxy.canned_for(str(body.get("csl") or "")) or \
+            self.proxy.commands.get(str(body.get("csl") or "").strip())
         if canned is not None:
             self._send(*canned)
             return

@@ -47,6 +47,8 @@ class Fault:
     message: str = ""
     rows: int = 0
     payload: Any = None
+    #: Only for a request whose timespan text starts with this (one slice of a sliced query); "" for any.
+    match: str = ""
 
 
 @dataclass
@@ -174,9 +176,12 @@ class LoopbackLogAnalytics:
     def counts(self) -> Counter:
         return self.state.counts
 
-    def _next_fault(self) -> Fault | None:
+    def _next_fault(self, timespan: str = "") -> Fault | None:
         with self._lock:
-            return self.state.faults.pop(0) if self.state.faults else None
+            for i, f in enumerate(self.state.faults):
+                if not f.match or timespan.startswith(f.match):
+                    return self.state.faults.pop(i)
+            return None
 
     # -- tokens ------------------------------------------------------------------------------------------
 
@@ -307,7 +312,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"access_token": token["access_token"], "expires_on": str(int(time.time()) + 3600),
                                   "resource": (q.get("resource") or [""])[0], "token_type": "Bearer"})
             return
+        if len(parts) == 4 and parts[0] == "v1" and parts[1] == "workspaces" and parts[3] == "metadata":
+            self._metadata(parts[2])
+            return
         self._send_json(404, {"error": {"code": "PathNotFoundError", "message": f"no route for {path}"}})
+
+    def _metadata(self, workspace: str) -> None:
+        """``GET /v1/workspaces/{id}/metadata``: the workspace's tables and columns, as the query API's
+        metadata endpoint answers (``tables[]`` with ``columns[]`` of ``name`` and KQL ``type``)."""
+        from kqlmagic_plus.kqltypes import kql_type_of_arrow
+
+        owner = self.owner
+        assert owner is not None
+        owner.counts["metadata"] += 1
+        if not owner.token_valid(self.headers.get("Authorization")):
+            self._send_json(401, {"error": {"code": "InvalidTokenError",
+                                            "message": "The provided authentication is not valid for this resource"}})
+            return
+        if workspace not in owner.state.tables:
+            self._send_json(404, {"error": {"code": "WorkspaceNotFoundError",
+                                            "message": f"Workspace {workspace} not found"}})
+            return
+        tables = [{"id": f"t_{name}", "name": name, "timespanColumn": "TimeGenerated",
+                   "columns": [{"name": f.name, "type": kql_type_of_arrow(f.type)} for f in t.schema]}
+                  for name, t in owner.state.tables[workspace].items()]
+        workspaces = [{"id": workspace, "name": workspace, "tables": [t["id"] for t in tables]}]
+        self._send_json(200, {"tables": tables, "tableGroups": [], "functions": [], "workspaces": workspaces})
 
     def do_POST(self) -> None:
         path = urlparse(self.path).path
@@ -403,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": {"code": "WorkspaceNotFoundError",
                                             "message": f"Workspace {workspace} not found"}})
             return
-        fault = owner._next_fault()
+        fault = owner._next_fault(str(body.get("timespan") or ""))
         wait = _prefer_wait(prefer)
         if fault is not None:
             if fault.kind == "status":

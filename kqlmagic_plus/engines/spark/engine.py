@@ -13,6 +13,13 @@ from kqlmagic_plus.errors import EngineUnavailableError, OptionError
 from kqlmagic_plus.request import Request
 from kqlmagic_plus.results import Result
 
+#: Spark type names (DataType.typeName()) -> KQL types; arrays, maps and structs are dynamic.
+_SPARK_TYPES = {"string": "string", "long": "long", "integer": "int", "short": "int", "byte": "int",
+                "double": "real", "float": "real", "boolean": "bool", "timestamp": "datetime",
+                "timestamp_ntz": "datetime", "date": "datetime", "decimal": "decimal", "binary": "string"}
+#: Catalog tables read for a schema: each costs a catalog call.
+_CATALOG_TABLES = 200
+
 
 class SparkEngine(Engine):
     """One Spark session (and its lake) behind the Engine interface, so results cache like %kql's."""
@@ -35,6 +42,27 @@ class SparkEngine(Engine):
 
     def cancel(self) -> None:
         self.session.cancel()
+
+    def _fetch_table_schemas(self) -> dict[str, dict[str, str]]:
+        """The bound lake's tables (their schemas come from the lake, no Spark job), then the session
+        catalog's tables and temp views (Spark's own types, as KQL types)."""
+        out: dict[str, dict[str, str]] = {}
+        lake = self.session.lake
+        if lake is not None:
+            if lake.lake is not None:
+                out.update({t: dict(lake.lake.schema_for(t)) for t in lake.lake.table_names()})
+            else:
+                from kqlmagic_plus.lake.schemas import schema_for
+
+                out.update({t: dict(schema_for(t)) for t in lake.table_names(self.session)})
+        spark = self.session.spark
+        if spark is not None:
+            for table in spark.catalog.listTables()[:_CATALOG_TABLES]:
+                if table.name in out:
+                    continue
+                fields = spark.table(table.name).schema.fields
+                out[table.name] = {f.name: _SPARK_TYPES.get(f.dataType.typeName(), "dynamic") for f in fields}
+        return out
 
     def cache_inputs(self, request: Request) -> Any:
         """The lake files the request reads: fingerprinted by the cache as the local engine's are (path,
@@ -137,7 +165,22 @@ class SparkEngine(Engine):
 
         try:
             # Self-contained KQL (print, datatable, range, let) needs no lake.
-            compiled = kql_compile(query, schemas, dialect="spark", params=dict(request.params), now=request.now)
+            from kqlmagic_plus.language.compiler.probe import reading_rows
+
+            def probe_rows(sql: str) -> list[Any]:
+                # bag_unpack with no output schema reads its bags' keys first (one small Spark job).
+                from kqlmagic_plus.engines.spark.results import to_result
+
+                got = self.session.run_cell("sql", sql, namespace=None, limit=None, to_lake=None, overwrite=False,
+                                            lake_spec=reg.spec if reg is not None else None,
+                                            progress=self.progress, what="the bags bag_unpack reads its columns "
+                                            "from", tables=list(schemas))
+                table = to_result(got, limit=None).table
+                return table.column(0).to_pylist() if table.num_columns else []
+
+            with reading_rows(probe_rows):
+                compiled = kql_compile(query, schemas, dialect="spark", params=dict(request.params),
+                                       now=request.now)
         except TableNotFoundError as err:
             if not schemas:
                 err.hint = "Bind a lake first: %sparkhunt --lake PATH (KQL on Spark reads the lake's tables)."

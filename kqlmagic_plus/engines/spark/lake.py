@@ -92,6 +92,11 @@ class SparkLake:
         self.location = text
         parts = [p.strip() for p in text.split(",") if p.strip()]
         schemes = {urlparse(p).scheme.lower() for p in parts}
+        if schemes & {"az", "https", "http"}:
+            # Hadoop has no file system for these: the session could not reach the lake, so say so now.
+            raise OptionError(f"--lake {parts[0].split('?', 1)[0]}: Spark reads a lake in Azure Storage as "
+                              "abfss://<container>@<account>.dfs.core.windows.net/ (hadoop-azure); az:// and "
+                              "https:// lakes are read by the local engine (%%kql lake://... or hunt --lake)")
         if schemes & set(REMOTE_SCHEMES):
             if not schemes <= set(REMOTE_SCHEMES):
                 raise OptionError("--lake: give either local folders or remote URLs, not both")

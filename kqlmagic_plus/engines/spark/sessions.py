@@ -5,6 +5,8 @@ Targets (``%sparkhunt --connect TARGET``):
 =================================  ==============================================================
 ``local[N]`` / ``local[*]``        Spark in this process (needs Java 17+). The default target.
 ``sc://host:port/;token=...``      a Spark Connect server (``pyspark[connect]``); the token is never shown
+``spark://host:port``              a Spark standalone cluster: the driver runs in this process, the executors on
+                                   the cluster's workers (see :class:`StandaloneSession`)
 ``synapse://<workspace>/<pool>``   an Azure Synapse Spark pool through its Livy API (see :mod:`.livy`)
 =================================  ==============================================================
 
@@ -34,9 +36,6 @@ import hashlib
 import logging
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -47,6 +46,18 @@ from typing import Any
 
 from kqlmagic_plus.engines.spark import errors as spark_errors
 from kqlmagic_plus.engines.spark.handle import BASE_CONF, RUNTIME_CONF, Say, SparkHandle, Target
+from kqlmagic_plus.engines.spark.jvm import (  # noqa: F401 - re-exported: the local JVM's helpers
+    _answers,
+    _looks_like_io,
+    _quiet_py4j,
+    _require_pyspark,
+    classic_mode,
+    describe_exit,
+    java_version,
+    jvm_exit,
+    jvm_exit_soon,
+    reset_local_pyspark,
+)
 from kqlmagic_plus.engines.spark.progress import ConnectProgressHandler, ProgressSink, StatusTrackerWatcher
 from kqlmagic_plus.errors import (
     AuthError,
@@ -60,9 +71,10 @@ from kqlmagic_plus.redaction import redact
 
 LOCAL_DEFAULT = "local[*]"
 _LOCAL = re.compile(r"^local(\[(\*|\d+)(,\s*\d+)?\])?$", re.IGNORECASE)
-#: What makes PySpark build a Spark Connect session where a local one is asked for.
-_CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
-_CONNECT_OPTIONS = ("spark.remote", "spark.api.mode")
+#: A standalone master, or several (``spark://h1:7077,h2:7077``, for a master with standby ones).
+_STANDALONE = re.compile(r"^spark://[A-Za-z0-9._\[\]:-]+(,[A-Za-z0-9._\[\]:-]+)*/?$")
+#: Target kinds whose driver is a SparkContext in this process: one per process, so they share one slot.
+IN_PROCESS_KINDS = ("local", "standalone")
 
 
 def local_defaults(*, memory: int | None = None, cores: int | None = None) -> dict[str, str]:
@@ -114,6 +126,9 @@ def parse_target(text: str | None) -> Target:
     if _LOCAL.match(raw):
         master = raw.lower().replace(" ", "")
         return Target("local", master, master, "local", any_local=(master == "local"))
+    if _STANDALONE.match(raw):
+        master = raw.rstrip("/")
+        return Target("standalone", master, master, f"standalone:{master}")
     if raw.lower().startswith("sc://"):
         display, secret = redact_connect_url(raw)
         digest = hashlib.sha256(secret.encode()).hexdigest()[:12] if secret else ""
@@ -124,7 +139,8 @@ def parse_target(text: str | None) -> Target:
         syn = parse_synapse(raw)
         return Target("synapse", raw, syn.display, syn.key)
     raise OptionError(f"--connect {_preview(redact(raw))!r} is not a Spark target. Use local[N] (or local[*]), "
-                      "sc://host:port for Spark Connect, or synapse://<workspace>/<pool> for Azure Synapse")
+                      "spark://host:port for a standalone cluster, sc://host:port for Spark Connect, or "
+                      "synapse://<workspace>/<pool> for Azure Synapse")
 
 
 def redact_connect_url(url: str) -> tuple[str, str]:
@@ -153,206 +169,6 @@ def redact_connect_url(url: str) -> tuple[str, str]:
 
 def _preview(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-# -- runtime checks ---------------------------------------------------------------------------------
-
-
-def java_version() -> tuple[str, int | None]:
-    """The java executable local Spark would start, and its major version (None if unknown)."""
-    home = os.environ.get("JAVA_HOME")
-    exe = None
-    if home:
-        cand = os.path.join(home, "bin", "java")
-        exe = cand if os.path.exists(cand) else None
-    exe = exe or shutil.which("java")
-    if exe is None:
-        raise EngineUnavailableError(
-            "local Spark needs Java 17 or newer, and none was found (no JAVA_HOME, no `java` on PATH)",
-            hint="Install a JDK 17 or 21 (e.g. `sudo apt-get install openjdk-17-jre-headless`, "
-                 "`brew install openjdk@17`, or `conda install -c conda-forge openjdk=17`) and set JAVA_HOME; "
-                 "or run on a cluster: %sparkhunt --connect sc://host:15002 or synapse://workspace/pool")
-    try:
-        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=30)
-        text = out.stderr + out.stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise EngineUnavailableError(f"local Spark needs Java 17 or newer; {exe} does not run ({exc})") from None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', text)
-    major = None
-    if m:
-        major = int(m.group(1))
-        if major == 1 and m.group(2):
-            major = int(m.group(2))
-    if major is not None and major < 17:
-        raise EngineUnavailableError(
-            f"local Spark (PySpark 4) needs Java 17 or newer; {exe} is Java {major}",
-            hint="Install a JDK 17 or 21 and point JAVA_HOME at it.")
-    return exe, major
-
-
-def _require_pyspark(connect: bool = False) -> None:
-    try:
-        import pyspark
-    except ImportError:
-        raise EngineUnavailableError("pyspark is not installed: pip install 'kqlmagic-plus[spark]' "
-                                     "(PySpark 4 with Spark Connect)") from None
-    if connect:
-        try:
-            import pyspark.sql.connect.session  # noqa: F401
-        except ImportError as exc:
-            raise EngineUnavailableError(f"Spark Connect needs pyspark[connect] ({exc}): "
-                                         "pip install 'pyspark[connect]>=4,<5'") from None
-
-
-# -- the local JVM ----------------------------------------------------------------------------------
-
-
-def jvm_exit() -> str | None:
-    """Why the local Spark JVM this process launched is gone ("the local Spark JVM was killed (SIGKILL
-    ...)"); None while it runs, or when PySpark did not launch it (an adopted gateway: then only a
-    call into it tells)."""
-    if "pyspark" not in sys.modules:
-        return None
-    try:
-        from pyspark import SparkContext
-    except ImportError:
-        return None
-    proc = getattr(SparkContext._gateway, "proc", None)
-    try:
-        code = proc.poll() if proc is not None else None
-    except Exception:
-        return None
-    return None if code is None else describe_exit(code)
-
-
-def jvm_exit_soon(timeout: float = 3.0) -> str | None:
-    """:func:`jvm_exit`, waiting up to *timeout* s for a JVM that stopped answering to be reaped: a killed
-    JVM closes its sockets (and shows as a zombie) before its last threads are gone and its exit status
-    can be read."""
-    gone = jvm_exit()
-    if gone is not None or getattr(getattr(sys.modules.get("pyspark"), "SparkContext", None), "_gateway", None) \
-            is None:
-        return gone
-    deadline = time.monotonic() + timeout
-    while gone is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        gone = jvm_exit()
-    return gone
-
-
-def describe_exit(code: int) -> str:
-    """A JVM's exit status as the notice says it."""
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        if name == "SIGKILL":
-            return "the local Spark JVM was killed (SIGKILL: the out-of-memory killer, or kill -9)"
-        return f"the local Spark JVM was killed ({name})"
-    if code in (52, 137):  # Spark's "out of memory" exit code; 128+9 from a shell wrapper
-        return f"the local Spark JVM died (exit code {code}: out of memory)"
-    return f"the local Spark JVM exited (exit code {code})"
-
-
-def reset_local_pyspark() -> None:
-    """Forget a local JVM that is gone: PySpark's py4j gateway, its SparkContext, SparkSession and
-    SQLContext singletons. The next local session then launches a new JVM (PySpark alone would keep
-    talking to the dead gateway: "Connection refused" on every cell)."""
-    if "pyspark" not in sys.modules:
-        return
-    from pyspark import SparkContext
-    from pyspark.sql import SparkSession
-
-    with SparkContext._lock:
-        sc = SparkContext._active_spark_context
-        gateway = SparkContext._gateway
-        if sc is not None:
-            sc._jsc = None
-            server = getattr(sc, "_accumulatorServer", None)
-            if server is not None:
-                with contextlib.suppress(Exception):
-                    server.shutdown()
-                    server.server_close()
-                sc._accumulatorServer = None
-        SparkContext._active_spark_context = None
-        SparkContext._gateway = None
-        SparkContext._jvm = None
-    SparkSession._instantiatedSession = None
-    SparkSession._activeSession = None
-    with contextlib.suppress(Exception):
-        from pyspark.sql.context import SQLContext
-
-        SQLContext._instantiatedContext = None
-    if gateway is not None:
-        with _quiet_py4j():
-            with contextlib.suppress(Exception):
-                gateway._gateway_client.close()
-            with contextlib.suppress(Exception):
-                gateway.shutdown_callback_server()
-        proc = getattr(gateway, "proc", None)
-        if proc is not None:
-            with contextlib.suppress(Exception):
-                if proc.poll() is None:
-                    proc.kill()
-                proc.wait(timeout=10)  # no zombie left behind
-
-
-def classic_mode(say: Say | None = None) -> None:
-    """Make PySpark build a local (classic) session: no Spark Connect mode left in the environment or in
-    the builder options (a failed or stopped ``--connect`` must not make the next local cell fail with
-    CONNECT_URL_NOT_SET)."""
-    found = [k for k in _CONNECT_ENV if k in os.environ]
-    for k in found:
-        os.environ.pop(k, None)
-    with contextlib.suppress(Exception):
-        from pyspark.sql import SparkSession
-
-        options = getattr(SparkSession.Builder, "_options", None)  # PySpark 3.x: one dict for all builders
-        if isinstance(options, dict):
-            for k in _CONNECT_OPTIONS:
-                options.pop(k, None)
-    if say is not None and "SPARK_REMOTE" in found:
-        say("Spark: SPARK_REMOTE is set in the environment; cleared for this process, so the local session "
-            "starts (use --connect sc://... for Spark Connect).")
-
-
-def _looks_like_io(exc: BaseException) -> bool:
-    """An error from the wire (py4j, a cut socket), not from the query."""
-    return (spark_errors.is_connection_loss(exc) or isinstance(exc, (EOFError, OSError))
-            or (type(exc).__module__.startswith("py4j") and type(exc).__name__ != "Py4JJavaError"))
-
-
-def _answers(sc: Any) -> bool:
-    """Whether a running SparkContext's JVM answers a call."""
-    try:
-        with _quiet_py4j():
-            sc._jsc.sc().isStopped()
-        return True
-    except Exception:
-        return False
-
-
-class _Py4jQuiet(logging.Filter):
-    """Py4J logs tracebacks (ERROR, through its own loggers and the root logger) when the JVM is gone or a
-    call is interrupted; the cell says what happened in one line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from_py4j = record.name.startswith("py4j") or "py4j" in (record.pathname or "")
-        return not (from_py4j and (record.levelno >= logging.WARNING or record.exc_info))
-
-
-@contextlib.contextmanager
-def _quiet_py4j():
-    quiet = _Py4jQuiet()
-    loggers = [logging.getLogger(n) for n in ("", "py4j", "py4j.java_gateway", "py4j.clientserver")]
-    for lg in loggers:
-        lg.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for lg in loggers:
-            lg.removeFilter(quiet)
 
 
 # -- sessions ---------------------------------------------------------------------------------------
@@ -386,6 +202,10 @@ class InProcessSession(SparkHandle):
 
         spark = self._spark
         self.cells += 1
+        if to_lake and "://" not in to_lake and not to_lake.lower().startswith("file:"):
+            # Resolved here, against this Python's working directory: the JVM's (the driver's, after an
+            # os.chdir in the notebook) or an executor's (on a cluster) is another one.
+            to_lake = os.path.abspath(os.path.expanduser(to_lake))
         if lake_spec:
             made = self.job(lambda: remote.register_lake(spark, lake_spec), progress, "", what="the lake views")
             if namespace is not None and mode == "pyspark":
@@ -531,10 +351,10 @@ class LocalSession(InProcessSession):
                 self._adopt(spark)
         if active is None or getattr(active, "_jsc", None) is None:
             master = self.target.spec if not self.target.any_local else LOCAL_DEFAULT
-            conf = {**BASE_CONF, **local_defaults(cores=_threads(master)), **self.conf}
+            conf = {**BASE_CONF, **self._defaults(master), **self.conf}
             self.sizing = self._sizing(conf, new_jvm=SparkContext._gateway is None)
             if not self.announced:
-                say(f"Spark: starting a local session ({master}, {self.sizing}); this takes 15-40 s...")
+                say(self._starting(master))
             builder = SparkSession.builder.master(master).appName("kqlmagic_plus")
             for k, v in conf.items():
                 builder = builder.config(k, v)
@@ -543,12 +363,24 @@ class LocalSession(InProcessSession):
             except Exception as exc:
                 raise EngineUnavailableError(f"local Spark did not start: {spark_errors.translate(exc, '')}") from None
             self._spark = spark
+        self._started(self._spark)
         self.start_seconds = time.monotonic() - started
         self.started_at = time.time()
 
+    def _defaults(self, master: str) -> dict[str, str]:
+        """The settings a new session gets unless a --conf says otherwise."""
+        return local_defaults(cores=_threads(master))
+
+    def _starting(self, master: str) -> str:
+        return f"Spark: starting a local session ({master}, {self.sizing}); this takes 15-40 s..."
+
+    def _started(self, spark: Any) -> None:
+        """Called once the session runs (or was adopted)."""
+
     @staticmethod
     def _sizing(conf: Mapping[str, str], *, new_jvm: bool) -> str:
-        parts = f"{conf.get('spark.sql.shuffle.partitions')} shuffle partitions"
+        partitions = conf.get("spark.sql.shuffle.partitions")
+        parts = f"{partitions} shuffle partitions" if partitions else "shuffle partitions sized to the cluster"
         # A JVM that already runs (after --stop) keeps the memory it started with.
         return f"driver memory {conf.get('spark.driver.memory')}, {parts}" if new_jvm else parts
 
@@ -642,6 +474,88 @@ class LocalSession(InProcessSession):
             out.update({"master": sc.master, "spark_version": spark.version, "app_id": sc.applicationId,
                         "parallelism": sc.defaultParallelism})
         return out
+
+
+class StandaloneSession(LocalSession):
+    """A Spark standalone cluster (``spark://host:port``): the driver is a SparkContext in this process (one a
+    process, as for local sessions: they share its slot), the work runs in executors on the cluster's workers.
+
+    Nothing assumes the executors see this machine's files beyond the lake path itself: a ``--to-lake`` path
+    is made absolute here (an executor's working directory is its own), and this package's Python functions
+    (the ``kqlmp_*`` UDFs some compiled SQL calls) are shipped to the executors with the jobs (``addPyFile``)
+    instead of being imported from wherever the executors' Python finds them.
+    """
+
+    kind = "standalone"
+
+    def _defaults(self, master: str) -> dict[str, str]:
+        from kqlmagic_plus.config import settings
+
+        cfg = settings()
+        driver = str(cfg.spark_driver_memory or "auto").strip()
+        # The driver plans and receives results; the executors hold the data (their memory is the cluster's).
+        out = {"spark.driver.memory": "1g" if driver.lower() == "auto" else driver}
+        if int(cfg.spark_shuffle_partitions or 0) > 0:
+            out["spark.sql.shuffle.partitions"] = str(cfg.spark_shuffle_partitions)
+        hosts = [h.rsplit(":", 1)[0] for h in master[len("spark://"):].split(",")]
+        if all(h in ("127.0.0.1", "localhost", "[::1]") for h in hosts):
+            # A cluster on this machine: executors reach the driver on loopback, not on the address the
+            # hostname resolves to (and Spark does not warn that it resolves to a loopback address).
+            out.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+        return out
+
+    def _starting(self, master: str) -> str:
+        return f"Spark: starting a session on the standalone cluster {master} ({self.sizing}); this takes 15-40 s..."
+
+    def _started(self, spark: Any) -> None:
+        sc = spark.sparkContext
+        if "spark.sql.shuffle.partitions" not in self.conf and not _setting_partitions():
+            # Sized to the cluster once it is known: twice the cores its executors have (Spark's 200 is for
+            # big clusters; on a small one each of them is a task to schedule).
+            with contextlib.suppress(Exception):
+                spark.conf.set("spark.sql.shuffle.partitions", str(max(2, 2 * sc.defaultParallelism)))
+        if not getattr(sc, "_kqlmp_shipped", False):  # once per SparkContext (an adopted one may have it)
+            sc.addPyFile(package_zip())
+            sc._kqlmp_shipped = True
+
+    def replacement(self) -> str:
+        return f"starting a new session on the standalone cluster {self.target.display}"
+
+
+def _setting_partitions() -> bool:
+    from kqlmagic_plus.config import settings
+
+    return int(settings().spark_shuffle_partitions or 0) > 0
+
+
+_zip_lock = threading.Lock()
+_zip_path: list[str] = []
+
+
+def package_zip() -> str:
+    """This package's Python source as one zip (made once per process), for the executors' Python path."""
+    import atexit
+    import shutil
+    import tempfile
+    import zipfile
+
+    with _zip_lock:
+        if _zip_path and os.path.exists(_zip_path[0]):
+            return _zip_path[0]
+        # This file is kqlmagic_plus/engines/spark/sessions.py: the package is three folders up.
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        folder = tempfile.mkdtemp(prefix="kqlmp-pyfiles-")
+        atexit.register(shutil.rmtree, folder, True)
+        path = os.path.join(folder, "kqlmagic_plus.zip")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+                for name in filenames:
+                    if name.endswith(".py"):
+                        full = os.path.join(dirpath, name)
+                        zf.write(full, os.path.join("kqlmagic_plus", os.path.relpath(full, root)))
+        _zip_path[:] = [path]
+        return path
 
 
 class ConnectSession(InProcessSession):
@@ -820,6 +734,8 @@ def _discard_connect(spark: Any) -> None:
 def make_session(target: Target, conf: Mapping[str, str] | None = None) -> SparkHandle:
     if target.kind == "local":
         return LocalSession(target, conf)
+    if target.kind == "standalone":
+        return StandaloneSession(target, conf)
     if target.kind == "connect":
         return ConnectSession(target, conf)
     from kqlmagic_plus.engines.spark.livy import SynapseSession
@@ -843,13 +759,15 @@ class SessionManager:
         target = parse_target(text)
         with self._lock:
             key = target.key
-            if target.kind == "local":
+            if target.kind in IN_PROCESS_KINDS:
                 key = "local"
             session = self._sessions.get(key)
-            if session is not None and target.kind == "local" and not target.any_local and \
-                    session.target.spec != target.spec and session.alive() is None:
-                say(f"Spark: stopping the local session ({session.target.spec}) to start {target.spec} "
-                    "(one local Spark per process).")
+            # One SparkContext per process: a local or standalone target other than the running one stops it.
+            if session is not None and target.kind in IN_PROCESS_KINDS and (session.kind != target.kind or (
+                    not target.any_local and session.target.spec != target.spec and session.alive() is None)):
+                if session.alive() is None:
+                    say(f"Spark: stopping the session on {session.target.display} to start {target.display} "
+                        "(one SparkContext per process).")
                 session.stop()
                 self._sessions.pop(key, None)
                 session = None
@@ -886,7 +804,7 @@ class SessionManager:
             old.stop()  # a dead local JVM: PySpark's gateway and singletons are reset here
         new = make_session(old.target, {**old.conf, **(conf or {})})
         new.announced = True
-        what = reason if old.target.display in reason or old.kind == "local" else \
+        what = reason if old.target.display in reason or old.kind in IN_PROCESS_KINDS else \
             f"the session on {old.target.display} is gone ({reason})"
         say(f"Spark: {what}; {new.replacement()} (temp views, cached tables and DataFrames of the old session "
             "are lost; " + ("the lake is registered again)." if old.lake is not None else "run earlier cells "
@@ -918,7 +836,7 @@ class SessionManager:
         with self._lock:
             if text:
                 target = parse_target(text)
-                keys = ["local" if target.kind == "local" else target.key]
+                keys = ["local" if target.kind in IN_PROCESS_KINDS else target.key]
             else:
                 keys = [self._current] if self._current else []
             stopped = []

@@ -18,8 +18,9 @@ INTERVAL and dynamic values as JSON text.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,5 +54,34 @@ def compile(
     (the cache re-runs a relative query at the instant it keys it by).
     """
     from kqlmagic_plus.language.compiler.driver import compile_query
+    from kqlmagic_plus.language.compiler.probe import watching
 
-    return compile_query(query, schema, dialect, params, now=now)
+    key = None
+    if not params and isinstance(query, str):
+        try:
+            key = (query, dialect, now, tuple((t, tuple(tuple(c) for c in cols)) for t, cols in schema.items()))
+            with _COMPILED_LOCK:
+                hit = _COMPILED.pop(key, None)
+                if hit is not None:
+                    _COMPILED[key] = hit  # most recently used last
+        except TypeError:  # an unhashable schema entry: compiled every time
+            key, hit = None, None
+        if hit is not None:
+            return replace(hit, columns=list(hit.columns), warnings=list(hit.warnings))
+    with watching() as read_rows:
+        compiled = compile_query(query, schema, dialect, params, now=now)
+    if key is not None and not read_rows:  # SQL made from rows read (bag_unpack's keys) is not kept
+        with _COMPILED_LOCK:
+            _COMPILED[key] = compiled
+            while len(_COMPILED) > _COMPILED_MAX:
+                _COMPILED.pop(next(iter(_COMPILED)))
+        compiled = replace(compiled, columns=list(compiled.columns), warnings=list(compiled.warnings))
+    return compiled
+
+
+#: (query, dialect, now, schema) -> Compiled: a notebook re-runs the same cell, and compiling a join costs
+#: ~12 ms (a tenth of a 5 M-row query on DuckDB). Parameterless only; the schema is part of the key, and an
+#: unpinned now() is SQL's clock, so a kept entry is right for as long as its key is.
+_COMPILED: dict[tuple[Any, ...], Compiled] = {}
+_COMPILED_MAX = 256
+_COMPILED_LOCK = threading.Lock()

@@ -417,3 +417,19 @@ def _percentiles_array(g, a):
     items = [_percentile(g, ir.Agg(a.args[0].type, "percentile", (a.args[0], p))) for p in ps]
     arr = fn("array", *items) if g.d.name == "spark" else fn("list_value", *items)
     return g.d.dyn_array_from_sql_array(arr)
+
+
+@aggregate("buildschema", 1, T.DYNAMIC)
+def _buildschema(g, a):
+    # The group's values go to Python as one JSON array of their JSON texts (udfs/parse.py merges them).
+    from kqlmagic_plus.language import udfs
+
+    v = g.e(a.args[0])
+    text = g.d.dyn_to_json_text(v)
+    keep = exp.Not(this=g.d.dyn_is(v, "null"))
+    if g.d.name == "spark":
+        texts = fn("to_json", fn("collect_list", case([(keep, text)])))
+    else:
+        texts = fn("to_json", exp.Coalesce(this=exp.Filter(this=fn("list", text), expression=exp.Where(this=keep)),
+                                           expressions=[exp.Array(expressions=[])]))
+    return g.d.dyn_from_json_text(udfs.call("buildschema", texts))

@@ -56,8 +56,11 @@ def _compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], 
     rw = preprocess(query)
 
     def translate() -> tuple[Any, str]:
+        from kqlmagic_plus.language.compiler import probe
+
         tree = parse(rw.text)
-        lowered = Lowerer(rw.text, tables, dict(params or {})).query(tree)
+        with probe.dialect(d):
+            lowered = Lowerer(rw.text, tables, dict(params or {})).query(tree)
         return lowered, emit_sql(lowered.node, d)
 
     try:

@@ -75,6 +75,7 @@ AGG_PREFIX = {
     "make_list_with_nulls": "list",
     "percentilesw_array": "percentile",
     "percentiles_array": "percentiles",
+    "buildschema": "schema",
 }
 AGG_NAME_IGNORES_ARGS = frozenset({"countif"})
 #: Named after both their arguments: ``covariance(x, y)`` -> ``covariance_x_y``.

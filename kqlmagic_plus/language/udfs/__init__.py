@@ -22,7 +22,8 @@ from typing import Any
 PREFIX = "kqlmp_"
 
 #: The implementation modules; each registers its functions with :func:`udf` when imported.
-MODULES: tuple[str, ...] = ("geo_shapes", "series", "geo_cells", "ip", "mathfn", "text", "timezones")
+MODULES: tuple[str, ...] = ("geo_shapes", "series", "geo_cells", "ip", "mathfn", "text", "timezones", "parse",
+                            "geo_approx", "useragent")
 
 
 @dataclass(frozen=True)

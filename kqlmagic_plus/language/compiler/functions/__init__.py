@@ -20,6 +20,7 @@ from kqlmagic_plus.language.compiler.functions import (
     datetimes,
     dynamic,
     encoding,
+    geo_approx,
     geo_cells,
     geo_shapes,
     ip,
@@ -28,6 +29,7 @@ from kqlmagic_plus.language.compiler.functions import (
     logic,
     numeric,
     operators,
+    parse_text,
     predicates,
     series,
     special,
@@ -36,7 +38,9 @@ from kqlmagic_plus.language.compiler.functions import (
     text_python,
     timezones,
     units,
+    useragent,
     window,
+    window_restart,
 )
 from kqlmagic_plus.language.compiler.functions.common import re_quote
 from kqlmagic_plus.language.compiler.sqlexpr import case, timespan_text
@@ -45,7 +49,7 @@ __all__ = ["FAMILIES", "OPERATORS", "SCALARS", "case", "re_quote", "timespan_tex
 
 FAMILIES = (conversions, operators, predicates, strings, encoding, logic, numeric, datetimes, dynamic, ip, window,
             text_extra, text_python, units, arrays, series, geo_shapes, geo_cells,
-            ip_text, ip6, special, timezones)
+            ip_text, ip6, special, timezones, parse_text, geo_approx, useragent, window_restart)
 
 SCALARS = gather(f.TABLE.scalars for f in FAMILIES)
 OPERATORS = gather(f.TABLE.operators for f in FAMILIES)

@@ -37,6 +37,16 @@ def real_text(g: Any, x: exp.Expression) -> exp.Expression:
 
 
 def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
+    if g.d.name == "spark" and arg.type == T.DYNAMIC:
+        # Spark's variant keeps an object's keys sorted, Kusto's dynamic keeps them as written: a constant's
+        # text is written here (compact JSON, the form Kusto prints), where its keys are still in order.
+        import json
+
+        from kqlmagic_plus.language.compiler.functions.geo_approx import constant_value
+
+        known, value = constant_value(arg)
+        if known and value is not None and _plain_json(value):
+            return exp.Literal.string(json.dumps(value, separators=(",", ":")))
     x = g.e(arg)
     t = arg.type
     if t in (T.STRING, T.GUID):
@@ -55,6 +65,20 @@ def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
         # .NET's spelling, as Kusto prints it.
         return case([(x, s("True")), (exp.Not(this=x), s("False"))])
     return cast_(x, g.d.string_type)
+
+
+def _plain_json(v: Any) -> bool:
+    """A value whose compact JSON is the same text on every engine: objects, arrays, ASCII strings, integers
+    and decimals printed without an exponent."""
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and _plain_json(k) and _plain_json(x) for k, x in v.items())
+    if isinstance(v, list):
+        return all(_plain_json(x) for x in v)
+    if isinstance(v, str):
+        return v.isascii() and v.isprintable() and "\\" not in v and '"' not in v
+    if isinstance(v, float):
+        return v == v and abs(v) != float("inf") and "e" not in repr(v) and abs(v) >= 1e-4
+    return v is None or isinstance(v, (bool, int))
 
 
 @scalar("tostring", 1, T.STRING)

@@ -4,9 +4,8 @@ Each is a call of a Python function (``kqlmagic_plus.language.udfs.geo_shapes``,
 own figures come from). A GeoJSON argument goes to it as JSON text and a GeoJSON result comes back as JSON
 text, parsed into dynamic.
 
-Refused by name: the functions whose output is a new approximate shape (buffers, densified and simplified
-shapes), where Kusto's vertices come from tolerances and algorithm choices this project
-cannot verify against a documented result; and ``use_spheroid`` measures.
+The shapes derived from a tolerance (densified, buffered, simplified) are in :mod:`.geo_approx`. Refused by
+name: ``use_spheroid`` measures.
 """
 
 from __future__ import annotations
@@ -119,18 +118,4 @@ def _from_wkt(g, c, pred):
     return _dyn(g, _udf("geo_from_wkt", g.e(c.args[0])))
 
 
-_APPROX = ("its vertices come from Kusto's tolerance-driven approximation, which is not reproduced exactly "
-           "here; an approximate shape would be a wrong answer")
-
-
-def _refused(name: str) -> None:
-    # Declared dynamic (not Table.refused_everywhere's string): isnull() of a string folds to false
-    # without emitting its argument, which would answer instead of refusing.
-    @scalar(name, (0, 99), T.DYNAMIC, refused={"spark": _APPROX, "duckdb": _APPROX})
-    def emit(g, c, pred):
-        raise Refusal(name, reason=_APPROX)
-
-
-for _name in ("geo_line_buffer", "geo_polygon_buffer", "geo_line_densify", "geo_polygon_densify",
-              "geo_line_simplify", "geo_polygon_simplify", "geo_simplify_polygons_array"):
-    _refused(_name)
+# The tolerance-driven shapes (densify, buffer, simplify) are in geo_approx.py.

@@ -100,12 +100,29 @@ def _kql_repl_to_sql(g: Any, repl: str) -> str:
     return repl
 
 
-@scalar("replace_regex", 3, T.STRING, coerce="string", aliases=("replace",))
+def _rewrite(g: Any, arg: ir.Expr) -> exp.Expression:
+    repl = lit_str(arg)
+    if repl is not None:
+        return s(_kql_repl_to_sql(g, repl))
+    x = empty_if_null(g.e(arg))
+    if g.d.name != "spark":
+        return x  # RE2's rewrite reads \1 as KQL does
+    # A rewrite known only at run time, turned into Java's form there as _kql_repl_to_sql does for a
+    # constant: a `$` stands for itself, \N is group N.
+    dollars = fn("regexp_replace", x, s(r"\$"), s(r"\\\$"))
+    return fn("regexp_replace", dollars, s(r"\\(\d)"), s(r"\$$1"))
+
+
+@scalar("replace_regex", 3, T.STRING, coerce="string")
 def _replace_regex(g, c, pred):
-    repl = lit_str(c.args[2])
-    if repl is None:
-        raise Refusal("replace_regex with a computed replacement")
-    return g.d.regex_replace(empty_if_null(g.e(c.args[0])), g.e(c.args[1]), s(_kql_repl_to_sql(g, repl)))
+    return g.d.regex_replace(empty_if_null(g.e(c.args[0])), g.e(c.args[1]), _rewrite(g, c.args[2]))
+
+
+@scalar("replace", 3, T.STRING, coerce="string")
+def _replace_legacy(g, c, pred):
+    # The deprecated replace() takes its arguments in the older order: (regex, rewrite, text).
+    regex, rewrite, text = c.args
+    return g.d.regex_replace(empty_if_null(g.e(text)), g.e(regex), _rewrite(g, rewrite))
 
 
 def _trim(which: str):

@@ -412,3 +412,14 @@ def _bitwise(kind: type[exp.Expression]):
 
 for _name, _kind in (("binary_and", exp.BitwiseAnd), ("binary_or", exp.BitwiseOr), ("binary_xor", exp.BitwiseXor)):
     scalar(_name, 2, T.LONG, coerce="long")(_bitwise(_kind))
+
+
+@scalar("translate", 3, T.STRING, coerce="string")
+def _translate(g, c, pred):
+    # KQL repeats the replacement's last character for the rest of the search list ("abc", "x" -> "xxx") and
+    # deletes when the replacement is empty; SQL's translate deletes every character past the replacement's end.
+    search, repl, src = (empty_if_null(g.e(a)) for a in c.args)
+    more = fn("greatest", n(0), exp.Sub(this=fn("length", search), expression=fn("length", repl)))
+    padded = fn("concat", repl, fn("repeat", fn("right", repl, n(1)), more))
+    full = case([(exp.EQ(this=repl, expression=s("")), s(""))], padded)
+    return fn("translate", src, search, full)

@@ -119,7 +119,6 @@ def _parse_command_line(g, c, pred):
 _NOT_REPRODUCED = {
     "hash_combine": "how Kusto combines hashes is not documented",
     "hash_many": "how Kusto combines hashes is not documented",
-    "parse_version": "its values (up to 32 digits) exceed the decimal(38, 18) decimals are held in",
 }
 for _name, _why in _NOT_REPRODUCED.items():
     TABLE.refused_everywhere(_name, _why)

@@ -79,6 +79,8 @@ def bag_unpack(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) -> ir.No
         keys = [(n[len(prefix):] if prefix and n.startswith(prefix) else n, t) for n, t in wanted]
     else:
         found = _constant_keys(node, col)
+        if found is None and isinstance(col, ir.Col):
+            found = _read_keys(node, col, where)
         if found is None:
             raise Refusal(
                 "evaluate bag_unpack without an output schema",
@@ -112,12 +114,29 @@ def bag_unpack(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) -> ir.No
     return ir.Select(Schema([Column(n, e.type) for n, e in items]), node, items)
 
 
+def _read_keys(node: ir.Node, col: ir.Col, where: Any) -> list[tuple[str, str]] | None:
+    """The keys of the bags the rows before the plugin hold, read by the engine (None when it reads none)."""
+    from kqlmagic_plus.language.compiler import probe
+
+    try:
+        values = probe.dynamic_values(node, col.name)
+    except probe.TooManyRows:
+        raise Refusal("evaluate bag_unpack without an output schema over more than "
+                      f"{probe.MAX_ROWS:,} rows", where,
+                      "give the columns: evaluate bag_unpack(col) : (*, a:string)") from None
+    return None if values is None else _keys_of(values)
+
+
 def _constant_keys(node: ir.Node, col: ir.Expr) -> list[tuple[str, str]] | None:
     """The sorted keys of a column of constant bags, each with the type its values give it; None when the
     bags are not constants of the query."""
     values = _constant_column(node, col)
     if values is None:
         return None
+    return _keys_of(values)
+
+
+def _keys_of(values: list[Any]) -> list[tuple[str, str]]:
     kinds: dict[str, set[str]] = {}
     for v in values:
         if isinstance(v, dict):

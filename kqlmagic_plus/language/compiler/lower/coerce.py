@@ -213,9 +213,9 @@ def compare(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:
         a, b = coerce_to(a, T.STRING, where), coerce_to(b, T.STRING, where)
     # KQL converts a literal to the other side's type: `RemotePort == "3389"`, `IsLocal == 1`.
     if isinstance(b, ir.Lit) and b.value is not None:
-        b = _convert_literal_for(a.type, b)
+        b = convert_literal_for(a.type, b)
     if isinstance(a, ir.Lit) and a.value is not None:
-        a = _convert_literal_for(b.type, a)
+        a = convert_literal_for(b.type, a)
     b = coerce_pair(a, b, where)
     if a.type == T.STRING and b.type == T.DATETIME:
         a = coerce_to(a, T.DATETIME, where)
@@ -224,7 +224,9 @@ def compare(op: str, a: ir.Expr, b: ir.Expr, where: Pos) -> ir.Expr:
     return ir.Call(T.BOOL, op, (a, b))
 
 
-def _convert_literal_for(t: str, lit: ir.Lit) -> ir.Lit:
+def convert_literal_for(t: str, lit: ir.Lit) -> ir.Lit:
+    """KQL compares a literal with a column of another type by converting the literal: `EventID == "4624"`,
+    `LogonType in ("2", "10")`, `ResultType in (0, 50125)` on a string column."""
     v = lit.value
     if t in T.NUMERIC and lit.type == T.STRING:
         try:
@@ -237,6 +239,8 @@ def _convert_literal_for(t: str, lit: ir.Lit) -> ir.Lit:
         return ir.Lit(T.STRING, str(v))
     if t == T.BOOL and lit.type in T.INTEGRAL and v in (0, 1):
         return ir.Lit(T.BOOL, bool(v))
+    if t == T.BOOL and lit.type == T.STRING and str(v).strip().lower() in ("true", "false"):
+        return ir.Lit(T.BOOL, str(v).strip().lower() == "true")
     return lit
 
 

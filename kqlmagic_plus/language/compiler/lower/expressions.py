@@ -20,6 +20,7 @@ from kqlmagic_plus.language.compiler.lower.coerce import (
     coerce_to,
     compare,
     conflict,
+    convert_literal_for,
     literal,
     python_literal,
     scalar_kind,
@@ -99,8 +100,8 @@ def equality(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
         hi = lw.expr(tail.EndExpression, sc)
         if left.type == T.DATETIME and hi.type == T.TIMESPAN:
             hi = ir.Call(T.DATETIME, "+", (lo, hi))
-        lo = coerce_pair(left, lo, pos(c))
-        hi = coerce_pair(left, hi, pos(c))
+        lo = coerce_pair(left, _literal_for(left, lo), pos(c))
+        hi = coerce_pair(left, _literal_for(left, hi), pos(c))
         return ir.Call(T.BOOL, "between" if op == "between" else "!between", (left, lo, hi))
     if tr == "ListEqualityExpression":
         return in_list(lw, op, left, tail, sc, pos(c))
@@ -142,8 +143,14 @@ def in_list(lw: Lowerer, op: str, left: ir.Expr, tail: Any, sc: Scope, where: Po
         return ir.Call(T.BOOL, op, (left, *(coerce_to(i, T.STRING, where) for i in items)))
     if left.type == T.DYNAMIC and items:
         left = coerce_to(left, scalar_kind(items[0].type), where)
-    items = [coerce_pair(left, i, where) for i in items]
+    items = [coerce_pair(left, _literal_for(left, i), where) for i in items]
     return ir.Call(T.BOOL, op, (left, *items))
+
+
+def _literal_for(left: ir.Expr, item: ir.Expr) -> ir.Expr:
+    if isinstance(item, ir.Lit) and item.value is not None and left.type != T.DYNAMIC:
+        return convert_literal_for(left.type, item)
+    return item
 
 
 def _in_dynamic(op: str, left: ir.Expr, arr: ir.Expr, where: Pos) -> ir.Expr:
@@ -276,7 +283,9 @@ def to_scalar(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
     vis = node.schema.visible
     if not vis:
         raise SemanticError("toscalar() of a table with no columns", pos(c))
-    return ir.ScalarSubquery(vis[0].type, node)
+    from kqlmagic_plus.language.compiler.probe import constant_scalar
+
+    return constant_scalar(node, vis[0]) or ir.ScalarSubquery(vis[0].type, node)
 
 
 def identifier(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
@@ -359,7 +368,9 @@ def toscalar(lw: Lowerer, args: list[Any], sc: Scope, where: Pos) -> ir.Expr:
     if not lw.is_tabular(args[0], sc.env):
         return lw.expr(args[0], sc)
     node = lw.tabular(args[0], sc.env)
-    return ir.ScalarSubquery(node.schema.visible[0].type, node)
+    from kqlmagic_plus.language.compiler.probe import constant_scalar
+
+    return constant_scalar(node, node.schema.visible[0]) or ir.ScalarSubquery(node.schema.visible[0].type, node)
 
 
 def columnifexists(lw: Lowerer, args: list[Any], sc: Scope, where: Pos) -> ir.Expr:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler.lower.expand import evaluate, mv_expand, parse, parse_where
+from kqlmagic_plus.language.compiler.lower.find import find_source
+from kqlmagic_plus.language.compiler.lower.graph import graph_to_table, make_graph
 from kqlmagic_plus.language.compiler.lower.join import join, lookup, union_operator, union_source
 from kqlmagic_plus.language.compiler.lower.mv_apply import mv_apply
 from kqlmagic_plus.language.compiler.lower.ordering import sample, serialize, sort, take, top
@@ -65,6 +67,8 @@ OPERATORS: dict[str, OperatorRule] = {
     "MvapplyOperator": mv_apply,
     "ParseOperator": parse,
     "ParseWhereOperator": parse_where,
+    "MakeGraphOperator": make_graph,
+    "GraphToTableOperator": graph_to_table,
     "EvaluateOperator": evaluate,
     "AsOperator": as_,
     "InvokeOperator": invoke,
@@ -78,4 +82,5 @@ SOURCES: dict[str, SourceRule] = {
     "PrintOperator": print_,
     "RangeExpression": range_,
     "UnionOperator": union_source,
+    "FindOperator": find_source,
 }

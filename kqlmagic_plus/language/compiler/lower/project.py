@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.functions.series import expand_multi
+from kqlmagic_plus.language.compiler.lower import restart
 from kqlmagic_plus.language.compiler.lower.coerce import coerce_to
 from kqlmagic_plus.language.compiler.lower.messages import no_column
 from kqlmagic_plus.language.compiler.lower.projection import (
@@ -66,6 +67,7 @@ def extend(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     for ne in c.Expressions:
         names = lw.name_list(ne)
         e = lw.expr(ne.Expression, sc)
+        node, e = restart.lift(lw, node, e, pos(ne))  # row_rank_min, row_number(1, restart) ...: in stages
         multi = expand_multi(lw, ne, e, namer)
         if names is not None and multi is None:
             raise Refusal("extend (a, b) = ...", pos(ne))
@@ -88,6 +90,7 @@ def project(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     seen: set[str] = set()
     for ne in c.Expressions:
         e = lw.expr(ne.Expression, sc)
+        node, e = restart.lift(lw, node, e, pos(ne))
         for name, x in expand_multi(lw, ne, e, namer) or [(lw.name_for(ne, namer), e)]:
             if name in seen:
                 raise SemanticError(f"project names two columns {name!r}", pos(ne))

@@ -50,7 +50,7 @@ def rolling_percentile(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) 
         f" on RpAt_{by}"
         f" | project {q(index)} = RpAt_{by}, {q(out)}"
     )
-    return _lower_text(lw, text, "__kqlc_rp_in", node, env)
+    return lower_text(lw, text, "__kqlc_rp_in", node, env)
 
 
 def rows_near(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) -> ir.Node:
@@ -73,10 +73,10 @@ def rows_near(lw: Lowerer, call: Any, c: Any, node: ir.Node, env: Env) -> ir.Nod
         f"__kqlc_rn_in | extend RnC_ = tobool({source(args[0])}) | extend RnK_ = {' or '.join(near)}"
         " | where RnK_ | project-away RnC_, RnK_"
     )
-    return _lower_text(lw, text, "__kqlc_rn_in", node, env)
+    return lower_text(lw, text, "__kqlc_rn_in", node, env)
 
 
-def _lower_text(lw: Lowerer, text: str, name: str, node: ir.Node, env: Env) -> ir.Node:
+def lower_text(lw: Lowerer, text: str, name: str, node: ir.Node, env: Env) -> ir.Node:
     inner = env.child()
     inner.vars[name] = node
     tree = parse(preprocess(text).text)
