@@ -57,8 +57,10 @@ class SparkEngine(Engine):
                 out.update({t: dict(schema_for(t)) for t in lake.table_names(self.session)})
         spark = self.session.spark
         if spark is not None:
+            known = {t.lower() for t in out}
             for table in spark.catalog.listTables()[:_CATALOG_TABLES]:
-                if table.name in out:
+                # Spark's catalog lower-cases names: the lake's `Syslog` is registered as the view `syslog`.
+                if table.name.lower() in known:
                     continue
                 fields = spark.table(table.name).schema.fields
                 out[table.name] = {f.name: _SPARK_TYPES.get(f.dataType.typeName(), "dynamic") for f in fields}

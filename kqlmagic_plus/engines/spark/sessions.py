@@ -746,6 +746,15 @@ def make_session(target: Target, conf: Mapping[str, str] | None = None) -> Spark
 # -- the registry -----------------------------------------------------------------------------------
 
 
+def _running_master(session: SparkHandle) -> str:
+    """The master an in-process session's SparkContext runs on: a session asked for as plain `local` may have
+    adopted a `local[2]` one started elsewhere (the user's own), which `--connect local[2]` must reuse, not stop."""
+    try:
+        return str(session.spark.sparkContext.master)
+    except Exception:  # no context to ask: what the session was asked for
+        return session.target.spec
+
+
 class SessionManager:
     """The sessions of this process, by target; the current one is where cells run."""
 
@@ -764,7 +773,7 @@ class SessionManager:
             session = self._sessions.get(key)
             # One SparkContext per process: a local or standalone target other than the running one stops it.
             if session is not None and target.kind in IN_PROCESS_KINDS and (session.kind != target.kind or (
-                    not target.any_local and session.target.spec != target.spec and session.alive() is None)):
+                    not target.any_local and _running_master(session) != target.spec and session.alive() is None)):
                 if session.alive() is None:
                     say(f"Spark: stopping the session on {session.target.display} to start {target.display} "
                         "(one SparkContext per process).")
