@@ -24,13 +24,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kqlmagic_plus.errors import OptionError
 from kqlmagic_plus.hunts import allowlist
 from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered
 from kqlmagic_plus.hunts.beacon_notebook import notebook_plan
+from kqlmagic_plus.hunts.firewall import events_select
 from kqlmagic_plus.hunts.iprange import DEFAULT_PRIVATE, parse_ranges, private_select
 from kqlmagic_plus.hunts.periodicity import FLAGGED_BY, relative, score_verdict, size_score
-from kqlmagic_plus.hunts.sql import DIALECTS, Dialect, Plan, time_filter
+from kqlmagic_plus.hunts.sql import DIALECTS, Dialect, Plan
 
 if TYPE_CHECKING:
     from kqlmagic_plus.hunts.inputs import Source
@@ -183,24 +183,7 @@ class Beacon(Hunt):
         missed = int(v["missed"])
         K = d.key
 
-        def col(name: str, cast: str | None = None) -> str:
-            if name not in cols:
-                return f"CAST(NULL AS {cast or 'STRING'})"
-            ref = d.ident(name)
-            return f"TRY_CAST({ref} AS {cast})" if cast else ref
-
-        t, where = time_filter(d, cols, window, keep_null=True)
-        for param, column in (("vendor", "DeviceVendor"), ("activity", "Activity")):
-            if v[param] is not None:
-                if column not in cols:
-                    raise OptionError(f"beacon --{param}: the input has no {column} column")
-                where.append(f"lower({d.ident(column)}) = lower({d.lit(v[param])})")
-        plan.add("ev", f"""
-            SELECT {t} AS t, {col('SourceIP')} AS s, {col('DestinationIP')} AS d,
-                   TRY_CAST({d.ident('DestinationPort')} AS BIGINT) AS p,
-                   {col('Protocol')} AS proto, {col('DeviceVendor')} AS vendor,
-                   {col('SentBytes', 'BIGINT')} AS sent, {col('ReceivedBytes', 'BIGINT')} AS recv
-            FROM @src {'WHERE ' + ' AND '.join(where) if where else ''}""")
+        plan.add("ev", events_select(v, d, cols, window))
         missing = "(s IS NULL OR d IS NULL OR p IS NULL OR s = '' OR d = '')"
         allowed = allowlist.predicate(d, sources=v["allow_sources"], destinations=v["allow_destinations"],
                                       ports=v["allow_ports"], rows=v["allowlist"])

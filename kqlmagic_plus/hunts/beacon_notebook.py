@@ -35,9 +35,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kqlmagic_plus.errors import OptionError
 from kqlmagic_plus.hunts import allowlist
-from kqlmagic_plus.hunts.sql import Dialect, Plan, time_filter
+from kqlmagic_plus.hunts.firewall import events_select
+from kqlmagic_plus.hunts.sql import Dialect, Plan
 
 _US = 1_000_000
 #: The notebook's PrivateIPregex, spelled without backslashes for both engines' full-match helpers.
@@ -50,25 +50,7 @@ def notebook_plan(v: Mapping[str, Any], source: Any, d: Dialect, window: tuple[i
     cols = source.columns
     plan = Plan(d, source=source.relation)
 
-    def col(name: str, cast: str | None = None) -> str:
-        if name not in cols:
-            return f"CAST(NULL AS {cast or 'STRING'})"
-        ref = d.ident(name)
-        return f"TRY_CAST({ref} AS {cast})" if cast else ref
-
-    t, where = time_filter(d, cols, window, keep_null=True)
-    for param, column in (("vendor", "DeviceVendor"), ("activity", "Activity")):
-        if v[param] is not None:
-            if column not in cols:
-                raise OptionError(f"beacon --{param}: the input has no {column} column")
-            where.append(f"lower({d.ident(column)}) = lower({d.lit(v[param])})")
-    plan.add("raw", f"""
-        SELECT {t} AS t, {col('SourceIP')} AS s, {col('DestinationIP')} AS d,
-               TRY_CAST({d.ident('DestinationPort')} AS BIGINT) AS p,
-               {col('Protocol')} AS proto, {col('DeviceVendor')} AS vendor,
-               {col('SentBytes', 'BIGINT')} AS sent, {col('ReceivedBytes', 'BIGINT')} AS recv,
-               {col('SourcePort', 'BIGINT') if 'SourcePort' in cols else 'CAST(0 AS BIGINT)'} AS sport
-        FROM @src {'WHERE ' + ' AND '.join(where) if where else ''}""")
+    plan.add("raw", events_select(v, d, cols, window, source_port=True))
     # The notebook's cooked_df: public destinations by its regex (a NULL address fails the filter too).
     allowed = allowlist.predicate(d, sources=v["allow_sources"], destinations=v["allow_destinations"],
                                   ports=v["allow_ports"], rows=v["allowlist"])
