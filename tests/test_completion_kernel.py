@@ -20,10 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Kernel:
-    def __init__(self, env: dict[str, str]):
+    """A real ipykernel driven as a frontend drives it (also used by tests/test_kqlmagic_compat.py)."""
+
+    def __init__(self, env: dict[str, str], cwd: str = ROOT):
         from jupyter_client.manager import start_new_kernel
 
-        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=ROOT, startup_timeout=120)
+        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=cwd, startup_timeout=120)
 
     def run(self, code: str, timeout: float = 120) -> str:
         """Execute *code*; its stdout, stderr and text results (an error fails the test)."""

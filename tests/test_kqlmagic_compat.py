@@ -241,28 +241,11 @@ def test_kqlmagic_cells_in_a_real_kernel(tmp_path):
     """What a frontend sends: a cell with comments above %%kql, a connection from variables, a {ref}."""
     import os
 
-    from jupyter_client.manager import start_new_kernel
+    from test_completion_kernel import ROOT, Kernel
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "HOME": str(tmp_path)}
-    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path), startup_timeout=120)
-
-    def run(code: str) -> str:
-        out: list[str] = []
-
-        def hook(msg: dict) -> None:
-            c = msg["content"]
-            if msg["msg_type"] == "stream":
-                out.append(c["text"])
-            elif msg["msg_type"] in ("execute_result", "display_data"):
-                out.append(c["data"].get("text/plain", ""))
-            elif msg["msg_type"] == "error":
-                out.append("\n".join(c["traceback"]))
-
-        reply = kc.execute_interactive(code, timeout=120, output_hook=hook)
-        assert reply["content"]["status"] == "ok", "".join(out)
-        return "".join(out)
-
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "HOME": str(tmp_path)}
+    kernel = Kernel(env, cwd=str(tmp_path))
+    run = kernel.run
     try:
         run("%load_ext kqlmagic_plus")
         out = run("# Kqlmagic allowed a comment here\n\n%%kql\nprint answer = 6 * 7")
@@ -274,8 +257,7 @@ def test_kqlmagic_cells_in_a_real_kernel(tmp_path):
         out = run("%kql --dry-run -sq Heartbeat | where Computer == '{sel.value}'")
         assert "let py_sel_value = " in out and "where Computer == py_sel_value" in out
     finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
+        kernel.stop()
 
 
 def test_config_kqlmagic_applies_the_setting_once_noted(run_cell):
