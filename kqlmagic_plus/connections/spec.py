@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass, field
 
 from kqlmagic_plus import redaction
-from kqlmagic_plus.errors import ConnectionStringError
+from kqlmagic_plus.errors import ConnectionStringError, OptionError
 from kqlmagic_plus.redaction import REDACTED, SECRET_KEYS, redact
 
 #: Scheme spellings -> canonical scheme.
@@ -113,6 +113,13 @@ class ConnectionSpec:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.props.get(key, default)
+
+    def check_keys(self, allowed: frozenset[str]) -> None:
+        """Refuse, naming them, the keys this scheme does not take."""
+        unknown = set(self.props) - allowed
+        if unknown:
+            raise OptionError(f"{self.scheme}:// does not take {', '.join(sorted(unknown))}; it takes "
+                              + ", ".join(sorted(allowed)))
 
     def redacted(self) -> str:
         """The connection as text, safe to show: secret values, and credentials inside URLs, replaced by ***."""

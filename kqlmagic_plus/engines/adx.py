@@ -78,10 +78,7 @@ class AdxEngine(RemoteEngine):
     def from_spec(cls, spec: ConnectionSpec) -> AdxEngine:
         from kqlmagic_plus.connections import auth
 
-        unknown = set(spec.props) - _KEYS
-        if unknown:
-            raise OptionError(f"adx:// does not take {', '.join(sorted(unknown))}; it takes "
-                              + ", ".join(sorted(_KEYS)))
+        spec.check_keys(_KEYS)
         cluster = spec.get("endpoint") or spec.get("cluster")
         if not cluster:
             raise OptionError("adx:// needs cluster='<name or URL>' (e.g. cluster='help' or "

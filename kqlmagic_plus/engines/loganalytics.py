@@ -96,10 +96,7 @@ class LogAnalyticsEngine(RemoteEngine):
     def from_spec(cls, spec: ConnectionSpec) -> LogAnalyticsEngine:
         from kqlmagic_plus.connections import auth
 
-        unknown = set(spec.props) - _KEYS
-        if unknown:
-            raise OptionError(f"loganalytics:// does not take {', '.join(sorted(unknown))}; it takes "
-                              + ", ".join(sorted(_KEYS)))
+        spec.check_keys(_KEYS)
         workspace = spec.get("workspace")
         if not workspace:
             raise OptionError("loganalytics:// needs workspace='<workspace id>' (the Workspace ID on the "

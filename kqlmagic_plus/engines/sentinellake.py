@@ -58,10 +58,7 @@ class SentinelLakeEngine(AdxEngine):
     def from_spec(cls, spec: ConnectionSpec) -> SentinelLakeEngine:
         from kqlmagic_plus.connections import auth
 
-        unknown = set(spec.props) - _KEYS
-        if unknown:
-            raise OptionError(f"sentinellake:// does not take {', '.join(sorted(unknown))}; it takes "
-                              + ", ".join(sorted(_KEYS)))
+        spec.check_keys(_KEYS)
         database = spec.get("database") or spec.get("db")
         if not database:
             name = spec.get("workspacename")
