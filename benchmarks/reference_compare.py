@@ -66,9 +66,11 @@ def _ticks_of(value: Any) -> int:
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
         d = value - EPOCH
-        return (d.days * 86400 + d.seconds) * 10_000_000 + d.microseconds * 10
+        # A pandas Timestamp (a nanosecond column: the local engine keeps 100 ns ticks) has them in .nanosecond.
+        return (d.days * 86400 + d.seconds) * 10_000_000 + d.microseconds * 10 + getattr(value, "nanosecond", 0) // 100
     if isinstance(value, dt.timedelta):
-        return (value.days * 86400 + value.seconds) * 10_000_000 + value.microseconds * 10
+        return ((value.days * 86400 + value.seconds) * 10_000_000 + value.microseconds * 10
+                + getattr(value, "nanoseconds", 0) // 100)
     raise TypeError
 
 

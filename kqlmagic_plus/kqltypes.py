@@ -14,11 +14,15 @@ long      int64                       Int64 (nullable)
 real      float64                     float64
 decimal   string (exact digits)       object (decimal.Decimal)
 string    string                      object (str)
-datetime  timestamp[us, tz=UTC]       datetime64[us, UTC]
+datetime  timestamp[us, tz=UTC] (*)   datetime64[us, UTC]
 timespan  duration[us]                timedelta64[us]
 dynamic   string (JSON text)          object (dict / list / scalars)
 guid      string                      object (str)
 ========  ==========================  ==================================
+
+(*) timestamp[ns, tz=UTC] (datetime64[ns, UTC]) for a column that holds Kusto's 100 ns ticks below the
+microsecond (the local engine keeps them); every other datetime column is microseconds, which hold the years
+1-9999 that nanoseconds (1677-2262) cannot.
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ def arrow_type(kql_type: str) -> pa.DataType:
         "dynamic": pa.string(),
         "guid": pa.string(),
     }[kql_type]
+
+
+def is_canonical(t: pa.DataType, kql_type: str) -> bool:
+    """*t* is a canonical Arrow form of *kql_type*: :func:`arrow_type`, or for a datetime column that holds 100 ns
+    ticks, timestamp[ns, tz=UTC] (:func:`canonical_column` keeps those)."""
+    import pyarrow as pa
+
+    return t == arrow_type(kql_type) or (kql_type == "datetime" and t == pa.timestamp("ns", tz="UTC"))
 
 
 def kql_type_of_duckdb(type_name: str) -> str:
@@ -150,6 +162,10 @@ def canonical_column(arr: pa.ChunkedArray | pa.Array, kql_type: str) -> pa.Chunk
         return pa.chunked_array([pa.array([_to_json_text(v) for v in arr.to_pylist()], type=pa.string())])
     if kql_type == "datetime":
         if pa.types.is_timestamp(t):
+            if t.unit == "ns" and _below_us(arr):
+                # Kusto's 100 ns ticks (a DuckDB TIMESTAMP_NS): kept, as a pandas datetime64[ns] keeps them.
+                return arr if t.tz == "UTC" else (pc.assume_timezone(arr, "UTC") if t.tz is None
+                                                  else arr.cast(pa.timestamp("ns", tz="UTC")))
             if t.tz is None:
                 arr = pc.assume_timezone(arr.cast(pa.timestamp("us")), "UTC")
             return arr.cast(target)
@@ -170,6 +186,14 @@ def canonical_column(arr: pa.ChunkedArray | pa.Array, kql_type: str) -> pa.Chunk
         return pa.chunked_array([pa.array([None if v is None else str(v) for v in arr.to_pylist()],
                                           type=pa.string())])
     return arr.cast(target)
+
+
+def _below_us(arr: pa.ChunkedArray) -> bool:
+    """A nanosecond timestamp column with a value that is not a whole microsecond."""
+    import pyarrow.compute as pc
+
+    ns = arr.cast("int64")
+    return bool(pc.any(pc.not_equal(pc.subtract(ns, pc.multiply(pc.divide(ns, 1000), 1000)), 0)).as_py())
 
 
 def _interval_us(v: Any) -> int:

@@ -12,6 +12,7 @@ decides which lake files the views read. SQL and PySpark cells see the lake tabl
 from __future__ import annotations
 
 import ast
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,8 +138,12 @@ def hunt_catalog() -> list[dict[str, str]]:
 
 
 def run_hunt(name: str, params: Mapping[str, Any], *, connect: str | None = None, lake: str | None = None,
-             engine: str | None = None, table: str | None = None, say: Say = print) -> Any:
+             engine: str | None = None, table: str | None = None, say: Say = print,
+             progress: str = "none") -> Any:
     """``%sparkhunt NAME ...``: a built-in hunt through :func:`kqlmagic_plus.hunts.run_hunt`.
+
+    *progress* is the style of the progress shown for the hunt's Spark jobs on a local or standalone session
+    (``notebook``, ``terminal`` or ``none``; see :mod:`kqlmagic_plus.engines.spark.progress`).
 
     Engine ``spark`` runs on the current (or *connect*) session; ``duckdb`` on the embedded engine. The
     default is spark when a Spark session is connected in this kernel (or *connect* is given), else duckdb.
@@ -168,8 +173,15 @@ def run_hunt(name: str, params: Mapping[str, Any], *, connect: str | None = None
             raise OptionError(f"the hunts read a local lake folder; {session.lake.display} is remote "
                               "(write the hunt as %%sparkhunt --sql over the lake's views instead)")
         hunt_lake = session.lake.lake.root
-    return hunts.run_hunt(name, engine="spark", session=session.spark, lake=hunt_lake, table=table,
-                          **dict(params))
+    from kqlmagic_plus.engines.spark import quiet
+    from kqlmagic_plus.engines.spark.progress import ProgressSink, tracked_jobs
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(quiet.quiet_warnings())  # PySpark's own warnings (pandas 3), not the user's
+        if session.kind in ("local", "standalone") and progress != "none":
+            stack.enter_context(tracked_jobs(session.spark.sparkContext, ProgressSink(progress, label=f"Spark {name}")))
+        return hunts.run_hunt(name, engine="spark", session=session.spark, lake=hunt_lake, table=table,
+                              **dict(params))
 
 
 def describe_hunt(name: str) -> str:

@@ -68,13 +68,13 @@ def test_benign_look_alikes_stay_unflagged_with_any_coverage():
         _browsing(tr, rng, f"10.6.1.{i + 1}", f"203.0.113.{i + 20}", DAY, DAY + 24 * _HOUR)
     table = tr.table()
     assert not _rows(table, min_coverage=0)
-    shown = _rows(table, method="score", min_timing=0, min_coverage=0, allow_ports="80")
-    assert shown and max(r["TimingScore"] for r in shown.values()) < 35
+    # min-timing 0 still leaves the random-traffic threshold per gap count: nothing of this clears it.
+    assert not _rows(table, method="score", min_timing=0, min_coverage=0, allow_ports="80")
 
 
 def test_sparse_random_pairs_are_not_periodic():
     """Thousands of pairs with 13-40 uniformly random events a day (a big lake's long tail): a dozen gaps
-    can look regular by chance; the timing test needs 20 gaps and a margin that shrinks with more of them.
+    can look regular by chance; the timing test needs 20 gaps and a score random pairs with as many gaps do not reach.
     (Found on a 30 M-event lake, where 335 such pairs were flagged.)"""
     rng = np.random.default_rng(2)
     tr = Traffic(rng)
@@ -87,12 +87,13 @@ def test_sparse_random_pairs_are_not_periodic():
 
 def test_labelled_c2_day_every_jitter_level_and_model():
     """Two seeds of the labelled C2 mix: every target beacon (30 s - 1 h, jitter 0-50 %, both models,
-    busy hosts too) flagged, no benign pair; the mode alone misses the 30 % and 50 % ones."""
+    busy hosts too) flagged but slow ones with 20-50 % jitter (20-50 gaps a day: random pairs score as well),
+    no benign pair; the mode alone misses the 30 % and 50 % ones."""
     found, target, mode_found, fp = 0, 0, 0, 0
     for seed in (0, 1):
         table, labels = labelled_day(seed)
         s = score(run_hunt("beacon", dataframe=table).table.to_pylist(), labels)
-        assert s["missed"] == [], s["missed"]
+        assert all(m["period_s"] >= 1800 and m["jitter_pct"] >= 20 for m in s["missed"]), s["missed"]
         found += s["target_found"]
         target += s["target"]
         fp += s["false_positives"]
@@ -100,7 +101,7 @@ def test_labelled_c2_day_every_jitter_level_and_model():
         m = score(run_hunt("beacon", dataframe=table, method="mode").table.to_pylist(), high)
         mode_found += m["target_found"]
         assert {lb["model"] for lb in high} == {"symmetric", "shorten"}
-    assert target >= 55 and found == target and fp == 0
+    assert target >= 55 and found >= 0.9 * target and fp == 0
     assert mode_found <= 2
 
 

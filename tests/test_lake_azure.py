@@ -314,6 +314,32 @@ def test_a_missing_container_is_named(proxy):
     assert "there is no container 'am-nosuchtable'" in str(err.value)
 
 
+def test_a_prefix_with_no_export_containers_is_refused_by_name(proxy):
+    lake = kqlmagic_plus.connections.storage.open_lake(
+        conn(proxy, f"abfss://{CSL}@{ACCOUNT}.dfs.core.windows.net/y=1999/")[len("lake://"):])
+    with pytest.raises(OptionError) as err:
+        lake.table_names()
+    assert str(err.value) == f"no export containers (am-<table>) in abfss://{CSL}@{ACCOUNT}.dfs.core.windows.net/y=1999/"
+
+
+def test_a_second_container_of_a_table_is_said_and_ignored(proxy, azurite, lake_dir):
+    service = azurite.service()
+    copy = service.get_container_client("am-signins-copy")  # its records name SigninLogs too
+    copy.create_container()
+    try:
+        base = os.path.join(lake_dir, "am-signinlogs")
+        first = sorted(os.path.join(d, f) for d, _, files in os.walk(base) for f in files)[0]
+        with open(first, "rb") as fh:
+            copy.upload_blob(os.path.relpath(first, base).replace(os.sep, "/"), fh)
+        lake = kqlmagic_plus.connections.storage.open_lake(conn(proxy)[len("lake://"):])
+        assert lake.table_names() == ["CommonSecurityLog", "SigninLogs"]
+        assert lake.container_of("SigninLogs").endswith("am-signinlogs")
+        assert [w for w in lake.describe().warnings if "am-signins-copy" in w] == [
+            "am-signins-copy: records of SigninLogs, already read from am-signinlogs; ignored"]
+    finally:
+        copy.delete_container()
+
+
 def test_spark_refuses_urls_it_cannot_reach():
     from kqlmagic_plus.engines.spark.lake import SparkLake
 

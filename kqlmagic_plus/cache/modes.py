@@ -285,7 +285,7 @@ def _check_entry(meta: dict[str, Any], table: Any, key: str) -> str | None:
     if not isinstance(types, list) or types != kqltypes.kql_types_of(table):
         return "its column types do not match its data"
     try:
-        if any(f.type != kqltypes.arrow_type(t) for f, t in zip(table.schema, types, strict=True)):
+        if not all(kqltypes.is_canonical(f.type, t) for f, t in zip(table.schema, types, strict=True)):
             return "its columns are not in canonical form"
         parse_time(meta["computed_at"])
         parse_time(meta["now"])

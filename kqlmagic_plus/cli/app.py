@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="kqlmagic-plus", description="KQL hunting from the terminal: local DuckDB, "
                 "Log Analytics, Azure Data Explorer, and Spark over the exported lake.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--debug", action="store_true",
+                   help="show tracebacks on errors, and Spark's own output (JVM, log4j, warnings) unfiltered")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     q = sub.add_parser("query", help="run a KQL query and print or save its rows")
@@ -92,9 +93,14 @@ def console_main() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    if debug:
+        from kqlmagic_plus import errors
+
+        errors.DEBUG = True  # also: Spark's own output (JVM, log4j, PySpark warnings) shown, unfiltered
     try:
-        if argv and argv[0] == "hunt":
-            return _hunt(argv[1:])
+        rest = argv[1:] if argv[:1] == ["--debug"] else argv  # `kqlmagic-plus --debug hunt ...` too
+        if rest and rest[0] == "hunt":
+            return _hunt(rest[1:] + (["--debug"] if rest is not argv else []))
         args = build_parser().parse_args(argv)
         return {"query": _query, "demo": _demo, "datagen": _datagen, "migrate": _migrate}[args.command](args)
     except KqlMagicPlusError as exc:

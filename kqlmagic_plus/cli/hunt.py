@@ -46,7 +46,8 @@ def build_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE")
     p.add_argument("--keep-formulas", action="store_true", help="CSV: cells starting with = + - @ as they are")
     p.add_argument("--show-query", action="store_true", help="print the SQL that ran (to stderr)")
-    p.add_argument("--debug", action="store_true")
+    p.add_argument("--debug", action="store_true",
+                   help="tracebacks, and Spark's own output (JVM, log4j, warnings) unfiltered")
     p.add_argument("-h", "--help", action="store_true")
     for prm in hunt.params:
         p.add_argument(prm.cli, dest=f"param_{prm.name}", metavar=prm.metavar or prm.type.upper(),
@@ -100,7 +101,12 @@ def run(argv: Sequence[str]) -> int:
         data = {"lake": args.lake}
     else:
         raise OptionError(f"kqlmagic-plus hunt {name}: give the input: --lake DIR or --input FILE")
-    result = run_hunt(name, engine=args.engine, **data, **params)
+    if args.engine == "spark":
+        from kqlmagic_plus.cli.spark import run_spark_hunt
+
+        result = run_spark_hunt(name, data, params)
+    else:
+        result = run_hunt(name, engine=args.engine, **data, **params)
     if args.show_query:
         say(result.executed or "")
     for w in result.warnings:
@@ -114,6 +120,10 @@ def run(argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``kqlmagic-plus hunt ...``; exit 0 on success, 2 on a usage error, 1 otherwise."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in argv:
+        from kqlmagic_plus import errors
+
+        errors.DEBUG = True  # also: Spark's own output shown, unfiltered
     try:
         return run(argv)
     except KqlMagicPlusError as exc:

@@ -20,6 +20,8 @@ from kqlmagic_plus.errors import OptionError
 
 def iso_z(dt: datetime) -> str:
     text = dt.isoformat()
+    # A pandas Timestamp of a 100 ns column prints nine digits: Kusto's seven (its ticks), as tostring() shows.
+    text = re.sub(r"(\.\d{7})00(?=[+-]|$)", r"\1", text)
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 

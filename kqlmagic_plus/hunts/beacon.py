@@ -189,26 +189,16 @@ class Beacon(Hunt):
                                       ports=v["allow_ports"], rows=v["allowlist"])
         allow = f" AND NOT coalesce({allowed}, FALSE)" if allowed else ""
         plan.add("okev", f"SELECT * FROM @ev WHERE t IS NOT NULL AND NOT {missing}{allow}")
-        # Straight from the events, never a table of every pair: one day of 10 M events has 5.7 M pairs, and
-        # materializing them and joining them twice was most of the time on Spark (70 s of 220 s).
-        plan.add("dst", private_select("SELECT d, count(DISTINCT s) AS degree FROM @okev GROUP BY d", "d",
-                                       v["private_ranges"], d, keep="d, degree"), materialize=True)
-        src_join, src_cond = "", ""
-        if int(v["min_src_events"]) > 0:
-            plan.add("srcs", f"""
-                SELECT {d.broadcast('x')} e.s, count(*) AS src_n FROM @okev e JOIN @dst x ON e.d = x.d
-                WHERE NOT x.private GROUP BY e.s HAVING count(*) > {int(v['min_src_events'])}""",
-                     materialize=True)
-            src_join = " JOIN @srcs y ON e.s = y.s"
         # A pair of n events has at most n - 1 gaps per pair, n per source: prune before sorting events.
         bound = v["min_pair_deltas"] + (1 if v["scope"] == "pair" else 0)
-        plan.add("cand", f"""
-            SELECT {d.row_id('s, d, p')} AS pid, * FROM (
-                SELECT {d.broadcast('x')} e.s, e.d, e.p, count(*) AS n, min(e.t) AS first_t, max(e.t) AS last_t,
-                       CAST(sum(e.sent) AS BIGINT) AS sent, CAST(sum(e.recv) AS BIGINT) AS recv, x.degree
-                FROM @okev e JOIN @dst x ON e.d = x.d{src_join}
-                WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])}{src_cond}
-                GROUP BY e.s, e.d, e.p, x.degree HAVING count(*) >= {int(bound)}) pc""", materialize=True)
+        # Where the later steps read a candidate pair's events: all events, or the few already picked out.
+        pair_events = "@ev"
+        if v["scope"] == "pair" and int(v["min_src_events"]) == 0:
+            _pair_candidates(plan, v, d, bound)
+            pair_events = "@pairev"
+            plan.small = True  # from here on only the candidate pairs' few events (17 k of 10 M)
+        else:
+            _source_candidates(plan, v, d, bound)
 
         def stamp(expr: str) -> str:
             # compat=notebook: whole seconds of each timestamp, as the notebook's unix_timestamp() does.
@@ -217,7 +207,7 @@ class Beacon(Hunt):
         hour = d.idiv("t", str(_HOUR))
         if v["scope"] == "pair":
             plan.add("pev", f"""
-                SELECT {d.broadcast('c')} {d.key_select('c')}, e.t FROM @ev e
+                SELECT {d.broadcast('c')} {d.key_select('c')}, e.t FROM {pair_events} e
                 JOIN @cand c ON e.s = c.s AND e.d = c.d AND e.p = c.p WHERE e.t IS NOT NULL""")
             # One window pass: each gap, and whether the event opens a new UTC hour of the pair (coverage).
             plan.add("gaps", f"""
@@ -242,6 +232,7 @@ class Beacon(Hunt):
         plan.add("hist", f"""
             SELECT {K}, g, count(*) AS n, CAST(sum(nh) AS BIGINT) AS nh FROM @gaps GROUP BY {K}, g""",
                  materialize=True)
+        plan.small = True  # the candidate pairs' gap histograms
         plan.add("tot", f"""
             SELECT {K}, CAST(sum(CASE WHEN g > {min_delta} THEN n ELSE 0 END) AS BIGINT) AS total,
                    CAST(sum(CASE WHEN g IS NOT NULL THEN n ELSE 0 END) AS BIGINT) AS all_gaps,
@@ -281,7 +272,8 @@ class Beacon(Hunt):
                    CAST(sum(CASE WHEN {match} THEN h.n ELSE 0 END) AS BIGINT) AS beacon
             FROM @h2 h JOIN @modes m ON {d.key_join('h', 'm')}
             GROUP BY {d.key_select('h')}, m.c""")
-        by_mode = "FALSE" if v["method"] == "score" else f"s0.beacon * 1000000 > {pct_ppm} * s0.total"
+        by_mode = "FALSE" if v["method"] == "score" else (
+            f"s0.beacon * 1000000 > {pct_ppm} * s0.total AND s0.beacon >= {_few_gaps_needed('s0.total')}")
         by_score = score_verdict(v)
         plan.add("flag", f"""
             SELECT s0.*, r.q2, r.mad, r.skew_bp, r.out_bp, r.timing_bp, r.hours, r.cov_bp,
@@ -289,15 +281,17 @@ class Beacon(Hunt):
             FROM @score s0 JOIN @rel r ON {d.key_join('s0', 'r')}
             WHERE ({by_mode}) OR ({by_score})""", materialize=True)
         # Protocol and vendor lists only for the flagged pairs: sorted distinct lists cost a sort per group.
+        plan.small = pair_events != "@ev"
         plan.add("labels", f"""
             SELECT {d.broadcast('c')} c.s, c.d, c.p, {d.distinct_list('e.proto')} AS proto,
                    {d.distinct_list('e.vendor')} AS vendor,
                    count(e.sent) AS size_n, CAST(sum(CAST(e.sent AS DECIMAL(38, 0))) AS DECIMAL(38, 0)) AS size_s1,
                    CAST(sum(CAST(e.sent AS DECIMAL(38, 0)) * CAST(e.sent AS DECIMAL(38, 0))) AS DECIMAL(38, 0))
                        AS size_s2
-            FROM @ev e JOIN (SELECT c.s, c.d, c.p FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}) c
+            FROM {pair_events} e JOIN (SELECT c.s, c.d, c.p FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}) c
               ON e.s = c.s AND e.d = c.d AND e.p = c.p WHERE e.t IS NOT NULL
             GROUP BY c.s, c.d, c.p""", materialize=True)
+        plan.small = True
         plan.output("rows", f"""
             SELECT c.s AS SourceIP, c.d AS DestinationIP, c.p AS DestinationPort, l.proto AS Protocol,
                    l.vendor AS DeviceVendor, f.mode AS mode_us, f.beacon AS BeaconCount, f.total AS TotalDeltas,
@@ -313,6 +307,7 @@ class Beacon(Hunt):
                    {d.idiv('h.g + 500000', '1000000')} AS seconds, CAST(sum(h.n) AS BIGINT) AS gaps
             FROM @h2 h JOIN @flag f ON {d.key_join('h', 'f')} JOIN @cand c ON {d.key_join('h', 'c')}
             GROUP BY c.s, c.d, c.p, {d.idiv('h.g + 500000', '1000000')}""")
+        plan.small = False
         plan.output("stats", f"""
             SELECT a.*, (SELECT count(*) FROM @cand) AS candidate_pairs,
                    (SELECT CAST(sum(total) AS BIGINT) FROM @tot) AS gaps_scored,
@@ -360,6 +355,76 @@ class Beacon(Hunt):
 
     def figure(self, result: Result) -> Any:
         return gap_figure(result)
+
+
+#: The mode on few gaps: (fewer than this many gaps, at most this many may miss the mode). Random pairs of
+#: 12-17 gaps reach 76-85 % by chance about 4 times in a million (6 of 1.6 M pairs on a 100 M-event day);
+#: drawn random pairs (same tolerances) show each further matched gap cuts that about tenfold, so these
+#: keep it under 1 in 10 million. From 20 gaps on, `percent` alone decides.
+MODE_FEW_GAPS = ((16, 0), (20, 2))
+
+
+def _few_gaps_needed(total: str) -> str:
+    whens = " ".join(f"WHEN {total} < {below} THEN {total} - {misses}" for below, misses in MODE_FEW_GAPS)
+    return f"CASE {whens} ELSE 0 END"
+
+
+def _candidate_select(v: Mapping[str, Any], d: Dialect, pairs: str, bound: int) -> str:
+    """``@cand``: the pairs (an integer id, counts, span, bytes, destination degree) worth sorting, of
+    *pairs* (SQL of per-pair aggregates of the events, ``n`` events each) joined with ``@dst``."""
+    return f"""
+            SELECT {d.row_id('s, d, p')} AS pid, * FROM (
+                SELECT {d.broadcast('x')} pa.s, pa.d, pa.p, pa.n, pa.first_t, pa.last_t, pa.sent, pa.recv, x.degree
+                FROM ({pairs}) pa JOIN @dst x ON pa.d = x.d
+                WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])} AND pa.n >= {int(bound)}) pc"""
+
+
+_PAIR_AGG = """count(*) AS n, min(e.t) AS first_t, max(e.t) AS last_t, CAST(sum(e.sent) AS BIGINT) AS sent,
+                       CAST(sum(e.recv) AS BIGINT) AS recv"""
+
+
+def _pair_candidates(plan: Plan, v: Mapping[str, Any], d: Dialect, bound: int) -> None:
+    """``@pairev`` (every event of the pairs with at least *bound* events) and ``@cand``, scope=pair.
+
+    One day of 10 M events has 5.7 M pairs and 17 k events in pairs of 13 or more: grouping the events by
+    a 64-bit hash of the pair (one integer to shuffle, not two strings and a port) finds the few pairs
+    worth a look, one broadcast join picks their events, and only their destinations' degrees (an exact
+    count of distinct sources over all events) and private ranges are computed. A hash collision can only
+    keep a pair that is then dropped by the exact count, so the rows are exactly those of grouping by the
+    pair itself."""
+    h = d.pair_hash("s, d, p")
+    plan.add("hc", f"SELECT {h} AS h FROM @okev GROUP BY {h} HAVING count(*) >= {int(bound)}", materialize=True)
+    plan.add("pairev", f"""
+        SELECT {d.broadcast('x')} e.t, e.s, e.d, e.p, e.proto, e.vendor, e.sent, e.recv
+        FROM @okev e JOIN @hc x ON {d.pair_hash('e.s, e.d, e.p')} = x.h""", materialize=True)
+    pairs = f"SELECT e.s, e.d, e.p, {_PAIR_AGG} FROM @pairev e GROUP BY e.s, e.d, e.p"
+    plan.add("pre", f"{pairs} HAVING count(*) >= {int(bound)}", materialize=True)
+    plan.add("cdst", "SELECT DISTINCT d FROM @pre", materialize=True)
+    plan.add("dst", private_select(f"""
+        SELECT {d.broadcast('x')} e.d, count(DISTINCT e.s) AS degree FROM @okev e JOIN @cdst x ON e.d = x.d
+        GROUP BY e.d""", "d", v["private_ranges"], d, keep="d, degree"), materialize=True)
+    plan.add("cand", _candidate_select(v, d, "SELECT * FROM @pre", bound), materialize=True)
+
+
+def _source_candidates(plan: Plan, v: Mapping[str, Any], d: Dialect, bound: int) -> None:
+    """``@dst`` (every destination's degree), ``@srcs`` (sources over min-src-events) and ``@cand`` straight
+    from the events: scope=source needs every public destination's events, min-src-events every source's."""
+    # Never a table of every pair: one day of 10 M events has 5.7 M pairs, and materializing them and joining
+    # them twice was most of the time on Spark (70 s of 220 s).
+    plan.add("dst", private_select("SELECT d, count(DISTINCT s) AS degree FROM @okev GROUP BY d", "d",
+                                   v["private_ranges"], d, keep="d, degree"), materialize=True)
+    src_join = ""
+    if int(v["min_src_events"]) > 0:
+        plan.add("srcs", f"""
+            SELECT {d.broadcast('x')} e.s, count(*) AS src_n FROM @okev e JOIN @dst x ON e.d = x.d
+            WHERE NOT x.private GROUP BY e.s HAVING count(*) > {int(v['min_src_events'])}""", materialize=True)
+        src_join = " JOIN @srcs y ON e.s = y.s"
+    pairs = f"""
+                SELECT {d.broadcast('x')} e.s, e.d, e.p, {_PAIR_AGG}
+                FROM @okev e JOIN @dst x ON e.d = x.d{src_join}
+                WHERE NOT x.private AND x.degree < {int(v['max_dst_degree'])}
+                GROUP BY e.s, e.d, e.p HAVING count(*) >= {int(bound)}"""
+    plan.add("cand", _candidate_select(v, d, pairs, bound), materialize=True)
 
 
 def _subscores(raw: Any, label: str | None) -> dict[str, Any]:

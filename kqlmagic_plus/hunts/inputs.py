@@ -192,10 +192,18 @@ def spark_session(session: Any) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    from kqlmagic_plus.engines.spark import quiet
+
+    conf = quiet.session_conf({"spark.master": "local[2]", "spark.app.name": "kqlmagic_plus-hunt",
+                               "spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": "4",
+                               "spark.ui.enabled": "false"})
+    builder = SparkSession.builder
+    for k, v in conf.items():
+        builder = builder.config(k, v)
     try:
-        return (SparkSession.builder.master("local[2]").appName("kqlmagic_plus-hunt")
-                .config("spark.sql.session.timeZone", "UTC").config("spark.sql.shuffle.partitions", "4")
-                .config("spark.ui.enabled", "false").getOrCreate())
+        return quiet.get_or_create(builder, conf)
+    except EngineUnavailableError:
+        raise
     except Exception as exc:
         raise EngineUnavailableError(f"cannot start local Spark: {str(exc).splitlines()[0] if str(exc) else exc}",
                                      hint="Spark needs Java 17 (java on PATH or JAVA_HOME)") from None

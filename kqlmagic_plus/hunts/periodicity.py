@@ -22,6 +22,9 @@ and Spark agree exactly; each quantile is one running count over the gaps sorted
 
 from __future__ import annotations
 
+import functools
+import itertools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,24 +86,42 @@ def relative(plan: Plan, d: Dialect, v: Mapping[str, Any], window: tuple[int, in
               FROM @qtl q JOIN @mad m ON {d.key_join('q', 'm')}) x""", materialize=True)
 
 
-#: Few gaps make a noisy score: a pair needs this many for the timing test, and its TimingScore must clear
-#: min-timing by SMALL_SAMPLE / sqrt(gaps) points (13 at 20 gaps, 6 at 100). Measured on a 30 M-event lake of
-#: uniformly random traffic: without both, 335 random pairs of 12-13 gaps scored 53-65 and were flagged.
+#: Few gaps make a noisy score: a pair needs this many for the timing test (measured on a 30 M-event lake of
+#: uniformly random traffic: 335 random pairs of 12-13 gaps scored 53-65).
 MIN_TIMING_GAPS = 20
-SMALL_SAMPLE_BP = 6_000
+#: Per scored-gap count, the timing score (basis points) random (Poisson) pairs reach with probability
+#: under 1e-7, drawn and fitted by tools/beacon_null.py. A fixed margin flagged 41 of 1.6 M random pairs of
+#: 20-40 gaps on a 100 M-event day; the score must clear both this and min-timing.
+NULL_FILE = "data/beacon_null.json"
+
+
+@functools.lru_cache(maxsize=1)
+def null_thresholds() -> tuple[tuple[int, int], ...]:
+    """(scored gaps, timing_bp) from :data:`NULL_FILE`, by gap count; a count between two takes the lower
+    one's threshold, a count over the last the last one's (the tail only shrinks with more gaps)."""
+    from importlib import resources
+
+    doc = json.loads(resources.files("kqlmagic_plus").joinpath(NULL_FILE).read_text(encoding="utf-8"))
+    return tuple(sorted((int(k), int(v)) for k, v in doc["timing_bp_by_gaps"].items()))
+
+
+def _null_threshold_sql(total: str) -> str:
+    steps = [s for k, s in enumerate(null_thresholds()) if k == 0 or s[1] != null_thresholds()[k - 1][1]]
+    whens = " ".join(f"WHEN {total} < {nxt} THEN {thr}" for (_, thr), (nxt, _) in itertools.pairwise(steps))
+    return f"CASE {whens} ELSE {steps[-1][1]} END"
 
 
 def score_verdict(v: Mapping[str, Any], alias: str = "r") -> str:
-    """SQL: the pair is periodic by the relative score (FALSE when the method is ``mode``). The margin over
-    min-timing is compared squared (integers), so both engines decide alike."""
+    """SQL: the pair is periodic by the relative score (FALSE when the method is ``mode``): at least
+    min-timing and over what random traffic with as many gaps reaches, integers only, so both engines
+    decide alike."""
     if v["method"] == "mode":
         return "FALSE"
     timing = round(v["min_timing"] * 100)
     cov = round(v["min_coverage"] * 100)
     a = alias
     return (f"({a}.total >= {MIN_TIMING_GAPS} AND {a}.cov_bp >= {cov} AND {a}.timing_bp > {timing} AND "
-            f"({a}.timing_bp - {timing}) * ({a}.timing_bp - {timing}) * {a}.total >= "
-            f"{SMALL_SAMPLE_BP * SMALL_SAMPLE_BP})")
+            f"{a}.timing_bp > {_null_threshold_sql(f'{a}.total')})")
 
 
 def size_score(n: int | None, s1: Any, s2: Any) -> float | None:

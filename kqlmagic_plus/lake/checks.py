@@ -31,6 +31,7 @@ what one query over those files costs, on the first query that reads them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -191,7 +192,10 @@ def _census(paths: list[str]) -> dict[str, tuple[int, int, set[str]]]:
     pending = list(paths)
     con = duckdb.connect()
     try:
-        con.execute("SET enable_progress_bar = false")
+        # In a Jupyter kernel without ipywidgets DuckDB refuses to change the setting at all (even to off);
+        # it only ever draws for long queries, so a census that cannot turn it off still runs.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("SET enable_progress_bar = false")
         while pending:
             try:
                 rows = con.execute(_census_sql(pending)).fetchall()

@@ -89,16 +89,16 @@ class Layout:
         return out
 
     def tables(self) -> dict[str, str]:
-        """Table -> its container, discovered once (until :meth:`refresh`)."""
+        """Table -> its container, discovered once (until :meth:`refresh`); the first container read for a
+        table wins, a later one is said in :attr:`warnings` and ignored."""
         if self._tables is not None:
             return self._tables
+        warnings = self._stray_folders()
+        containers = self.containers()
+        if not containers:
+            raise OptionError(f"no export containers (am-<table>) {self._where_said()}")
         tables: dict[str, str] = {}
-        warnings: list[str] = []
-        if not is_container(self.root):
-            for entry in sorted(os.scandir(self.root), key=lambda e: e.name):
-                if entry.is_dir() and not entry.name.lower().startswith("am-") and not entry.name.startswith("."):
-                    warnings.append(f"{entry.name}: not an export container (am-<table>), ignored")
-        for container in self.containers():
+        for container in containers:
             name = self._table_name(container, warnings)
             if name is None:
                 continue
@@ -107,11 +107,21 @@ class Layout:
                                 f"{self.rel(tables[name])}; ignored")
                 continue
             tables[name] = container
-        if not tables and not self.containers():
-            raise OptionError(f"no export containers (am-<table>) under {self.root!r}")
         self._tables = tables
         self.warnings = warnings
         return tables
+
+    def _stray_folders(self) -> list[str]:
+        """A warning for each folder under the root that is not an export container."""
+        if is_container(self.root):
+            return []
+        return [f"{entry.name}: not an export container (am-<table>), ignored"
+                for entry in sorted(os.scandir(self.root), key=lambda e: e.name)
+                if entry.is_dir() and not entry.name.lower().startswith("am-") and not entry.name.startswith(".")]
+
+    def _where_said(self) -> str:
+        """Where the lake is, as the error naming no containers says it."""
+        return f"under {self.root!r}"
 
     def _table_name(self, container: str, warnings: list[str]) -> str | None:
         """The table a container holds: its first readable record's Type, else its folder name."""

@@ -24,7 +24,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kqlmagic_plus.errors import OptionError
 from kqlmagic_plus.lake.layout import _BLOB, _LEVELS, _SPANS, HOUR, LakeFile, Layout, _level_range
 from kqlmagic_plus.lake.schemas import package_schemas
 from kqlmagic_plus.lake.storage import READERS, BlobCache, BlobItem, Gone, Storage, StorageAccess, default_cache_dir
@@ -75,26 +74,11 @@ class RemoteLayout(Layout):
         self._containers = out
         return out
 
-    def tables(self) -> dict[str, str]:
-        if self._tables is not None:
-            return self._tables
-        tables: dict[str, str] = {}
-        warnings: list[str] = []
-        containers = self.containers()
-        for path in containers:
-            name = self._table_name(path, warnings)
-            if name is None:
-                continue
-            if name in tables:
-                warnings.append(f"{self.rel(path)}: records of {name}, already read from {self.rel(tables[name])}; "
-                                "ignored")
-                continue
-            tables[name] = path
-        if not containers:
-            raise OptionError(f"no export containers (am-<table>) in {self.url.display}")
-        self._tables = tables
-        self.warnings = warnings
-        return tables
+    def _stray_folders(self) -> list[str]:
+        return []  # a remote lake's discovery looks for am-* names only and says nothing of the others
+
+    def _where_said(self) -> str:
+        return f"in {self.url.display}"
 
     def _table_name(self, container: str, warnings: list[str]) -> str | None:
         """The table of an ``am-<table>`` container: the package's table of that name, else the Type of

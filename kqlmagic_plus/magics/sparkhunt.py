@@ -95,7 +95,8 @@ class SparkHuntMagics(Magics):
             if mode == "kql" and code.strip() and self._is_hunt(code):
                 words = code.split()
                 return self._show_hunt(api.run_hunt(words[0], api.parse_hunt_params(words[1:]),
-                                                    connect=opts.get("connect"), lake=opts.get("lake")), opts)
+                                                    connect=opts.get("connect"), lake=opts.get("lake"),
+                                                    progress=self._style(opts)), opts)
         if not code.strip():
             session = api.bind(connect=opts.get("connect"), lake=opts.get("lake"), conf=conf or None)
             if not (opts.get("connect") or opts.get("lake") or conf):
@@ -107,8 +108,7 @@ class SparkHuntMagics(Magics):
             return None
         code, quiet = _strip_quiet(code, mode)
         params = self._params(opts) if mode == "kql" else {}
-        style = "none" if opts.get("no_progress") else (
-            "notebook" if type(self.shell).__name__ == "ZMQInteractiveShell" else "terminal")
+        style = self._style(opts)
         value = api.sparkhunt(
             code, mode=mode, connect=opts.get("connect"), lake=opts.get("lake"), conf=conf or None,
             namespace=self.shell.user_ns, params=params, timespan=opts.get("timespan"), start=opts.get("start"),
@@ -138,8 +138,14 @@ class SparkHuntMagics(Magics):
             print(api.describe_hunt(name))
             return None
         result = api.run_hunt(name, params, connect=opts.get("connect"), lake=opts.get("lake"),
-                              engine=opts.get("engine"), table=opts.get("table"))
+                              engine=opts.get("engine"), table=opts.get("table"), progress=self._style(opts))
         return self._show_hunt(result, opts)
+
+    def _style(self, opts: dict[str, Any]) -> str:
+        """How Spark progress is drawn: a bar in a notebook, lines in a terminal IPython, none on request."""
+        if opts.get("no_progress"):
+            return "none"
+        return "notebook" if type(self.shell).__name__ == "ZMQInteractiveShell" else "terminal"
 
     def _show_hunt(self, result: Any, opts: dict[str, Any]) -> Any:
         """The Result (its chart, for hunts that have one, drawn below the table), stored like %kql's."""

@@ -224,6 +224,10 @@ def norm(v: Any, t: str) -> Any:
     if v is None:
         return None
     if t == "datetime":
+        if isinstance(v, dt.datetime) and hasattr(v, "nanosecond"):
+            # A pandas Timestamp (a nanosecond column: the local engine keeps 100 ns ticks): exact microseconds,
+            # cut as Spark's are (a float division would round .9999999 up to the next second).
+            return (v.value if v.tzinfo is not None else v.tz_localize("UTC").value) // 1000
         if isinstance(v, dt.datetime):
             if v.tzinfo is None:
                 v = v.replace(tzinfo=dt.UTC)

@@ -19,9 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+from .tls import LoopbackServer, OwnedHandler, free_port
 
 ACCOUNT = "devstoreaccount1"
 #: Azurite's well-known development account key (public, in Microsoft's docs): not a secret.
@@ -37,19 +39,13 @@ def azurite_bin() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Azurite:
     """``azurite-blob`` in memory on a free loopback port."""
 
     def __init__(self, workdir: str):
         self.binary = azurite_bin()
         os.makedirs(workdir, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
@@ -127,39 +123,27 @@ _ERROR_BODY = ('<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>
                "</Error>")
 
 
-class FaultProxy:
+class _FaultHandler(OwnedHandler):
+    owner: FaultProxy
+
+    def _any(self) -> None:
+        self.owner._handle(self)
+
+    do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _any
+
+
+class FaultProxy(LoopbackServer):
     """A plain-HTTP reverse proxy in front of Azurite: logs every request, injects :class:`Fault` s."""
+
+    handler = _FaultHandler
+    thread_name = "azurite-proxy"
+    url_path = f"/{ACCOUNT}"
 
     def __init__(self, upstream_port: int):
         self.upstream_port = upstream_port
         self.seen: list[Seen] = []
         self.faults: list[Fault] = []
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def _any(self):
-                proxy._handle(self)
-
-            do_GET = do_PUT = do_HEAD = do_DELETE = do_POST = _any
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
-
-    def start(self) -> FaultProxy:
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="azurite-proxy").start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def reset(self) -> None:
         with self._lock:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -25,10 +24,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .loganalytics import Fault, write_response
+from .tls import LoopbackServer, OwnedHandler, free_port
 
 TRUNCATION_PAYLOAD = {
     "error": {"code": "LimitsExceeded", "message": "Request is invalid and cannot be executed.",
@@ -36,12 +35,6 @@ TRUNCATION_PAYLOAD = {
               "@message": "Query result set has exceeded the internal record count limit 500000 "
                           "(E_QUERY_RESULT_SET_TOO_LARGE; see https://aka.ms/kustoquerylimits)",
               "@permanent": True}}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class KustoServe:
@@ -110,8 +103,10 @@ class Sent:
         return json.loads(p) if isinstance(p, str) else p
 
 
-class KustoProxy:
+class KustoProxy(LoopbackServer):
     """A plain-http proxy in front of an upstream Kusto endpoint, with fault injection."""
+
+    thread_name = "kusto-proxy"
 
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
@@ -125,29 +120,6 @@ class KustoProxy:
         #: command text -> (status, body bytes), the service's own answer shape.
         self.commands: dict[str, tuple[int, bytes]] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> KustoProxy:
-        owner = self
-
-        class Handler(_ProxyHandler):
-            proxy = owner
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="kusto-proxy").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def inject(self, *faults: Fault) -> None:
         with self._lock:
@@ -174,16 +146,12 @@ class KustoProxy:
             return self.faults.pop(0) if self.faults else None
 
 
-class _ProxyHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    proxy: KustoProxy
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
+class _ProxyHandler(OwnedHandler):
+    owner: KustoProxy
 
     def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None, *, cut: bool = False) -> None:
         """*cut*: send the headers and half the body, then close (a link that dies mid-answer)."""
-        self.proxy.statuses.append(-1 if cut else status)
+        self.owner.statuses.append(-1 if cut else status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -204,13 +172,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = {}
-        self.proxy.sent.append(Sent(self.path, body, dict(self.headers.items())))
-        canned = self.proxy.canned_for(str(body.get("csl") or "")) or \
-            self.proxy.commands.get(str(body.get("csl") or "").strip())
+        self.owner.sent.append(Sent(self.path, body, dict(self.headers.items())))
+        canned = self.owner.canned_for(str(body.get("csl") or "")) or \
+            self.owner.commands.get(str(body.get("csl") or "").strip())
         if canned is not None:
             self._send(*canned)
             return
-        fault = self.proxy.next_fault() if self.path.startswith(("/v2/rest/query", "/v1/rest/mgmt")) else None
+        fault = self.owner.next_fault() if self.path.startswith(("/v2/rest/query", "/v1/rest/mgmt")) else None
         if fault is not None:
             if fault.kind == "status":
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -223,7 +191,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 time.sleep(fault.seconds)
             if fault.kind == "drop":
                 self.close_connection = True
-                self.proxy.statuses.append(-1)
+                self.owner.statuses.append(-1)
                 return
             if fault.kind == "malformed":
                 self._send(200, b'[{"FrameType": "DataSetHeader", ')
@@ -242,7 +210,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self, method: str, raw: bytes | None) -> tuple[int, bytes, dict[str, str]]:
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length",
                                                                            "accept-encoding")}
-        req = urllib.request.Request(self.proxy.upstream + self.path, data=raw, method=method, headers=headers)
+        req = urllib.request.Request(self.owner.upstream + self.path, data=raw, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return r.status, r.read(), dict(r.headers.items())
@@ -274,3 +242,6 @@ def _edit(frames: list[dict[str, Any]], fault: Fault) -> bytes:
                         "EventTypeName": "QueryError", "Payload": json.dumps(payload)})
             frame["Rows"].append([row[n] for n in names])
     return json.dumps(frames).encode()
+
+
+KustoProxy.handler = _ProxyHandler  # the handler class is defined below the server it answers for

@@ -10,17 +10,16 @@ keeps N rows and reports the service's result-size cap on the completion informa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import answers
 from .loganalytics import LoopbackLogAnalytics, _kusto_timespan, write_response
+from .tls import OwnedHandler, Tls, TlsLoopbackServer
 
 _EXTERNAL = re.compile(r"""external_table\s*\(\s*(["'])([^"']+)\1\s*\)""")
 
@@ -33,7 +32,10 @@ class LakeSeen:
     status: int = 0
 
 
-class LoopbackLake:
+class LoopbackLake(TlsLoopbackServer):
+    thread_name = "loopback-lake"
+    url_path = "/lake/kql"
+
     def __init__(self, sign_in: LoopbackLogAnalytics, database: str):
         self.sign_in = sign_in
         self.database = database
@@ -43,40 +45,10 @@ class LoopbackLake:
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._engine = None
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> LoopbackLake:
-        ctx = self.sign_in.tls.server_context
-        owner = self
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def finish_request(self, request, client_address):
-                try:
-                    tls_sock = ctx.wrap_socket(request, server_side=True)
-                except OSError:
-                    return
-                try:
-                    _Handler(tls_sock, client_address, self, owner)
-                finally:
-                    with contextlib.suppress(OSError):
-                        tls_sock.close()
-
-        self._server = Server(("127.0.0.1", 0), _Handler)  # type: ignore[arg-type]
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="loopback-lake").start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}/lake/kql"
+    def tls(self) -> Tls:
+        return self.sign_in.tls  # one sign-in service and one certificate for both
 
     def reset(self) -> None:
         with self._lock:
@@ -120,15 +92,8 @@ def _frames(result: Any, keep: int | None) -> bytes:
     return answers.v2([answers.primary(cols)], completion=completion)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def __init__(self, request, client_address, server, owner: LoopbackLake | None = None):
-        self.owner = owner
-        super().__init__(request, client_address, server)
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
+class _Handler(OwnedHandler):
+    owner: LoopbackLake | None
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)
@@ -175,3 +140,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         seen.status = 200
         self._send(200, _frames(result, fault[1] if fault and fault[0] == "truncate" else None))
+
+
+LoopbackLake.handler = _Handler  # the handler class is defined below the server it answers for

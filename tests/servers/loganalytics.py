@@ -16,7 +16,6 @@ Faults are queued with :meth:`LoopbackLogAnalytics.inject` and consumed one per 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import secrets
 import threading
@@ -25,11 +24,11 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from .tls import Tls, make_tls
+from .tls import OwnedHandler, Tls, TlsLoopbackServer, make_tls
 
 PARTIAL_TOP = "There were some errors when processing your query."
 TRUNCATION_MESSAGE = ("Query result set has exceeded the internal record count limit 500000 "
@@ -83,8 +82,10 @@ class _State:
     forms: list[dict[str, str]] = field(default_factory=list)
 
 
-class LoopbackLogAnalytics:
+class LoopbackLogAnalytics(TlsLoopbackServer):
     """Start with :meth:`start`; ``url`` is the https base for both the query API and sign-in."""
+
+    thread_name = "loopback-la"
 
     def __init__(self, tls: Tls | None = None):
         self.tls = tls or make_tls()
@@ -92,50 +93,10 @@ class LoopbackLogAnalytics:
         self._lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._engine: Any = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         #: What IDENTITY_HEADER must carry for the managed-identity endpoint.
         self.msi_header = "msi-" + secrets.token_urlsafe(8)
 
     # -- setup -------------------------------------------------------------------------------------------
-
-    def start(self) -> LoopbackLogAnalytics:
-        ctx = self.tls.server_context
-        owner = self
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def finish_request(self, request, client_address):  # TLS handshake in the request's thread
-                try:
-                    tls_sock = ctx.wrap_socket(request, server_side=True)
-                except OSError:
-                    return
-                try:
-                    _Handler(tls_sock, client_address, self, owner)
-                finally:
-                    with contextlib.suppress(OSError):
-                        tls_sock.close()
-
-        self._server = Server(("127.0.0.1", 0), _Handler)  # type: ignore[arg-type]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="loopback-la")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def ca_path(self) -> str:
-        return self.tls.ca_path
 
     def load(self, workspace: str, **tables: Any) -> None:
         """Tables (pyarrow Tables or pandas DataFrames) visible in *workspace*."""
@@ -241,15 +202,8 @@ class LoopbackLogAnalytics:
             return self._engine.run(Request(query=body.get("query") or "", namespace=merged))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def __init__(self, request, client_address, server, owner: LoopbackLogAnalytics | None = None):
-        self.owner = owner
-        super().__init__(request, client_address, server)
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # quiet
-        pass
+class _Handler(OwnedHandler):
+    owner: LoopbackLogAnalytics | None
 
     # -- plumbing --------------------------------------------------------------------------------------
 
@@ -480,6 +434,9 @@ class _Handler(BaseHTTPRequestHandler):
         payload = _payload(result, prefer, fault)
         seen.status = 200
         self._send_json(200, payload, cut=fault is not None and fault.kind == "cut")
+
+
+LoopbackLogAnalytics.handler = _Handler  # the handler class is defined below the server it answers for
 
 
 def write_response(handler: BaseHTTPRequestHandler, body: bytes) -> None:

@@ -28,9 +28,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from servers.tls import OwnedHandler, TlsLoopbackServer, make_tls
 
 SCOPE = "https://dev.azuresynapse.net/.default"
 API = "2019-11-01-preview"
@@ -94,12 +95,12 @@ class LivySession:
         return lines
 
 
-class LoopbackSynapse:
+class LoopbackSynapse(TlsLoopbackServer):
     """Start with :meth:`start`; ``url`` is the https base of both the Livy API and sign-in."""
 
-    def __init__(self, spark_url: str, *, tls: Any = None, start_delay: float = 0.0, log_dir: str | None = None):
-        from servers.tls import make_tls
+    thread_name = "loopback-synapse"
 
+    def __init__(self, spark_url: str, *, tls: Any = None, start_delay: float = 0.0, log_dir: str | None = None):
         self.spark_url = spark_url
         self.tls = tls or make_tls()
         self.start_delay = start_delay
@@ -114,48 +115,13 @@ class LoopbackSynapse:
         self.fail_next_start = False
         self._next_session = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # -- control -----------------------------------------------------------------------------------
-
-    def start(self) -> LoopbackSynapse:
-        ctx = self.tls.server_context
-        owner = self
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def finish_request(self, request, client_address):
-                try:
-                    tls_sock = ctx.wrap_socket(request, server_side=True)
-                except OSError:
-                    return
-                try:
-                    _Handler(tls_sock, client_address, self, owner)
-                finally:
-                    with contextlib.suppress(OSError):
-                        tls_sock.close()
-
-        self._server = Server(("127.0.0.1", 0), _Handler)  # type: ignore[arg-type]
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="loopback-synapse").start()
-        return self
 
     def stop(self) -> None:
         for s in list(self.sessions.values()):
             self._kill_worker(s)
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def ca_path(self) -> str:
-        return self.tls.ca_path
+        super().stop()
 
     def register_app(self, client_id: str, secret: str) -> None:
         self.apps[client_id] = secret
@@ -335,15 +301,8 @@ class LoopbackSynapse:
             s.cond.notify_all()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def __init__(self, request, client_address, server, owner: LoopbackSynapse | None = None):
-        self.owner = owner
-        super().__init__(request, client_address, server)
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        pass
+class _Handler(OwnedHandler):
+    owner: LoopbackSynapse | None
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
@@ -492,3 +451,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, {"code": "NotFound", "message": "no such route"})
         else:
             self._send(404, {"code": "NotFound", "message": "no such route"})
+
+
+LoopbackSynapse.handler = _Handler  # the handler class is defined below the server it answers for

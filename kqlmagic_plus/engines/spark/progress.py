@@ -8,10 +8,12 @@ shown for jobs shorter than ``delay`` seconds, so quick cells stay quiet.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -69,6 +71,8 @@ class ProgressSink:
             if self.closed:
                 return
             self.closed = True
+            # Stages that never ran by the end were skipped (their shuffle output was reused): not counted.
+            self._stages = {k: s for k, s in self._stages.items() if s.completed or s.active or s.failed}
             if self._bar is not None:
                 total, done, _ = self._totals()
                 if total:
@@ -220,3 +224,20 @@ class ConnectProgressHandler:
 def sink_factory(style: str, **kwargs: Any) -> Callable[[], ProgressSink]:
     """A function making a fresh sink per job, in *style*."""
     return lambda: ProgressSink(style, **kwargs)
+
+
+@contextlib.contextmanager
+def tracked_jobs(sc: Any, sink: ProgressSink) -> Iterator[None]:
+    """The Spark jobs this thread starts inside the block, shown on *sink* (a job group of their own, watched
+    by a :class:`StatusTrackerWatcher`): for callers that run Spark without a session of ours (the CLI hunt)."""
+    tag = "kqlmp-" + uuid.uuid4().hex[:12]
+    sc.setJobGroup(tag, "kqlmagic_plus", interruptOnCancel=True)
+    watcher = StatusTrackerWatcher(sc, tag, sink).start()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            watcher.stop()
+        with contextlib.suppress(Exception):  # a JVM that died has no properties to reset
+            for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+                sc.setLocalProperty(key, None)

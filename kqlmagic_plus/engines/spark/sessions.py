@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kqlmagic_plus.engines.spark import errors as spark_errors
+from kqlmagic_plus.engines.spark import quiet
 from kqlmagic_plus.engines.spark.handle import BASE_CONF, RUNTIME_CONF, Say, SparkHandle, Target
 from kqlmagic_plus.engines.spark.jvm import (  # noqa: F401 - re-exported: the local JVM's helpers
     _answers,
@@ -234,14 +235,15 @@ class InProcessSession(SparkHandle):
         sink = progress()
         watcher = self._begin(tag, sink)
         _quiet_query_context_loggers()
-        quiet = _Py4jInterruptFilter()
+        interrupts = _Py4jInterruptFilter()
         root = logging.getLogger()
-        root.addFilter(quiet)
+        root.addFilter(interrupts)
         py4j_quiet = _quiet_py4j()
         py4j_quiet.__enter__()
         self._running = tag
         try:
-            return fn()
+            with quiet.quiet_warnings():  # PySpark's own (the pandas 3 FutureWarning), not the user's
+                return fn()
         except KeyboardInterrupt:
             self._cancel(tag)
             raise QueryCancelledError(spark_errors.CANCELLED) from None
@@ -261,7 +263,7 @@ class InProcessSession(SparkHandle):
                 watcher()
             with contextlib.suppress(Exception):
                 self._end(tag)
-            root.removeFilter(quiet)
+            root.removeFilter(interrupts)
             py4j_quiet.__exit__(None, None, None)
 
     def _loss(self, exc: BaseException) -> str | None:
@@ -355,11 +357,15 @@ class LocalSession(InProcessSession):
             self.sizing = self._sizing(conf, new_jvm=SparkContext._gateway is None)
             if not self.announced:
                 say(self._starting(master))
+            conf = quiet.session_conf(conf)  # our log4j2 file, no console progress bar (unless --debug)
             builder = SparkSession.builder.master(master).appName("kqlmagic_plus")
             for k, v in conf.items():
                 builder = builder.config(k, v)
             try:
-                spark = builder.getOrCreate()
+                spark = quiet.get_or_create(builder, {"spark.master": master, "spark.app.name": "kqlmagic_plus",
+                                                      **conf})
+            except KqlMagicPlusError:
+                raise
             except Exception as exc:
                 raise EngineUnavailableError(f"local Spark did not start: {spark_errors.translate(exc, '')}") from None
             self._spark = spark
@@ -390,6 +396,14 @@ class LocalSession(InProcessSession):
         gateway = getattr(sys.modules.get("pyspark"), "SparkContext", None)
         new_jvm = gateway is None or gateway._gateway is None or jvm_exit() is not None
         return f"starting a new local session ({master}, {self._sizing(conf, new_jvm=new_jvm)})"
+
+    @property
+    def log_tail(self) -> list[str]:
+        """The driver JVM's last log lines once it died (its output goes to a file, not to the cell: they
+        are the only place an OutOfMemoryError shows)."""
+        if self.lost is None or "JVM" not in self.lost:
+            return []
+        return quiet.log_tail()
 
     def _adopt(self, spark: Any) -> None:
         for k, v in {**RUNTIME_CONF, **self.conf}.items():
@@ -567,7 +581,8 @@ class ConnectSession(InProcessSession):
     MAX_BACKOFF_MS = 8000
 
     def start(self, say: Say) -> None:
-        _require_pyspark(connect=True)
+        with quiet.quiet_warnings():  # importing the client warns about pandas 3 (PySpark's, not the user's)
+            _require_pyspark(connect=True)
         from pyspark import SparkContext
         from pyspark.sql.connect.session import SparkSession as RemoteSession
 
@@ -579,7 +594,8 @@ class ConnectSession(InProcessSession):
 
         started = time.monotonic()
         try:
-            spark = RemoteSession.builder.remote(self.target.spec).create()
+            with quiet.quiet_warnings():
+                spark = RemoteSession.builder.remote(self.target.spec).create()
         except Exception as exc:
             _release_connect_mode(self)
             raise OptionError(f"--connect {self.target.display}: {spark_errors.translate(exc, '')}") from None

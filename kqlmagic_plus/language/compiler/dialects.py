@@ -19,10 +19,42 @@ from typing import Any
 from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.sqlexpr import cast_, dtype, fn, n, paren, s, timespan_text, try_cast_
+from kqlmagic_plus.language.compiler.literals import format_datetime_iso, format_datetime_ticks, ticks_rest
+from kqlmagic_plus.language.compiler.sqlexpr import (
+    cast_,
+    dtype,
+    duckdb_datetime_text,
+    fn,
+    n,
+    paren,
+    s,
+    timespan_text,
+    try_cast_,
+)
 
 #: The instant ``now()`` means while one query compiles (None: the engine's clock when it runs).
 PINNED_NOW: ContextVar[Any] = ContextVar("kqlmp_pinned_now", default=None)
+
+
+#: The microseconds since the epoch a DuckDB TIMESTAMP_NS holds (1678-01-01 .. 2262-01-01, inside its range).
+_NS_LOW_US, _NS_HIGH_US = -9_214_560_000_000_000, 9_214_646_400_000_000
+
+
+_NS_RANGE = ("a datetime to 100 ns (endof*, make_datetime) outside the years 1678-2261, which the local engine's "
+             "nanosecond timestamps cannot hold")
+
+
+#: Where format_datetime's ``fffffff`` (100 ns ticks) goes in a DuckDB strftime pattern (DuckDB.format_ts).
+TICKS_MARK = "\x00ticks\x00"
+
+
+def ns_holds(us: int) -> bool:
+    """A DuckDB TIMESTAMP_NS holds this datetime (microseconds since the epoch)."""
+    return _NS_LOW_US <= us < _NS_HIGH_US
+
+
+def big_floor(x: exp.Expression) -> exp.Expression:
+    return cast_(fn("floor", x), "BIGINT")
 
 
 #: Padded base64 text, the only form Kusto decodes.
@@ -156,6 +188,27 @@ class Dialect:
 
     def us_to_ts(self, us: exp.Expression) -> exp.Expression:
         raise NotImplementedError
+
+    # Kusto's datetimes hold 100 ns ticks. Spark's TIMESTAMP holds microseconds, so there the methods below cut
+    # to the microsecond (a named limit, docs/support-matrix.md); DuckDB's TIMESTAMP_NS holds the ticks.
+    keeps_ticks = False
+
+    def datetime_literal(self, us: int) -> exp.Expression:
+        """A datetime literal (*us*: microseconds, a literals.Micros when a 7th fraction digit was written)."""
+        return cast_(s(format_datetime_iso(int(us))), "TIMESTAMP")
+
+    def ts_plus_us(self, ts: exp.Expression, us: exp.Expression) -> exp.Expression:
+        """*ts* moved by *us* microseconds (keeping the 100 ns ticks of *ts* where the engine holds them)."""
+        return self.us_to_ts(exp.Add(this=self.ts_to_us(ts), expression=us))
+
+    def sub_us_ns(self, ts: exp.Expression) -> exp.Expression:
+        """The nanoseconds of *ts* below its microsecond (0..900, in 100 ns ticks)."""
+        return n(0)
+
+    def ts_plus_ticks(self, ts: exp.Expression, ticks: exp.Expression) -> exp.Expression:
+        """*ts* moved by *ticks* (100 ns; an integer, possibly negative): cut down to the microsecond here."""
+        return self.us_to_ts(exp.Add(this=self.ts_to_us(ts),
+                                     expression=big_floor(exp.Div(this=ticks, expression=n(10.0)))))
 
     def now(self) -> exp.Expression:
         raise NotImplementedError
@@ -669,6 +722,33 @@ class DuckDB(Dialect):
     def us_to_ts(self, us):
         return fn("make_timestamp", us)
 
+    keeps_ticks = True
+
+    def datetime_literal(self, us):
+        # A literal with a 7th digit is a TIMESTAMP_NS (which holds 1677-2262 only; outside that the digit is cut,
+        # as on Spark); every other literal stays a TIMESTAMP, which holds Kusto's whole range (years 1-9999).
+        if ticks_rest(us) and ns_holds(us):
+            return cast_(s(format_datetime_ticks(us)), dtype("TIMESTAMP_NS", dialect="duckdb"))
+        return super().datetime_literal(us)
+
+    def ts_plus_us(self, ts, us):
+        # TIMESTAMP_NS + INTERVAL keeps the ticks; on a TIMESTAMP it is the same exact sum of microseconds.
+        return exp.Add(this=ts, expression=self.span_to_interval(us))
+
+    def sub_us_ns(self, ts):
+        # strftime's %n is the fraction's nanoseconds of a TIMESTAMP (whole microseconds) and of a TIMESTAMP_NS
+        # alike, and never overflows (epoch_ns of a TIMESTAMP after 2262 fails).
+        return exp.Mod(this=cast_(fn("strftime", ts, s("%n")), "BIGINT"), expression=n(1000))
+
+    def ts_plus_ticks(self, ts, ticks):
+        # A TIMESTAMP_NS, which holds 1677-2262: outside that the query fails saying so, never cut or wrapped.
+        moved = exp.Add(this=fn("epoch_ns", ts), expression=exp.Mul(this=ticks, expression=n(100)))
+        ns = fn("make_timestamp_ns", moved)
+        inside = exp.and_(exp.GTE(this=ts.copy(), expression=fn("make_timestamp", n(_NS_LOW_US))),
+                          exp.LT(this=ts.copy(), expression=fn("make_timestamp", n(_NS_HIGH_US))))
+        return exp.Case(ifs=[exp.If(this=exp.or_(exp.Is(this=ts.copy(), expression=exp.null()), inside), true=ns)],
+                        default=fn("error", s(_NS_RANGE)))
+
     def now(self):
         return exp.AtTimeZone(this=fn("get_current_timestamp"), zone=s("UTC"))
 
@@ -694,7 +774,18 @@ class DuckDB(Dialect):
         return exp.Add(this=ts, expression=fn("to_months", cast_(months, "INTEGER")))
 
     def format_ts(self, ts, fmt):
-        return fn("strftime", ts, s(fmt))
+        if TICKS_MARK not in fmt:
+            return fn("strftime", ts, s(fmt))
+        # fffffff: seven digits of the fraction, from %n's nine (strftime has no 100 ns specifier).
+        ticks = fn("substr", fn("strftime", ts.copy(), s("%n")), n(1), n(7))
+        out: exp.Expression | None = None
+        for i, piece in enumerate(fmt.split(TICKS_MARK)):
+            part = [ticks.copy()] if i else []
+            if piece:
+                part.append(fn("strftime", ts.copy(), s(piece)))
+            for p in part:
+                out = p if out is None else exp.DPipe(this=out, expression=p)
+        return out
 
     def parse_ts(self, text):
         return exp.AtTimeZone(this=try_cast_(this=text, to=dtype("TIMESTAMPTZ")), zone=s("UTC"))
@@ -718,7 +809,7 @@ class DuckDB(Dialect):
         if t == T.DYNAMIC:
             return e
         if t == T.DATETIME:
-            e = fn("strftime", e, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
+            e = duckdb_datetime_text(e)
         elif t == T.TIMESPAN:
             e = timespan_text(self, e)
         elif t == T.DECIMAL:

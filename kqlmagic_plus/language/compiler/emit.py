@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.catalog import lookup_aggregate, lookup_operator, lookup_scalar
-from kqlmagic_plus.language.compiler.dialects import Dialect
-from kqlmagic_plus.language.compiler.literals import format_datetime_iso
-from kqlmagic_plus.language.compiler.sqlexpr import alias, cast_, dtype, fn, ident, n, s, table, try_cast_
+from kqlmagic_plus.language.compiler.dialects import Dialect, ns_holds
+from kqlmagic_plus.language.compiler.functions.common import may_carry_ticks
+from kqlmagic_plus.language.compiler.sqlexpr import alias, cast_, dtype, fn, ident, n, paren, s, table, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 
@@ -32,6 +33,9 @@ class Emitter:
         self._n = 0
         #: A CTE refers to itself (scan): the WITH is WITH RECURSIVE.
         self.recursive = False
+        #: Datetime columns that can hold 100 ns ticks (functions.common.may_carry_ticks), by name: arithmetic on
+        #: them keeps the ticks. A name is never removed; a column that does not hold ticks only costs speed.
+        self.tick_cols: set[str] = set()
 
     # -- statement --------------------------------------------------------------------------------
 
@@ -131,10 +135,13 @@ class Emitter:
         if not node.rows:
             q = exp.Select(expressions=[alias(self.d.typed_null(c.type), c.name) for c in cols])
             return q.where(exp.false())
-        literal_rows = all(isinstance(v, ir.Lit) for row in node.rows for v in row)
+        rows = _one_datetime_precision(node.rows, cols)
+        self.tick_cols.update(c.name for i, c in enumerate(cols) if c.type == T.DATETIME
+                              and any(may_carry_ticks(r[i], self.tick_cols) for r in rows))
+        literal_rows = all(isinstance(v, ir.Lit) for row in rows for v in row)
         if not literal_rows or len(node.rows) == 1:
             selects = []
-            for row in node.rows:
+            for row in rows:
                 self.order = None
                 selects.append(
                     exp.Select(
@@ -148,7 +155,7 @@ class Emitter:
         # Many literal rows: one VALUES list, converted to the column types in an outer SELECT.
         tuples = [
             exp.Tuple(expressions=[self.raw_literal(v, c.type) for v, c in zip(row, cols, strict=True)])
-            for row in node.rows
+            for row in rows
         ]
         raw = [f"c{i}" for i in range(len(cols))]
         values = exp.Values(expressions=tuples, alias=exp.TableAlias(this=ident("_v"), columns=[ident(r) for r in raw]))
@@ -179,12 +186,22 @@ class Emitter:
     def n_Range(self, node: ir.Range) -> exp.Expression:
         c = node.schema.columns[0]
         i = ident("i")
-        if c.type == T.DATETIME:
+        ticks = (c.type == T.DATETIME and self.d.keeps_ticks
+                 and (may_carry_ticks(node.start, self.tick_cols) or may_carry_ticks(node.stop, self.tick_cols)))
+        if ticks:
+            self.tick_cols.add(c.name)
+        if ticks:
+            # Counted in 100 ns ticks, so a from or to with a 7th digit gives Kusto's rows (the step is whole
+            # microseconds); the values are the from plus whole steps, keeping its ticks.
+            start, stop = self._ticks(self.e(node.start)), self._ticks(self.e(node.stop))
+        elif c.type == T.DATETIME:
             start = self.d.ts_to_us(self.e(node.start))
             stop = self.d.ts_to_us(self.e(node.stop))
         else:
             start, stop = self.e(node.start), self.e(node.stop)
         step = self.e(node.step)
+        if ticks:
+            step = exp.Mul(this=paren(step), expression=n(10))
         if c.type in (T.LONG, T.INT, T.DATETIME, T.TIMESPAN):
             count = exp.Add(
                 this=exp.IntDiv(this=exp.Sub(this=stop, expression=start), expression=step), expression=n(1)
@@ -198,7 +215,10 @@ class Emitter:
             )
         count = fn("greatest", count, n(0))
         value = exp.Add(this=start, expression=exp.Mul(this=exp.column(i), expression=step))
-        if c.type == T.DATETIME:
+        if ticks:
+            span = exp.Mul(this=exp.column(i), expression=paren(self.e(node.step)))
+            value = exp.Add(this=self.e(node.start), expression=self.d.span_to_interval(span))
+        elif c.type == T.DATETIME:
             value = self.d.us_to_ts(value)
         if self.d.name == "duckdb":
             # DuckDB's range() table function streams; UNNEST of a range() list allocates all of it first
@@ -208,6 +228,11 @@ class Emitter:
         return exp.Select(expressions=[alias(value, c.name)]).from_(
             exp.Subquery(this=inner, alias=exp.TableAlias(this=ident("_r")))
         )
+
+    def _ticks(self, ts: exp.Expression) -> exp.Expression:
+        """A datetime as 100 ns ticks since the epoch (no overflow: microseconds, then the ticks below them)."""
+        below = exp.IntDiv(this=self.d.sub_us_ns(ts.copy()), expression=n(100))
+        return paren(exp.Add(this=exp.Mul(this=self.d.ts_to_us(ts), expression=n(10)), expression=below))
 
     def sequence(self, count: exp.Expression) -> exp.Expression:
         """The integers 0..count-1 as an array (empty when count is 0)."""
@@ -233,6 +258,9 @@ class Emitter:
         else:
             items = [alias(self.e(e), name) for name, e in node.items]
         self.order = None
+        if self.d.keeps_ticks:
+            self.tick_cols.update(name for name, e in node.items
+                                  if e.type == T.DATETIME and may_carry_ticks(e, self.tick_cols))
         return exp.Select(expressions=items).from_(table(src))
 
     def n_MakeGraph(self, node: ir.Node) -> exp.Expression:
@@ -263,6 +291,9 @@ class Emitter:
 
     def n_Aggregate(self, node: ir.Aggregate) -> exp.Expression:
         src = self.node(node.input)
+        if self.d.keeps_ticks:
+            self.tick_cols.update(name for name, e in [*node.keys, *node.aggs] if isinstance(e, ir.Expr)
+                                  and e.type == T.DATETIME and may_carry_ticks(e, self.tick_cols))
         self.qual = None
         self.order = None
         items: list[exp.Expression] = []
@@ -571,7 +602,7 @@ class Emitter:
         if t in (T.STRING, T.GUID):
             return s(str(v))
         if t == T.DATETIME:
-            return cast_(s(format_datetime_iso(int(v))), "TIMESTAMP")
+            return self.d.datetime_literal(v)
         if t == T.TIMESPAN:
             return n(int(v))
         if t == T.DYNAMIC:
@@ -581,6 +612,18 @@ class Emitter:
                 else fn("parse_json", s(json.dumps(v, ensure_ascii=False, separators=(",", ":"))))
             )
         raise Refusal(f"literal of type {t}")
+
+
+def _one_datetime_precision(rows: Any, cols: list[T.Column]) -> Any:
+    """The rows, with a datetime column's 100 ns ticks cut to the microsecond when one of its literals is outside
+    the years a nanosecond timestamp holds (1678-2261): DuckDB gives such a column one type, and a TIMESTAMP_NS
+    cannot hold ``datetime(0001-01-01)`` (the 7th digit is a named limit there, as on Spark)."""
+    cut = {i for i, c in enumerate(cols) if c.type == T.DATETIME and any(
+        isinstance(r[i], ir.Lit) and r[i].value is not None and not ns_holds(r[i].value) for r in rows)}
+    if not cut:
+        return rows
+    return [tuple(ir.Lit(v.type, int(v.value)) if i in cut and isinstance(v, ir.Lit) and v.value is not None else v
+                  for i, v in enumerate(r)) for r in rows]
 
 
 def _in_range_order(node: ir.Node) -> bool:
@@ -598,7 +641,10 @@ def emit_sql(node: ir.Node, dialect: Dialect) -> str:
     tree = em.statement(node)
     parenthesize(tree)
     if dialect.name == "spark":
+        from kqlmagic_plus.language.compiler.inline_ctes import inline_single_use_ctes
+
         _refuse_subquery_in_lambda(tree)
+        inline_single_use_ctes(tree)  # Spark plans nested subqueries faster than a chain of CTEs
     return tree.sql(dialect=dialect.sqlglot)
 
 

@@ -1,4 +1,5 @@
-"""KQL literal tokens -> Python values (datetimes and timespans as integer microseconds)."""
+"""KQL literal tokens -> Python values (datetimes and timespans as integer microseconds; a datetime's 100 ns
+ticks below the microsecond ride along on it, see :class:`Micros`)."""
 
 from __future__ import annotations
 
@@ -205,17 +206,16 @@ def parse_datetime_text(t: str) -> int | None:
         if not (1 <= int(mo) <= 12 and 1 <= int(d) <= 31):
             return None
         secs = calendar.timegm((int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
-        return secs * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0)
+        return with_ticks(secs * 1_000_000, frac)
     m = _DT.match(t)
     if m:
         y, mo, d, hh, mi, ss, frac, tz = m.groups()
         secs = calendar.timegm((int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
-        us = secs * 1_000_000 + (int((frac + "000000")[:6]) if frac else 0)
         if tz and tz != "Z":
             sign = 1 if tz[0] == "+" else -1
             digits = tz[1:].replace(":", "")
-            us -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 1_000_000
-        return us
+            secs -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+        return with_ticks(secs * 1_000_000, frac)
     # RFC 822 / 850 style: "Sat, 8 Nov 2014 15:05:02 GMT", "8 Nov 2014 15:05:02"
     m = re.match(
         r"^(?:\w+,\s*)?(\d{1,2})[ -](\w{3})\w*[ -](\d{2,4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?)?"
@@ -228,6 +228,49 @@ def parse_datetime_text(t: str) -> int | None:
         secs = calendar.timegm((year, _MONTHS[mon.lower()], int(d), int(hh or 0), int(mi or 0), int(ss or 0)))
         return secs * 1_000_000
     return None
+
+
+class Micros(int):
+    """Microseconds since the epoch that also remember the 100 ns ticks below the microsecond (``rest``, 0-9)
+    a literal wrote (``datetime(2020-01-01 12:00:00.1234567)``). It is an int of the microseconds everywhere
+    (arithmetic on it gives a plain int, as cut to the microsecond as before); the local engine's emitter reads
+    ``rest`` to write a nanosecond timestamp, so the 7th digit reaches the result there."""
+
+    rest: int
+
+    def __new__(cls, us: int, rest: int) -> Micros:
+        obj = super().__new__(cls, us)
+        obj.rest = rest
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # the compile cache pickles plans: keep the ticks
+        return (Micros, (int(self), self.rest))
+
+
+def with_ticks(us: int, frac: str | None) -> int:
+    """*us* plus a fraction of a second written with up to 9 digits: the microseconds (cut, never rounded up:
+    .1234567 is .123456), as a :class:`Micros` when a 100 ns tick is left over. Digits below 100 ns are cut,
+    as Kusto's 100 ns ticks cut them."""
+    if not frac:
+        return us
+    ticks = int((frac + "0000000")[:7])
+    us += ticks // 10
+    return Micros(us, ticks % 10) if ticks % 10 else us
+
+
+def ticks_rest(value: Any) -> int:
+    """The 100 ns ticks below the microsecond a datetime literal's value carries (0 for a plain int)."""
+    return getattr(value, "rest", 0)
+
+
+def format_datetime_ticks(us: int) -> str:
+    """:func:`format_datetime_iso` with the 7th fraction digit a :class:`Micros` carries."""
+    text = format_datetime_iso(us)
+    rest = ticks_rest(us)
+    if not rest:
+        return text
+    frac = us % 1_000_000
+    return (text.split(".")[0]) + f".{frac:06d}{rest}"
 
 
 def format_datetime_iso(us: int) -> str:
@@ -266,7 +309,7 @@ def json_value(ctx: Any) -> Any:
         return real_value(text)
     if r == "JsonDateTime":
         us = datetime_value(text)
-        return None if us is None else format_datetime_iso(us).replace(" ", "T") + "Z"
+        return None if us is None else format_datetime_ticks(us).replace(" ", "T") + "Z"
     if r == "JsonTimeSpan":
         us = timespan_value(text)
         return None if us is None else format_timespan(us)

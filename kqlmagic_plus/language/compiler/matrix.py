@@ -45,9 +45,14 @@ def render() -> str:
              "(a test fails when this file is out of date). \"yes\" means translated with KQL's semantics and "
              "covered by the differential corpus (tests/kql_corpus) where a case exists; a \"no\" is refused with "
              "the construct's name and position, never approximated. The local engine runs this compiler's DuckDB "
-             "SQL, and duckdb-kql only for what this compiler does not translate (control commands). Both "
-             "engines keep datetimes and timespans to the microsecond; KQL keeps 100 ns ticks, so a 7th "
-             "fractional digit is a named limit (the conformance table counts it apart, never as a pass).", "",
+             "SQL, and duckdb-kql only for what this compiler does not translate (control commands). "
+             "KQL keeps datetimes to 100 ns ticks. The local engine keeps them (a literal's 7th digit, "
+             "endof*, make_datetime, datetime +- timespan, range, datetime_part and datetime_diff to the "
+             "nanosecond, tostring and format_datetime's fffffff, the result DataFrame as datetime64[ns]) for "
+             "the years 1678-2261 its nanosecond timestamps hold; outside them, and in timespans (held to the "
+             "microsecond), the 7th digit is cut. Spark's timestamps hold microseconds: there a 7th digit is "
+             "cut everywhere. A result that differs from Kusto's only below the microsecond is a named limit "
+             "(the conformance table counts it apart, never as a pass).", "",
              "## Tabular operators", "", "| operator | Spark | DuckDB |", "|---|---|---|"]
     for name in _operators():
         lines.append(f"| `{name}` | yes | yes |")

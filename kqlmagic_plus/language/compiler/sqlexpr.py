@@ -104,3 +104,11 @@ def table(name: str, alias: str | None = None) -> exp.Table:
 
 def alias(e: exp.Expression, name: str) -> exp.Expression:
     return exp.Alias(this=e, alias=ident(name))
+
+
+def duckdb_datetime_text(ts: exp.Expression) -> exp.Expression:
+    """KQL's text of a datetime (``2020-01-01T12:00:00.1234567Z``) in DuckDB: seven fraction digits, from the
+    nanoseconds ``%n`` gives (a TIMESTAMP_NS keeps its 100 ns ticks; ``%f`` would cut them)."""
+    head = fn("strftime", ts, s("%Y-%m-%dT%H:%M:%S."))
+    ticks = fn("substr", fn("strftime", ts, s("%n")), n(1), n(7))
+    return exp.DPipe(this=exp.DPipe(this=head, expression=ticks), expression=s("Z"))

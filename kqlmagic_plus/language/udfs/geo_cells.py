@@ -17,6 +17,7 @@ import math
 from typing import Any
 
 from kqlmagic_plus.language.udfs import udf
+from kqlmagic_plus.language.udfs.geojson import members
 
 #: S2's Earth radius in meters (S2Earth::RadiusMeters); the reference's distances are on this sphere.
 EARTH_RADIUS_M = 6371010.0
@@ -235,58 +236,28 @@ def _ring(r: Any) -> list[tuple[float, float]] | None:
     return pts[:-1]  # type: ignore[return-value]
 
 
-def _geojson(text: Any) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except ValueError:
+def _rings(poly: Any) -> list[list[tuple[float, float]]] | None:
+    if not isinstance(poly, list) or not poly:
         return None
-    return value if isinstance(value, dict) else None
+    rings = [_ring(r) for r in poly]
+    return None if any(r is None for r in rings) else rings  # type: ignore[return-value]
+
+
+def _vertices(line: Any) -> list[tuple[float, float]] | None:
+    if not isinstance(line, list) or len(line) < 2:
+        return None
+    pts = [_position(p) for p in line]
+    return None if any(p is None for p in pts) else pts  # type: ignore[return-value]
 
 
 def _polygons(text: Any) -> list[list[list[tuple[float, float]]]] | None:
     """The rings of each polygon of a GeoJSON Polygon / MultiPolygon, None when it is not a valid one."""
-    g = _geojson(text)
-    if g is None:
-        return None
-    kind, coords = g.get("type"), g.get("coordinates")
-    if kind == "Polygon":
-        polys = [coords]
-    elif kind == "MultiPolygon" and isinstance(coords, list) and coords:
-        polys = coords
-    else:
-        return None
-    out = []
-    for poly in polys:
-        if not isinstance(poly, list) or not poly:
-            return None
-        rings = [_ring(r) for r in poly]
-        if any(r is None for r in rings):
-            return None
-        out.append(rings)
-    return out  # type: ignore[return-value]
+    return members(text, "Polygon", "MultiPolygon", _rings)
 
 
 def _lines(text: Any) -> list[list[tuple[float, float]]] | None:
     """The vertices of each line of a GeoJSON LineString / MultiLineString, None when it is not a valid one."""
-    g = _geojson(text)
-    if g is None:
-        return None
-    kind, coords = g.get("type"), g.get("coordinates")
-    if kind == "LineString":
-        lines = [coords]
-    elif kind == "MultiLineString" and isinstance(coords, list) and coords:
-        lines = coords
-    else:
-        return None
-    out = []
-    for line in lines:
-        if not isinstance(line, list) or len(line) < 2:
-            return None
-        pts = [_position(p) for p in line]
-        if any(p is None for p in pts):
-            return None
-        out.append(pts)
-    return out  # type: ignore[return-value]
+    return members(text, "LineString", "MultiLineString", _vertices)
 
 
 # -- S2 ----------------------------------------------------------------------------------------------------

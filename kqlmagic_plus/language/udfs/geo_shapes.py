@@ -21,6 +21,8 @@ from typing import Any
 import s2geometry as s2
 
 from kqlmagic_plus.language.udfs import udf
+from kqlmagic_plus.language.udfs.geojson import geojson_object as _obj
+from kqlmagic_plus.language.udfs.geojson import members
 
 #: S2's Earth radius (S2Earth::RadiusMeters), the one Kusto's figures are computed with.
 EARTH_RADIUS_M = 6371010.0
@@ -31,15 +33,6 @@ class GeoUnsupported(ValueError):
 
 
 # -- GeoJSON in --------------------------------------------------------------------------------------------
-
-def _obj(text: Any) -> dict[str, Any] | None:
-    if isinstance(text, str):
-        try:
-            text = json.loads(text)
-        except ValueError:
-            return None
-    return text if isinstance(text, dict) else None
-
 
 def _num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -81,19 +74,7 @@ def _polyline(coords: Any) -> Any | None:
 
 def lines_of(text: Any) -> list[Any] | None:
     """The polylines of a GeoJSON LineString or MultiLineString; None when it is not a valid one."""
-    g = _obj(text)
-    if g is None:
-        return None
-    if g.get("type") == "LineString":
-        line = _polyline(g.get("coordinates"))
-        return None if line is None else [line]
-    if g.get("type") == "MultiLineString":
-        parts = g.get("coordinates")
-        if not isinstance(parts, list) or not parts:
-            return None
-        out = [_polyline(p) for p in parts]
-        return None if any(p is None for p in out) else out
-    return None
+    return members(text, "LineString", "MultiLineString", _polyline)
 
 
 def _loop(ring: Any) -> Any | None:
@@ -141,18 +122,8 @@ def _union(polys: list[Any]) -> Any:
 
 def polygon_of(text: Any) -> Any | None:
     """A GeoJSON Polygon or MultiPolygon as one S2Polygon (a MultiPolygon as the union of its polygons)."""
-    g = _obj(text)
-    if g is None:
-        return None
-    if g.get("type") == "Polygon":
-        return _polygon(g.get("coordinates"))
-    if g.get("type") == "MultiPolygon":
-        parts = g.get("coordinates")
-        if not isinstance(parts, list) or not parts:
-            return None
-        polys = [_polygon(p) for p in parts]
-        return None if any(p is None for p in polys) else _union(polys)
-    return None
+    polys = members(text, "Polygon", "MultiPolygon", _polygon)
+    return None if polys is None else _union(polys)  # the union of one polygon is that polygon
 
 
 def _array(text: Any) -> list[Any] | None:

@@ -138,19 +138,24 @@ def _missing(v: Any, placeholder: Any) -> bool:
     return _is_num(v) and _is_num(placeholder) and float(v) == float(placeholder)
 
 
-@udf("series_fill_forward", ("string", "string"), "string", nulls=True)
-def series_fill_forward(text: str | None, placeholder: str | None) -> str | None:
-    items = None if text is None else _array(text)
-    if items is None:
-        return None
-    ph, last, out = _param(placeholder), None, []
+def _carried(items: list[Any], ph: Any) -> list[Any]:
+    """*items* with each missing one replaced by the last present one before it (kept when there is none)."""
+    last, out = None, []
     for v in items:
         if _missing(v, ph):
             out.append(last if last is not None else v)
         else:
             last = v
             out.append(v)
-    return _dumps(out)
+    return out
+
+
+@udf("series_fill_forward", ("string", "string"), "string", nulls=True)
+def series_fill_forward(text: str | None, placeholder: str | None) -> str | None:
+    items = None if text is None else _array(text)
+    if items is None:
+        return None
+    return _dumps(_carried(items, _param(placeholder)))
 
 
 @udf("series_fill_backward", ("string", "string"), "string", nulls=True)
@@ -158,14 +163,7 @@ def series_fill_backward(text: str | None, placeholder: str | None) -> str | Non
     items = None if text is None else _array(text)
     if items is None:
         return None
-    ph, nxt, out = _param(placeholder), None, []
-    for v in reversed(items):
-        if _missing(v, ph):
-            out.append(nxt if nxt is not None else v)
-        else:
-            nxt = v
-            out.append(v)
-    return _dumps(out[::-1])
+    return _dumps(_carried(items[::-1], _param(placeholder))[::-1])  # forward over the reversed series
 
 
 @udf("series_fill_const", ("string", "string", "string"), "string", nulls=True)

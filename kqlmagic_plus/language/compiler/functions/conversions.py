@@ -16,7 +16,17 @@ from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import big, lower_str
 from kqlmagic_plus.language.compiler.literals import parse_datetime_text
-from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, paren, s, timespan_text, try_cast_
+from kqlmagic_plus.language.compiler.sqlexpr import (
+    case,
+    cast_,
+    duckdb_datetime_text,
+    fn,
+    n,
+    paren,
+    s,
+    timespan_text,
+    try_cast_,
+)
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 TABLE = Table()
@@ -27,7 +37,7 @@ def datetime_text(g: Any, ts: exp.Expression) -> exp.Expression:
     """KQL's ``tostring(datetime)``: ISO 8601, always seven fraction digits, ``Z`` (measured on Kusto)."""
     if g.d.name == "spark":
         return fn("date_format", ts, s("yyyy-MM-dd'T'HH:mm:ss.SSSSSS'0Z'"))
-    return fn("strftime", ts, s("%Y-%m-%dT%H:%M:%S.%f0Z"))
+    return duckdb_datetime_text(ts)
 
 
 def real_text(g: Any, x: exp.Expression) -> exp.Expression:
@@ -106,6 +116,8 @@ def to_number(g: Any, arg: ir.Expr, target: str) -> exp.Expression:
     if t == T.DATETIME:
         # tolong(datetime) is ticks (100 ns) since 0001-01-01.
         ticks = exp.Add(this=exp.Mul(this=g.d.ts_to_us(x), expression=n(10)), expression=n(621355968000000000))
+        if g.d.keeps_ticks:  # and the ticks below the microsecond
+            ticks = exp.Add(this=ticks, expression=exp.IntDiv(this=g.d.sub_us_ns(x.copy()), expression=n(100)))
         return g.d.cast(ticks, target)
     if t == T.TIMESPAN:
         return g.d.cast(exp.Mul(this=x, expression=n(10)), target)

@@ -7,14 +7,17 @@ and years go through the dialect's ``add_months`` and ``date_part``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlglot import exp
 
+from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.dialects import TICKS_MARK
 from kqlmagic_plus.language.compiler.entries import Table
-from kqlmagic_plus.language.compiler.functions.common import big, lit_str
-from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, s
+from kqlmagic_plus.language.compiler.functions.common import big, lit_str, may_carry_ticks
+from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, paren, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
 TABLE = Table()
@@ -66,7 +69,9 @@ def _endof(unit: str):
         st = start_of(g, unit, g.e(c.args[0]))
         k = exp.Add(this=g.e(c.args[1]), expression=n(1)) if len(c.args) == 2 else n(1)
         nxt = _offset(g, unit, st, k)
-        return g.d.us_to_ts(exp.Sub(this=g.d.ts_to_us(nxt), expression=n(1)))
+        # One 100 ns tick before the next period (.9999999), as Kusto has it; .999999 where the engine keeps
+        # microseconds.
+        return g.d.ts_plus_ticks(nxt, n(-1))
 
     return emit
 
@@ -121,13 +126,14 @@ def _datetime_part(g, c, pred):
     ts = g.e(c.args[1])
     if part in _PARTS:
         return cast_(g.d.date_part(_PARTS[part], ts), "INT")
-    frac = exp.Mod(this=g.d.ts_to_us(ts), expression=n(1_000_000))
+    # The fraction of the second, never negative (before 1970 too: -1 us is the second's 999999th).
+    frac = g.d.pmod(g.d.ts_to_us(ts), n(1_000_000))
     if part == "millisecond":
         return cast_(exp.IntDiv(this=frac, expression=n(1000)), "INT")
     if part == "microsecond":
         return cast_(frac, "INT")
     if part == "nanosecond":
-        return cast_(exp.Mul(this=frac, expression=n(1000)), "INT")
+        return cast_(exp.Add(this=exp.Mul(this=frac, expression=n(1000)), expression=g.d.sub_us_ns(ts)), "INT")
     raise Refusal(f"datetime_part({part!r})")
 
 
@@ -150,7 +156,10 @@ def _datetime_add(g, c, pred):
         months = exp.Mul(this=k, expression=n({"year": 12, "quarter": 3, "month": 1}[part]))
         return g.d.add_months(ts, months)
     if part in _UNIT_US:
-        return g.d.us_to_ts(exp.Add(this=g.d.ts_to_us(ts), expression=exp.Mul(this=k, expression=n(_UNIT_US[part]))))
+        us = exp.Mul(this=k, expression=n(_UNIT_US[part]))
+        if g.d.keeps_ticks and may_carry_ticks(c.args[2], g.tick_cols):
+            return g.d.ts_plus_us(ts, us)
+        return g.d.us_to_ts(exp.Add(this=g.d.ts_to_us(ts), expression=us))
     raise Refusal(f"datetime_add({part!r})")
 
 
@@ -190,8 +199,9 @@ def _datetime_diff(g, c, pred):
         fb = exp.Sub(this=ub, expression=g.d.pmod(ub, unit))
         return exp.IntDiv(this=exp.Sub(this=fa, expression=fb), expression=unit)
     if part == "nanosecond":
-        # Our datetimes hold microseconds: the nanosecond count is exact down to them.
-        return exp.Mul(this=exp.Sub(this=g.d.ts_to_us(a), expression=g.d.ts_to_us(b)), expression=n(1000))
+        # Exact to the 100 ns where the engine holds them (DuckDB), to the microsecond where it does not (Spark).
+        us = exp.Mul(this=exp.Sub(this=g.d.ts_to_us(a), expression=g.d.ts_to_us(b)), expression=n(1000))
+        return exp.Add(this=us, expression=paren(exp.Sub(this=g.d.sub_us_ns(a), expression=g.d.sub_us_ns(b))))
     raise Refusal(f"datetime_diff({part!r})")
 
 
@@ -228,14 +238,25 @@ def _make_datetime(g, c, pred):
     if len(c.args) == 7:
         raise Refusal("make_datetime with 7 arguments")
     ints = [cast_(a, "INT") for a in args[:5]]
-    # The seconds are rounded to 100 ns ticks (as Kusto holds them) and then cut to our microseconds, so
-    # 0.1234567 s is .123456, not the .123457 make_timestamp's own rounding of the fraction gives.
+    # The seconds are rounded to 100 ns ticks (as Kusto holds them), which the engine keeps (DuckDB) or cuts to
+    # the microsecond (Spark: 0.1234567 s is .123456, not the .123457 make_timestamp's own rounding gives).
     sec = cast_(args[5], "DOUBLE")
-    ticks = fn("round", exp.Mul(this=sec, expression=n(10_000_000.0)))
-    us = big(fn("floor", exp.Div(this=ticks, expression=n(10.0))))
-    base = g.d.ts_to_us(fn("make_timestamp", *ints, cast_(n(0), "DOUBLE")))
+    ticks = big(fn("round", exp.Mul(this=sec, expression=n(10_000_000.0))))
+    base = fn("make_timestamp", *ints, cast_(n(0), "DOUBLE"))
     valid = exp.and_(exp.GTE(this=sec, expression=n(0)), exp.LT(this=sec, expression=n(60)))
-    return case([(valid, g.d.us_to_ts(exp.Add(this=base, expression=us)))])
+    if len(c.args) < 6 or (isinstance(c.args[5], ir.Lit) and _whole_us(c.args[5].value)):
+        # No ticks below the microsecond: a TIMESTAMP, which holds every year (a TIMESTAMP_NS holds 1677-2262).
+        us = big(fn("floor", exp.Div(this=ticks, expression=n(10.0))))
+        return case([(valid, g.d.us_to_ts(exp.Add(this=g.d.ts_to_us(base), expression=us)))])
+    return case([(valid, g.d.ts_plus_ticks(base, ticks))])
+
+
+def _whole_us(seconds: Any) -> bool:
+    """A constant number of seconds that is whole microseconds once rounded to 100 ns ticks (null counts)."""
+    try:
+        return seconds is None or round(float(seconds) * 10_000_000) % 10 == 0
+    except (TypeError, ValueError):
+        return False
 
 
 @scalar("make_timespan", (2, 5), T.TIMESPAN, coerce="real")
@@ -278,6 +299,7 @@ _FMT = {
     "tt": ("a", "%p"),
     "fff": ("SSS", "%g"),
     "ffffff": ("SSSSSS", "%f"),
+    "fffffff": ("SSSSSSS", TICKS_MARK),
     "MMM": ("MMM", "%b"),
     "MMMM": ("MMMM", "%B"),
     "ddd": ("EEE", "%a"),
@@ -313,7 +335,23 @@ def _format_datetime(g, c, pred):
     fmt = lit_str(c.args[1])
     if fmt is None:
         raise Refusal("format_datetime with a computed format")
-    return g.d.format_ts(g.e(c.args[0]), translate_datetime_format(fmt, g.d.name))
+    ts = g.e(c.args[0])
+    pieces = _year_runs(fmt)
+    if "y" not in pieces:
+        return g.d.format_ts(ts, translate_datetime_format(fmt, g.d.name))
+    # `y` (the year modulo 100, unpadded) has no Spark pattern letter: that piece is the number itself, and the
+    # text between is formatted as usual. `||` keeps a null datetime null (DuckDB's concat() would not).
+    out: exp.Expression | None = None
+    for piece in pieces:
+        part = (cast_(exp.Mod(this=fn("year", ts), expression=n(100)), "VARCHAR") if piece == "y"
+                else g.d.format_ts(ts, translate_datetime_format(piece, g.d.name)))
+        out = part if out is None else exp.DPipe(this=out, expression=part, safe=True)
+    return out
+
+
+def _year_runs(fmt: str) -> list[str]:
+    """*fmt* split around each lone `y` specifier (a run of exactly one `y`)."""
+    return [p for p in re.split(r"(?<!y)(y)(?!y)", fmt) if p]
 
 
 @scalar("format_timespan", 2, T.STRING, coerce=("timespan", "string"))

@@ -20,7 +20,7 @@ TABLE = Table()
 scalar = TABLE.scalar
 
 
-@scalar("array_length", 1, T.LONG, coerce="dynamic")
+@scalar("array_length", 1, T.LONG, aliases=("arraylength",), coerce="dynamic")
 def _array_length(g, c, pred):
     return big(g.d.dyn_array_length(g.e(c.args[0])))
 

@@ -20,6 +20,7 @@ from kqlmagic_plus.language.compiler.functions.common import (
     is_string,
     lit_str,
     lower_str,
+    may_carry_ticks,
     us_of,
 )
 from kqlmagic_plus.language.compiler.sqlexpr import cast_, fn, paren, s
@@ -55,10 +56,11 @@ def _arith(g: Any, c: ir.Call, op: str) -> exp.Expression:
     ta, tb = a.type, b.type
     # datetime / timespan arithmetic: everything is microseconds.
     if c.type == T.DATETIME:
-        if ta == T.DATETIME:
-            base, span = us_of(g, a), y
-        else:
-            base, span = us_of(g, b), x
+        dt_arg, span = (a, y) if ta == T.DATETIME else (b, x)
+        if g.d.keeps_ticks and may_carry_ticks(dt_arg, g.tick_cols):
+            # Keeps the datetime's 100 ns ticks (the span is whole microseconds).
+            return g.d.ts_plus_us(g.e(dt_arg), span if op == "+" else exp.Neg(this=paren(span)))
+        base = us_of(g, dt_arg)
         total = exp.Add(this=base, expression=span) if op == "+" else exp.Sub(this=base, expression=span)
         return g.d.us_to_ts(total)
     if ta == T.DATETIME and tb == T.DATETIME:

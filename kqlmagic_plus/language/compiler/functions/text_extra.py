@@ -91,7 +91,7 @@ def codepoints_text(g: Any, cps: exp.Expression) -> exp.Expression:
     return case([(exp.Coalesce(this=any_bad, expressions=[exp.false()]), exp.null())], text)
 
 
-@scalar("unicode_codepoints_to_string", (1, 64), T.STRING)
+@scalar("unicode_codepoints_to_string", (1, 64), T.STRING, aliases=("make_string",))  # its deprecated name
 def _cp_to(g, c, pred):
     lists = [_codepoint_list(g, a) for a in c.args]
     cps = lists[0] if len(lists) == 1 else fn("concat" if g.d.name == "spark" else "list_concat", *lists)

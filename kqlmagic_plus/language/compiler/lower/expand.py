@@ -139,6 +139,10 @@ def evaluate(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
         from kqlmagic_plus.language.compiler.lower.geo_lookup import geo_lookup
 
         return geo_lookup(lw, plugin, call, c, node, env)
+    if plugin == "ipv4_lookup":
+        from kqlmagic_plus.language.compiler.lower.ipv4_lookup import ipv4_lookup
+
+        return ipv4_lookup(lw, call, c, node, env)
     if plugin == "pivot":
         from kqlmagic_plus.language.compiler.lower.pivot import pivot
 

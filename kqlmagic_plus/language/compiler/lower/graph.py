@@ -5,8 +5,8 @@
 edges`` gives the edge rows, ``nodes`` the node table's rows plus a row for each endpoint the node table lacks
 (its other columns null), as Kusto shows them. A node's id (``with_node_id``, ``with_source_id``,
 ``with_target_id``) is ``hash()`` of its key, the value the reference's examples show (xxhash64 of the key text).
-Written as KQL the lowerer already translates, so both engines answer alike. ``graph-match``,
-``graph-shortest-paths`` and ``graph-mark-components`` are refused by name.
+Written as KQL the lowerer already translates, so both engines answer alike. ``graph-match`` and
+``graph-shortest-paths`` are in ``graph_match``, ``graph-mark-components`` in ``graph_components``.
 """
 
 from __future__ import annotations

@@ -13,9 +13,12 @@ from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler.lower.expand import evaluate, mv_expand, parse, parse_where
 from kqlmagic_plus.language.compiler.lower.find import find_source
 from kqlmagic_plus.language.compiler.lower.graph import graph_to_table, make_graph
+from kqlmagic_plus.language.compiler.lower.graph_components import graph_mark_components
+from kqlmagic_plus.language.compiler.lower.graph_match import graph_match, graph_shortest_paths
 from kqlmagic_plus.language.compiler.lower.join import join, lookup, union_operator, union_source
 from kqlmagic_plus.language.compiler.lower.mv_apply import mv_apply
 from kqlmagic_plus.language.compiler.lower.ordering import sample, serialize, sort, take, top
+from kqlmagic_plus.language.compiler.lower.partition import partition
 from kqlmagic_plus.language.compiler.lower.project import (
     extend,
     getschema,
@@ -59,6 +62,7 @@ OPERATORS: dict[str, OperatorRule] = {
     "CountOperator": count,
     "MakeSeriesOperator": make_series,
     "TopNestedOperator": top_nested,
+    "PartitionOperator": partition,
     "TopNestedOperatorPart": top_nested_part,
     "JoinOperator": join,
     "LookupOperator": lookup,
@@ -69,6 +73,9 @@ OPERATORS: dict[str, OperatorRule] = {
     "ParseWhereOperator": parse_where,
     "MakeGraphOperator": make_graph,
     "GraphToTableOperator": graph_to_table,
+    "GraphMatchOperator": graph_match,
+    "GraphShortestPathsOperator": graph_shortest_paths,
+    "GraphMarkComponentsOperator": graph_mark_components,
     "EvaluateOperator": evaluate,
     "AsOperator": as_,
     "InvokeOperator": invoke,
