@@ -92,8 +92,8 @@ def test_the_mode_on_few_gaps_must_match_nearly_all_of_them():
     # 100 M-event day; under 16 gaps every gap must fit the mode (or a missed check-in).
     hour = 3_600_000_000
     odd = [1_500_000_000, 5_000_000_000, 2_500_000_000]
-    gaps = [hour + k * 7_000_000 for k in range(10)] + odd
-    ten_of_13 = np.cumsum([1_000_000] + gaps)
-    steady = np.cumsum([2_000_000] + [hour + k * 5_000_000 for k in range(13)])
+    gaps = [*(hour + k * 7_000_000 for k in range(10)), *odd]
+    ten_of_13 = np.cumsum([1_000_000, *gaps])
+    steady = np.cumsum([2_000_000, *(hour + k * 5_000_000 for k in range(13))])
     rows = run_hunt("beacon", dataframe=_table([ten_of_13, steady]), end_date="2024-05-01").table.to_pylist()
     assert [(r["SourceIP"], r["FlaggedBy"], r["TotalDeltas"]) for r in rows] == [("10.1.0.2", "mode", 13)]
