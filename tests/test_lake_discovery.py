@@ -40,3 +40,21 @@ def test_a_second_container_of_a_table_is_said_and_ignored(tmp_path):
         "exports-old: not an export container (am-<table>), ignored",
         "am-mytable_copy: records of MyTable_CL, already read from am-mytable_cl; ignored",
     ]
+
+
+def test_a_lake_file_missing_at_read_time_lists_the_window_again_even_if_it_is_back(tmp_path):
+    # Retention deleted a listed file and a writer put a new one at the same path before we looked: the
+    # listing moved on, so the query is run again (found by the four-kernel soak test as a raw DuckDB error).
+    from types import SimpleNamespace
+
+    from kqlmagic_plus.engines.local import _lake_file_gone
+
+    lake = SimpleNamespace(root=str(tmp_path / "lake"))
+    back = tmp_path / "lake" / "am-x" / "PT1H.json"
+    back.parent.mkdir(parents=True)
+    back.write_text("{}\n")
+    message = 'IO Error: No files found that match the pattern "{}"'
+    assert _lake_file_gone(message.format(back), lake)
+    assert _lake_file_gone(message.format(tmp_path / "lake" / "gone.json"), lake)
+    assert not _lake_file_gone(message.format(tmp_path / "elsewhere.json"), lake)
+    assert not _lake_file_gone("IO Error: permission denied", lake)

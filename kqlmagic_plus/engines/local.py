@@ -298,7 +298,7 @@ class LocalEngine(Engine):
 
             executed = compiled.sql if compiled is not None else optimize(str(sql))
             sql_params = {} if compiled is not None else dict(sql.parameters)
-            for _attempt in range(5):
+            for _attempt in range(_LAKE_ATTEMPTS):
                 try:
                     rel_types, table = self._execute(executed, sql_params)
                     break
@@ -306,6 +306,9 @@ class LocalEngine(Engine):
                     # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
                     # One deleted since it was listed (retention): list the window again and run on what is there.
                     if self.lake is not None and (self.lake.recover(str(exc)) or _lake_file_gone(str(exc), self.lake)):
+                        if _attempt == _LAKE_ATTEMPTS - 1:
+                            raise QueryError(f"the lake's files kept changing while the query read them "
+                                             f"({_LAKE_ATTEMPTS} tries): {_first_line(exc)}") from None
                         report = self._register_lake(window, names)
                         continue
                     # Where DuckDB rejects our SQL for a query duckdb-kql also translates, its SQL is the answer.
@@ -802,15 +805,21 @@ def _reader_sql(path: str) -> str:
     return f"{reader}({lit}{extra})"
 
 
+#: Runs of one query while the lake changes under it (a file deleted, damaged or written again since the
+#: listing): each failure lists the window again; then one clear line, never a dependency's error.
+_LAKE_ATTEMPTS = 5
+
+
 def _lake_file_gone(message: str, lake: Any) -> bool:
-    """DuckDB could not find a lake file the plan listed: it was deleted meanwhile (retention)."""
+    """DuckDB could not find a lake file the plan listed: it was deleted meanwhile (retention). The file
+    may be back by the time we look (deleted and written again): the listing moved on either way, so the
+    window is listed again (the caller's attempts are bounded)."""
     import re
 
     m = re.search(r'No files found that match the pattern "([^"]+)"', message)
     if m is None:
         return False
-    path = os.path.abspath(m.group(1))
-    return path.startswith(lake.root + os.sep) and not os.path.exists(path)
+    return os.path.abspath(m.group(1)).startswith(lake.root + os.sep)
 
 
 def _mount_files(path: str) -> list[str]:
