@@ -16,7 +16,7 @@ from typing import Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.lower.join import add_right_columns
+from kqlmagic_plus.language.compiler.lower.join import add_right_columns, unique_name, with_unmatched
 from kqlmagic_plus.language.compiler.lower.scope import row_scope
 from kqlmagic_plus.language.compiler.parsetree import collapse, find_first, rule
 from kqlmagic_plus.language.compiler.syntax import Refusal, SemanticError, name_of, pos
@@ -95,7 +95,7 @@ def geo_lookup(lw: Any, plugin: str, call: Any, c: Any, node: ir.Node, env: Any)
     # The source rows no lookup row matches, with the lookup columns null: each source row is paired with
     # the lookup table's shapes gathered into one array (a join, not a scalar subquery: Spark fails to run a
     # subquery over a one-row table inside a Python UDF's arguments) and kept when none of them matches.
-    gathered = _unique("__geo_lookup_shapes", taken)
+    gathered = unique_name("__geo_lookup_shapes", taken)
     shapes = ir.Aggregate(Schema([Column(gathered, T.DYNAMIC)]), right, [],
                           [(gathered, ir.Agg(T.DYNAMIC, "make_list", (ir.Col(T.DYNAMIC, key),)))])
     with_shapes = ir.Join(Schema([*node.schema.visible, Column(gathered, T.DYNAMIC)]), node, shapes, "inner",
@@ -105,15 +105,7 @@ def geo_lookup(lw: Any, plugin: str, call: Any, c: Any, node: ir.Node, env: Any)
                         (kind, x, y, ir.Col(T.DYNAMIC, gathered),
                          _real(radius) if radius is not None else ir.Lit(T.REAL, None)))
     alone = ir.Filter(with_shapes.schema, with_shapes, ir.Call(T.BOOL, "not", (any_match,)))
-    left_names = {col.name for col in node.schema.visible}
-    rest = [ir.Col(col.type, col.name) if col.name in left_names else ir.Lit(col.type, None) for col in out]
-    return ir.Union(Schema(out), [(matched, [ir.Col(col.type, col.name) for col in out]), (alone, rest)])
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    return name
+    return with_unmatched(out, matched, alone, {col.name for col in node.schema.visible})
 
 
 def _real(e: ir.Expr) -> ir.Expr:

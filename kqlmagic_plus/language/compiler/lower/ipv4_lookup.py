@@ -17,7 +17,7 @@ from typing import Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
-from kqlmagic_plus.language.compiler.lower.join import add_right_columns
+from kqlmagic_plus.language.compiler.lower.join import add_right_columns, unique_name, with_unmatched
 from kqlmagic_plus.language.compiler.lower.scope import row_scope
 from kqlmagic_plus.language.compiler.parsetree import collapse, find_first, rule
 from kqlmagic_plus.language.compiler.syntax import Refusal, SemanticError, name_of, pos
@@ -92,7 +92,7 @@ def ipv4_lookup(lw: Any, call: Any, c: Any, node: ir.Node, env: Any) -> ir.Node:
     # The source rows no lookup key holds, with the lookup columns null: each is paired with the lookup keys
     # gathered into one array and kept when none of them holds its address (no row of an empty lookup table
     # holds any, hence the coalesce over the empty gathering).
-    gathered = _unique("__ipv4_lookup_keys", taken | set(rcols))
+    gathered = unique_name("__ipv4_lookup_keys", taken | set(rcols))
     keys = ir.Aggregate(Schema([Column(gathered, T.DYNAMIC)]), right, [],
                         [(gathered, ir.Agg(T.DYNAMIC, "make_list", (ir.Col(rcols[key].type, key),)))])
     one = ir.Lit(T.LONG, 1)
@@ -101,14 +101,7 @@ def ipv4_lookup(lw: Any, call: Any, c: Any, node: ir.Node, env: Any) -> ir.Node:
     any_match = ir.Call(T.BOOL, "ipv4_is_in_any_range", (ip, ir.Col(T.DYNAMIC, gathered)))
     held = ir.Call(T.BOOL, "coalesce", (any_match, ir.Lit(T.BOOL, False)))
     alone = ir.Filter(with_keys.schema, with_keys, ir.Call(T.BOOL, "not", (held,)))
-    rest = [ir.Col(col.type, col.name) if col.name in lcols else ir.Lit(col.type, None) for col in cols]
-    return ir.Union(Schema(cols), [(matched, [ir.Col(col.type, col.name) for col in cols]), (alone, rest)])
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    while name in taken:
-        name += "_"
-    return name
+    return with_unmatched(cols, matched, alone, set(lcols))
 
 
 def _text(e: ir.Expr) -> ir.Expr:

@@ -281,3 +281,17 @@ def label_of(node: ir.Node) -> str | None:
     """The name ``as`` gave this exact node (union's withsource reads it), or None."""
     label = getattr(node, "as_label", None)
     return node.table if label is None and isinstance(node, ir.Scan) else label
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """*name*, with underscores added until no column in *taken* has it."""
+    while name in taken:
+        name += "_"
+    return name
+
+
+def with_unmatched(cols: list[Column], matched: ir.Node, alone: ir.Node, present: set[str]) -> ir.Node:
+    """*matched* rows and the unmatched rows of *alone*, the latter with null in every column of *cols* they
+    lack (the lookup side's): the ``return_unmatched`` shape of the lookup plugins."""
+    rest = [ir.Col(col.type, col.name) if col.name in present else ir.Lit(col.type, None) for col in cols]
+    return ir.Union(Schema(cols), [(matched, [ir.Col(col.type, col.name) for col in cols]), (alone, rest)])
