@@ -677,6 +677,15 @@ class DuckDB(Dialect):
     def regex_match(self, value, pattern):
         return fn("regexp_matches", value, pattern)
 
+    def regex_extract(self, value, pattern, group):
+        if group <= 9 or not (isinstance(pattern, exp.Literal) and pattern.is_string):
+            return super().regex_extract(value, pattern, group)
+        # DuckDB numbers groups 0-9 only; its struct form names every group, so group 10+ is a field of it.
+        if _capture_groups(pattern.this) < group:
+            return s("")  # as regexp_extract answers for a group 1-9 the pattern lacks
+        names = exp.Array(expressions=[s(f"g{k}") for k in range(1, group + 1)])
+        return fn("struct_extract", fn("regexp_extract", value, pattern, names), s(f"g{group}"))
+
     def regex_extract_all(self, value, pattern, group):
         return fn("regexp_extract_all", value, pattern, n(group))
 
@@ -963,3 +972,13 @@ class DuckDB(Dialect):
 
 
 DIALECTS = {"spark": Spark(), "duckdb": DuckDB()}
+
+
+def _capture_groups(pattern: str) -> int:
+    """Capturing groups of a constant RE2 pattern (Python's parser counts them alike); 0 if it cannot parse."""
+    import re
+
+    try:
+        return re.compile(pattern).groups
+    except re.error:
+        return 0
