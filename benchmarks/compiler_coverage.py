@@ -11,8 +11,9 @@ duckdb-kql refuses or DuckDB rejects its SQL). Also the compile time per query.
                                                            # queries); rates over the queries whose tables the
                                                            # schemas know
 
-The Defender tables' ``Timestamp`` column is added where a schema has ``TimeGenerated`` but no ``Timestamp``
-(Sentinel's copies of the Defender tables carry both; the corpus queries use ``Timestamp``).
+The Defender tables' ``Timestamp`` column is added to the Defender advanced-hunting tables (``DEFENDER_TABLES``)
+whose schema has ``TimeGenerated`` but no ``Timestamp`` (Sentinel's copies of them carry both; the corpus queries
+use ``Timestamp``); no other table gets it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ DUCK_TYPES = {"bool": "BOOLEAN", "int": "INTEGER", "long": "BIGINT", "real": "DO
               "dynamic": "JSON"}
 
 
+# The Microsoft 365 Defender advanced-hunting tables that Sentinel copies: in Defender they carry ``Timestamp``,
+# in Log Analytics ``TimeGenerated`` as well. Only these get the extra column: on any other table it would be
+# invented, and a query's own `extend timestamp = ...` would then clash with it (Spark's names are
+# case-insensitive).
+DEFENDER_TABLES = frozenset({
+    "AlertEvidence", "AlertInfo", "CloudAppEvents", "DeviceEvents", "DeviceFileCertificateInfo", "DeviceFileEvents",
+    "DeviceImageLoadEvents", "DeviceInfo", "DeviceLogonEvents", "DeviceNetworkEvents", "DeviceNetworkInfo",
+    "DeviceProcessEvents", "DeviceRegistryEvents", "DeviceTvmSecureConfigurationAssessment",
+    "DeviceTvmSoftwareInventory", "DeviceTvmSoftwareVulnerabilities", "EmailAttachmentInfo", "EmailEvents",
+    "EmailPostDeliveryEvents", "EmailUrlInfo", "IdentityDirectoryEvents", "IdentityInfo", "IdentityLogonEvents",
+    "IdentityQueryEvents", "UrlClickEvents",
+})
+
+
 def load(shared: str) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
     with open(os.path.join(shared, "data", "la_table_schemas.json"), encoding="utf-8") as f:
         tables = json.load(f)["tables"]
@@ -39,7 +54,7 @@ def load(shared: str) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
     for name, cols in tables.items():
         cols = [(c, t) for c, t in cols]
         names = {c.lower() for c, _ in cols}
-        if "timegenerated" in names and "timestamp" not in names:
+        if name in DEFENDER_TABLES and "timegenerated" in names and "timestamp" not in names:
             cols.append(("Timestamp", "datetime"))
         schema[name] = cols
     with open(os.path.join(shared, "corpus", "m365d_hunting_queries.jsonl"), encoding="utf-8") as f:
@@ -113,6 +128,35 @@ def _parses(text: str) -> bool:
     return True
 
 
+#: Defender columns the Log Analytics schema file does not describe (renamed since, or Defender-only) -> what the
+#: file has: a query reading one cannot be measured against the file, as a query reading an unknown table cannot.
+SCHEMA_GAP_COLUMNS = {
+    "EmailAddress": "IdentityInfo: MailAddress",
+    "OnPremSid": "IdentityInfo: AccountSID",
+    "PhishFilterVerdict": "EmailEvents: ThreatTypes / DetectionMethods",
+    "AccountUpn": "IdentityInfo: AccountUPN (Defender's IdentityInfo spells it AccountUpn)",
+}
+
+
+def schema_unknown(text: str, schema: dict[str, list[tuple[str, str]]]) -> str | None:
+    """What the query reads that the schema file lacks (a table, or one of ``SCHEMA_GAP_COLUMNS``), or None. Such
+    a query is counted apart ("schema unknown"), never hidden: the rates are given with and without it."""
+    from kqlmagic_plus.errors import QueryError, TableNotFoundError
+    from kqlmagic_plus.language.compiler import compile as kcompile
+
+    try:
+        kcompile(text, schema, "duckdb")
+    except TableNotFoundError as exc:
+        return str(exc).split(" does not exist")[0]
+    except QueryError as exc:
+        m = re.match(r"no column named '([^']+)'", str(exc))
+        if m and m.group(1) in SCHEMA_GAP_COLUMNS:
+            return f"column {m.group(1)!r} (the file: {SCHEMA_GAP_COLUMNS[m.group(1)]})"
+    except Exception:  # any other outcome is the compiler's, counted as it is
+        pass
+    return None
+
+
 def duck_db(schema: dict[str, list[tuple[str, str]]]):
     import duckdb
 
@@ -132,6 +176,7 @@ def main() -> None:
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--reasons", type=int, default=12)
     ap.add_argument("--queries", help="a folder of .kql / YAML rule files instead of the M365D corpus")
+    ap.add_argument("--list", action="store_true", help="every query that failed somewhere, with its reasons")
     args = ap.parse_args()
 
     import duckdb_kql
@@ -230,6 +275,9 @@ def main() -> None:
         return lambda sql: next(reads, [])
 
     by_file: dict[str, list[bool]] = {}  # file -> [every query compiled for Spark, every query ran locally]
+    outcome: dict[str, tuple[bool, bool, bool]] = {}  # query -> (compiled for Spark, ran on Spark, ran locally)
+    why: dict[str, str] = {}  # query -> why it did not compile or run on Spark
+    local_why: dict[str, str] = {}  # query -> why our DuckDB emission did not run (duckdb-kql may still have)
     for q in queries:
         text, qid = q["query"], q["id"]
         # duckdb-kql alone
@@ -263,9 +311,11 @@ def main() -> None:
             key = f"CRASH {type(exc).__name__}: {str(exc)[:90]}"
         times.append((time.perf_counter() - t, qid))
         c["parsed"] += parsed
+        spark_ran = False
         if not spark_sql:
             reasons[key] += 1
             examples.setdefault(key, qid)
+            why[qid] = key
         elif spark is not None:
             try:
                 import re
@@ -274,10 +324,12 @@ def main() -> None:
                     spark_view(name)
                 spark.sql(compiled.sql).collect()
                 c["spark_ran"] += 1
+                spark_ran = True
             except Exception as exc:
                 key = f"spark rejected: {str(exc).splitlines()[0][:90]}"
                 reasons[key] += 1
                 examples.setdefault(key, qid)
+                why[qid] = key
         c["spark_compiled"] += spark_sql
         base = qid.split("#")[0]
         by_file.setdefault(base, [True, True])[0] &= bool(spark_sql)
@@ -291,12 +343,14 @@ def main() -> None:
             c["duck_ran"] += 1
             ours_duck = True
         except Exception as exc:
+            local_why[qid] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"
             if not isinstance(exc, KqlMagicPlusError) and spark_sql:
                 key = f"duckdb rejected: {str(exc).splitlines()[0][:90]}"
                 reasons[key] += 1
                 examples.setdefault(key, qid)
         c["local_with_fallback"] += dk_ok or ours_duck
         by_file[base][1] &= bool(dk_ok or ours_duck)
+        outcome[qid] = (bool(spark_sql), spark_ran or spark is None, bool(dk_ok or ours_duck))
 
     pct = lambda k: f"{c[k]:>4}/{n}  {100 * c[k] / n:5.1f} %"  # noqa: E731
     print(f"KQL compiler coverage on {n} real hunting queries ({len(schema)} table schemas)\n")
@@ -316,6 +370,7 @@ def main() -> None:
         print(f"by file ({files} files of {n} queries; a file counts when every query in it does):")
         print(f"{'  compiled to Spark SQL':42} {f'{sp:>4}/{files}  {100 * sp / files:5.1f} %':>16}")
         print(f"{'  local engine with fallback: ran':42} {f'{lo:>4}/{files}  {100 * lo / files:5.1f} %':>16}")
+    print_schema_unknown(queries, schema, outcome, why, local_why, args.list)
     secs = sorted(t for t, _ in times)
     slowest = max(times)
     print(f"\ncompile time (Spark): median {1000 * statistics.median(secs):.1f} ms, p95 "
@@ -325,6 +380,39 @@ def main() -> None:
         print(f"  {count:>3}  {key}   e.g. {examples[key]}")
     print(f"\nduckdb-kql failures by kind: {dict(dk_reasons.most_common())}")
     sys.stdout.flush()
+
+
+def print_schema_unknown(queries: list[dict], schema: dict[str, list[tuple[str, str]]],
+                         outcome: dict[str, tuple[bool, bool, bool]], why: dict[str, str], local_why: dict[str, str],
+                         listing: bool) -> None:
+    """The queries that read what the schema file lacks, as a separate count, and the rates over the others
+    (the measurable queries); with *listing*, every query that failed on some engine and why."""
+    failed = [q for q in queries if q["id"] in outcome and not all(outcome[q["id"]])]
+    unknown = {q["id"]: what for q in failed for what in [schema_unknown(q["query"], schema)] if what}
+    rest = [qid for qid in outcome if qid not in unknown]
+    files: dict[str, list[bool]] = {}
+    for qid in rest:
+        sp, _, lo = outcome[qid]
+        f = files.setdefault(qid.split("#")[0], [True, True])
+        f[0] &= sp
+        f[1] &= lo
+    rate = lambda k, of: f"{k:>4}/{of}  {100 * k / max(of, 1):5.1f} %"  # noqa: E731
+    print(f"{'schema unknown (reads a table or column':42} {len(unknown):>4} queries")
+    print(f"{'  the schema file lacks; left out below)':42}")
+    print(f"over the other {len(rest)} queries ({len(files)} files):")
+    print(f"{'  compiled to Spark SQL':42} {rate(sum(outcome[q][0] for q in rest), len(rest)):>16}")
+    print(f"{'  ran on Spark (empty tables)':42} {rate(sum(outcome[q][1] for q in rest), len(rest)):>16}")
+    print(f"{'  local engine with fallback: ran':42} {rate(sum(outcome[q][2] for q in rest), len(rest)):>16}")
+    print(f"{'  by file: compiled to Spark SQL':42} {rate(sum(v[0] for v in files.values()), len(files)):>16}")
+    print(f"{'  by file: local engine with fallback':42} {rate(sum(v[1] for v in files.values()), len(files)):>16}")
+    if listing:
+        print("\nevery query that failed (S: compiled for Spark, R: ran on Spark, L: ran locally; - where not):")
+        for q in failed:
+            qid = q["id"]
+            flags = "".join(f if ok else "-" for f, ok in zip("SRL", outcome[qid], strict=True))
+            reason = f"schema unknown: {unknown[qid]}" if qid in unknown else why.get(qid) or local_why.get(qid, "")
+            local = f"  | local: {local_why[qid]}" if not outcome[qid][2] and qid not in unknown else ""
+            print(f"  {flags} {qid}: {reason}{local}")
 
 
 if __name__ == "__main__":

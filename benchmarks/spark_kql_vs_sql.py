@@ -2,12 +2,16 @@
 same query on the same lake views, on one local Spark session, in one run.
 
     python benchmarks/spark_kql_vs_sql.py [--lake DIR] [--days 3] [--events-per-day 400000] [--runs 5]
-                                          [--master local[2]] [--show-sql NAME]
+                                          [--master local[2]] [--show-sql] [--plan]
 
 Without --lake a Parquet lake (CommonSecurityLog, SigninLogs) is generated under --out first. Each query runs
 once to warm up, then --runs times alternating the two sides; the table shows the medians, the ratio
 (KQL / hand-written; target <= 1.2x each) and whether both sides returned the same rows (``=``), or the same
 number of rows where the answer is approximate or unordered (``#``).
+
+``--plan`` adds where a query's time goes before Spark runs it, medians of --runs: ``prep`` (ours only:
+lake plan and KQL compile, what a dry run does) and Spark's planning of each side's SQL (analysis,
+optimization and the physical plan, no job run), so a ratio can be told apart as planning or execution.
 """
 
 from __future__ import annotations
@@ -114,6 +118,33 @@ def _canon(table) -> list[tuple]:
     return sorted(rows)
 
 
+def planning_seconds(spark, sql: str) -> float:
+    """Spark's analysis, optimization and physical planning of *sql*, without running it (classic sessions)."""
+    t = time.perf_counter()
+    spark.sql(sql)._jdf.queryExecution().executedPlan()
+    return time.perf_counter() - t
+
+
+def plan_table(spark, names: list[str], runs: int, quiet) -> None:
+    from kqlmagic_plus.sparkhunt import sparkhunt
+
+    if not hasattr(spark.sql("SELECT 1"), "_jdf"):
+        print("\n--plan needs a classic Spark session (local mode), not Spark Connect")
+        return
+    print(f"\n{'planning, median s':<24}{'KQL prep':>9}{'KQL plan':>10}{'hand plan':>11}{'ratio':>8}")
+    for name in names:
+        kql, sql, _ = QUERIES[name]
+        prep, ours, hand = [], [], []
+        for _ in range(runs):
+            t = time.perf_counter()
+            compiled = sparkhunt(kql, progress="none", no_cache=True, say=quiet, dry_run=True).executed
+            prep.append(time.perf_counter() - t)
+            ours.append(planning_seconds(spark, compiled))
+            hand.append(planning_seconds(spark, sql))
+        p, o, h = statistics.median(prep), statistics.median(ours), statistics.median(hand)
+        print(f"{name:<24}{p:>9.3f}{o:>10.3f}{h:>11.3f}{(p + o) / h:>8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lake", help="an exported lake folder (default: generate one under --out)")
@@ -124,6 +155,8 @@ def main() -> None:
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--only", help="comma-separated query names")
     ap.add_argument("--show-sql", action="store_true", help="print the compiled Spark SQL of each query")
+    ap.add_argument("--plan", action="store_true",
+                    help="also time KQL compile and Spark's planning of both sides (no execution)")
     args = ap.parse_args()
 
     from kqlmagic_plus.engines.spark.sessions import manager
@@ -165,6 +198,8 @@ def main() -> None:
         mark = ("=" if compare == "rows" else "#") if same else "DIFFERENT"
         print(f"{name:<24}{mo:>9.3f}{mh:>12.3f}{mo / mh:>8.2f}{a.num_rows:>8}  {mark}")
     print(f"\nworst ratio {worst:.2f}x (target <= 1.2x)")
+    if args.plan:
+        plan_table(spark, names, args.runs, quiet)
     manager().stop_all()
 
 

@@ -16,8 +16,8 @@ SPEC_COLUMNS = ["SourceIP", "DestinationIP", "DestinationPort", "Protocol", "Dev
                 "BeaconCount", "TotalDeltas", "TotalEvents", "PercentBeacon", "FirstSeen", "LastSeen",
                 "TotalSentBytes", "TotalReceivedBytes", "DegreeofSourceIps"]
 #: After the spec's columns: the sub-scores that say why a pair was flagged (issue #19).
-SUBSCORES = ["FlaggedBy", "Period", "JitterPct", "Skew", "MisfitPct", "TimingScore", "SizeScore", "ActiveHours",
-             "CoveragePct"]
+SUBSCORES = ["FlaggedBy", "Period", "JitterPct", "Skew", "MisfitPct", "TimingScore", "Evidence", "SizeScore",
+             "ActiveHours", "CoveragePct"]
 COLUMNS_OUT = SPEC_COLUMNS + SUBSCORES
 
 

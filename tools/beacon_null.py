@@ -4,10 +4,10 @@
 A pair of hosts that talk at random moments (a Poisson process: given n events in the window, the times
 are independent and uniform) sometimes looks periodic by chance, and the fewer its gaps the more often:
 on a 100 M-event day (1.6 M pairs with 20-40 gaps) a fixed margin flagged 41 random pairs. This script
-draws random pairs with each gap count, scores them with exactly the hunt's integer arithmetic
-(nearest-rank quartiles, MAD, misfits, bursts, coverage of a 24 h window), and writes per gap count the
-timing score that random pairs reach with probability under TARGET: the hunt's score path flags a pair
-only above it.
+draws random pairs with each gap count, scores them with exactly the hunt's arithmetic (nearest-rank
+quartiles, MAD, misfits, bursts, coverage of a 24 h window; the evidence's milli-nat sums), and writes
+per gap count the timing score and the evidence that random pairs reach with probability under TARGET:
+the hunt's score and evidence paths flag a pair only above them.
 
     python -m tools.beacon_null                   # exit 1 when the file is out of date (same seed: same file)
     python -m tools.beacon_null --write           # regenerate it
@@ -34,7 +34,7 @@ BP = 10_000
 TARGET = 1e-7
 #: Every gap count where the tail moves fast, then sparser; a count between two is given the threshold of the
 #: lower one (the tail only shrinks with more gaps), one above the last the last one's.
-GAPS = (*range(20, 61), 70, 80, 90, 100, 120, 150)
+GAPS = (*range(14, 61), 70, 80, 90, 100, 120, 150)
 SAMPLES = 400_000
 #: The hunt's default min-coverage. Bands of higher coverage were tried and bought nothing: the random
 #: pairs that look periodic are the evenly spread ones, active in most hours anyway.
@@ -81,9 +81,47 @@ def timing_scores(times: Any, min_delta_us: int = 15 * US, missed: int = 3, wind
     return timing, total, _idiv(hours * BP, window_hours)
 
 
-def random_pairs(gaps: int, samples: int, seed: int) -> tuple[Any, Any, int]:
+def _round_half_away(x: Any) -> Any:
+    import numpy as np
+
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+def evidence_scores(times: Any, min_delta_us: int = 15 * US) -> tuple[Any, Any]:
+    """Per row of *times*: (lr_mn, scored gaps), computed as kqlmagic_plus.hunts.periodicity.likelihood
+    computes them in SQL: the same doubles in the same order, each gap's term rounded to a milli-nat."""
+    import numpy as np
+
+    from kqlmagic_plus.hunts.periodicity import EPS, JITTER_SHAPES, X_CAP, shape_constants
+
+    t = np.sort(times, axis=1)
+    g = np.diff(t, axis=1)
+    keep = g > min_delta_us
+    total = keep.sum(1)
+    big = np.iinfo(np.int64).max
+    gs = np.sort(np.where(keep, g, big), axis=1)
+    rank = np.maximum(_idiv(2 * total + 3, 4), 1) - 1
+    q2 = np.take_along_axis(gs, rank[:, None], 1)[:, 0]
+    valid = np.arange(gs.shape[1])[None, :] < total[:, None]
+    x = np.minimum(np.where(valid, gs, q2[:, None]).astype(np.float64) / q2[:, None].astype(np.float64), X_CAP)
+    best = None
+    for a in JITTER_SHAPES:
+        c1, s2, c2, s3, c3 = shape_constants(a)
+        u2 = ((x - 1.0) / a) * ((x - 1.0) / a)
+        mix = (c1 * np.exp(-((u2 * u2) * (u2 * u2))) + c2 * np.exp(-0.5 * (((x - 2.0) / s2) * ((x - 2.0) / s2)))
+               + c3 * np.exp(-0.5 * (((x - 3.0) / s3) * ((x - 3.0) / s3))) + EPS * np.exp(-x))
+        s = np.where(valid, _round_half_away(1000.0 * np.log(mix)), 0).sum(1)
+        best = s if best is None else np.maximum(best, s)
+    sg = np.where(valid, gs, 0).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (sg - total * min_delta_us).astype(np.float64) / (total.astype(np.float64) * q2.astype(np.float64))
+        lr = best + total * _round_half_away(1000.0 * np.log(np.where(total > 0, ratio, 1.0))) + 1000 * total
+    return lr, total
+
+
+def random_pairs(gaps: int, samples: int, seed: int) -> tuple[Any, Any, int, Any]:
     """(timing_bp, cov_bp) of the random pairs with exactly *gaps* scored gaps among *samples* drawn
-    pairs of one day, and how many those are."""
+    pairs of one day, how many those are, and their evidence (lr_mn)."""
     import numpy as np
 
     rng = np.random.default_rng([seed, gaps])
@@ -91,16 +129,19 @@ def random_pairs(gaps: int, samples: int, seed: int) -> tuple[Any, Any, int]:
     # and keep the pairs with exactly that many: the hunt looks a pair's threshold up by its scored gaps.
     short = 1 - np.exp(-(gaps + 1) * 15 * US / DAY)
     events = gaps + 1 + round(gaps * short / (1 - short))
-    timings, covs = [], []
+    timings, covs, lrs = [], [], []
     left = samples
     while left > 0:
-        m = min(left, 200_000)
-        timing, total, cov = timing_scores(rng.integers(0, DAY, (m, events), dtype=np.int64))
+        m = min(left, 100_000)
+        times = rng.integers(0, DAY, (m, events), dtype=np.int64)
+        timing, total, cov = timing_scores(times)
+        lr, _ = evidence_scores(times)
         timings.append(timing[total == gaps])
         covs.append(cov[total == gaps])
+        lrs.append(lr[total == gaps])
         left -= m
-    timing, cov = np.concatenate(timings), np.concatenate(covs)
-    return timing, cov, len(timing)
+    timing, cov, lr = np.concatenate(timings), np.concatenate(covs), np.concatenate(lrs)
+    return timing, cov, len(timing), lr
 
 
 def threshold(scores: Any, drawn: int, target: float = TARGET) -> tuple[int, dict[str, Any]]:
@@ -127,23 +168,30 @@ def threshold(scores: Any, drawn: int, target: float = TARGET) -> tuple[int, dic
 def table(samples: int = SAMPLES, seed: int = SEED) -> dict[str, Any]:
     import numpy as np
 
-    rows = {}
+    from kqlmagic_plus.hunts.periodicity import MIN_TIMING_GAPS
+
+    rows: dict[str, int] = {}
+    lr_rows: dict[str, int] = {}
     for g in GAPS:
-        timing, cov, drawn = random_pairs(g, samples, seed)
-        rows[str(g)], _ = threshold(np.sort(timing[cov >= MIN_COVERAGE_BP]), drawn)
+        timing, cov, drawn, lr = random_pairs(g, samples, seed)
+        if g >= MIN_TIMING_GAPS:
+            rows[str(g)], _ = threshold(np.sort(timing[cov >= MIN_COVERAGE_BP]), drawn)
+        lr_rows[str(g)], _ = threshold(np.sort(lr[cov >= MIN_COVERAGE_BP]), drawn)
     # Never lower for fewer gaps: the tail only grows as the gap count falls.
-    running = -BP
-    for g in sorted(GAPS, reverse=True):
-        running = max(running, rows[str(g)])
-        rows[str(g)] = running
+    for table_ in (rows, lr_rows):
+        running = -(10**9)
+        for g in sorted(map(int, table_), reverse=True):
+            running = max(running, table_[str(g)])
+            table_[str(g)] = running
     return {"target_per_pair": TARGET, "samples_per_gap_count": samples, "seed": seed, "window_hours": 24,
-            "min_coverage_bp": MIN_COVERAGE_BP, "timing_bp_by_gaps": rows}
+            "min_coverage_bp": MIN_COVERAGE_BP, "timing_bp_by_gaps": rows, "lr_mn_by_gaps": lr_rows}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--tail", action="store_true")
+    ap.add_argument("--evidence", action="store_true", help="--tail of the evidence (milli-nats), not timing")
     ap.add_argument("--samples", type=int, default=SAMPLES)
     args = ap.parse_args()
     if args.tail:
@@ -152,8 +200,8 @@ def main() -> None:
         print("| gaps | pairs drawn | with coverage | 1e-3 | 1e-4 | 1e-5 | top | threshold at "
               f"{TARGET:g} |\n|---|---|---|---|---|---|---|---|")
         for g in GAPS:
-            timing, cov, drawn = random_pairs(g, args.samples, SEED)
-            scores = np.sort(timing[cov >= MIN_COVERAGE_BP])
+            timing, cov, drawn, lr = random_pairs(g, args.samples, SEED)
+            scores = np.sort((lr if args.evidence else timing)[cov >= MIN_COVERAGE_BP])
             q = [int(np.quantile(scores, 1 - p * drawn / max(len(scores), 1))) if p * drawn >= 1 else ""
                  for p in (1e-3, 1e-4, 1e-5)]
             thr, info = threshold(scores, drawn)

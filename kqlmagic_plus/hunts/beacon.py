@@ -29,7 +29,14 @@ from kqlmagic_plus.hunts.base import Column, Hunt, HuntRun, Param, ordered
 from kqlmagic_plus.hunts.beacon_notebook import notebook_plan
 from kqlmagic_plus.hunts.firewall import events_select
 from kqlmagic_plus.hunts.iprange import DEFAULT_PRIVATE, parse_ranges, private_select
-from kqlmagic_plus.hunts.periodicity import FLAGGED_BY, relative, score_verdict, size_score
+from kqlmagic_plus.hunts.periodicity import (
+    FLAGGED_BY,
+    evidence_verdict,
+    likelihood,
+    relative,
+    score_verdict,
+    size_score,
+)
 from kqlmagic_plus.hunts.sql import DIALECTS, Dialect, Plan
 
 if TYPE_CHECKING:
@@ -52,7 +59,8 @@ COLUMNS = (
     Column("TotalSentBytes", "long"), Column("TotalReceivedBytes", "long"), Column("DegreeofSourceIps", "long"),
     # The sub-scores (shared/hunts/beacon.md's columns come first): why a pair was flagged.
     Column("FlaggedBy", "string"), Column("Period", "real"), Column("JitterPct", "real"), Column("Skew", "real"),
-    Column("MisfitPct", "real"), Column("TimingScore", "real"), Column("SizeScore", "real"),
+    Column("MisfitPct", "real"), Column("TimingScore", "real"), Column("Evidence", "real"),
+    Column("SizeScore", "real"),
     Column("ActiveHours", "long"), Column("CoveragePct", "real"),
 )
 
@@ -68,7 +76,9 @@ class Beacon(Hunt):
         "(a missed check-in doubles a gap), and flags the pair when that share of gaps (PercentBeacon) is over "
         "percent. It also scores the gaps relative to their own period (median gap; MAD/median, Bowley skew, "
         "gaps fitting no check-in count, short bursts) and the hours of the window the pair is active, and "
-        "flags a pair whose TimingScore and coverage pass min-timing and min-coverage: C2 implants jitter "
+        "flags a pair whose TimingScore and coverage pass min-timing and min-coverage, or whose Evidence (the "
+        "log-likelihood ratio of its gaps under a jittered beacon with missed check-ins against random timing) "
+        "is over what random traffic with as many gaps reaches once in 10 million: C2 implants jitter "
         "their sleep by 20-50 % of it, which no tolerance around one gap value sees. Private destinations, "
         "allowlisted pairs and destinations many sources talk to are left out.\n\n"
         "Defaults differ from the Sentinel notebook where the notebook misses real beacons: gaps are per pair, "
@@ -114,8 +124,9 @@ class Beacon(Hunt):
               "1 turns this off.", minimum=1, maximum=10),
         Param("method", "choice", "both", "both: a pair is flagged by the mode (PercentBeacon over percent) or "
               "by the relative timing score (TimingScore at least min-timing and CoveragePct at least "
-              "min-coverage), which sees C2 jitter of up to 50 % of the period; mode: the mode alone (the "
-              "spec's method; the default when jitter or jitter-pct is given); score: the timing score alone.",
+              "min-coverage) or the Evidence, which see C2 jitter of up to 50 % of the period; mode: the mode "
+              "alone (the spec's method; the default when jitter or jitter-pct is given); score: the timing "
+              "score and the Evidence alone.",
               choices=("both", "mode", "score")),
         Param("min_timing", "float", 50.0, "Relative score: flag when TimingScore (100 x (1 - MAD/median - "
               "0.1 x |Bowley skew| - 2 x misfit share - burst share)) is at least this. Measured over 20 "
@@ -244,6 +255,7 @@ class Beacon(Hunt):
             SELECT {d.key_select('h')}, h.g, h.n FROM @hist h JOIN @tot x ON {d.key_join('h', 'x')}
             WHERE h.g > {min_delta}""", materialize=True)
         relative(plan, d, v, window)
+        likelihood(plan, d, min_delta)
 
         def tol(x: str) -> str:
             return f"greatest(CAST({jit} AS BIGINT), {d.idiv(f'{x} * {ppm}', '1000000')})"
@@ -275,11 +287,14 @@ class Beacon(Hunt):
         by_mode = "FALSE" if v["method"] == "score" else (
             f"s0.beacon * 1000000 > {pct_ppm} * s0.total AND s0.beacon >= {_few_gaps_needed('s0.total')}")
         by_score = score_verdict(v)
+        by_lr = evidence_verdict(v)
         plan.add("flag", f"""
-            SELECT s0.*, r.q2, r.mad, r.skew_bp, r.out_bp, r.timing_bp, r.hours, r.cov_bp,
-                   CASE WHEN {by_mode} THEN 1 ELSE 0 END + CASE WHEN {by_score} THEN 2 ELSE 0 END AS why
-            FROM @score s0 JOIN @rel r ON {d.key_join('s0', 'r')}
-            WHERE ({by_mode}) OR ({by_score})""", materialize=True)
+            SELECT s0.*, r.q2, r.mad, r.skew_bp, r.out_bp, r.timing_bp, r.hours, r.cov_bp, r.lr_mn,
+                   CASE WHEN {by_mode} THEN 1 ELSE 0 END + CASE WHEN {by_score} THEN 2 ELSE 0 END
+                       + CASE WHEN {by_lr} THEN 4 ELSE 0 END AS why
+            FROM @score s0 JOIN (SELECT x.*, y.lr_mn FROM @rel x LEFT JOIN @lr y ON {d.key_join('x', 'y')}) r
+              ON {d.key_join('s0', 'r')}
+            WHERE ({by_mode}) OR ({by_score}) OR ({by_lr})""", materialize=True)
         # Protocol and vendor lists only for the flagged pairs: sorted distinct lists cost a sort per group.
         plan.small = pair_events != "@ev"
         plan.add("labels", f"""
@@ -299,6 +314,7 @@ class Beacon(Hunt):
                    c.first_t AS first_us, c.last_t AS last_us, c.sent AS TotalSentBytes,
                    c.recv AS TotalReceivedBytes, c.degree AS DegreeofSourceIps,
                    f.q2 AS period_us, f.mad AS mad_us, f.skew_bp, f.out_bp, f.timing_bp, f.hours, f.cov_bp, f.why,
+                   f.lr_mn,
                    l.size_n, l.size_s1, l.size_s2
             FROM @flag f JOIN @cand c ON {d.key_join('f', 'c')}
             JOIN @labels l ON l.s = c.s AND l.d = c.d AND l.p = c.p""")
@@ -450,6 +466,7 @@ def _subscores(raw: Any, label: str | None) -> dict[str, Any]:
         "Skew": scaled(skew, 1e4, 2), "MisfitPct": scaled(out, 100, 1),
         "TimingScore": pa.array([None if t is None else round(max(0, int(t)) / 100, 1) for t in timing],
                                 pa.float64()),
+        "Evidence": scaled(num("lr_mn"), 1000, 1),
         "SizeScore": pa.array([size_score(*x) for x in sizes], pa.float64()),
         "ActiveHours": pa.array([None if h is None else int(h) for h in hours], pa.int64()),
         "CoveragePct": scaled(cov, 100, 1),

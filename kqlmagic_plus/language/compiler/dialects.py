@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.literals import format_datetime_iso, format_datetime_ticks, ticks_rest
+from kqlmagic_plus.language.compiler.regex_java import java_regex
 from kqlmagic_plus.language.compiler.sqlexpr import (
     cast_,
     dtype,
@@ -414,14 +415,18 @@ class Spark(Dialect):
     def pmod(self, a, b):
         return fn("pmod", a, fn("abs", b))
 
+    # KQL's patterns are RE2's; a constant one is respelled where Java's engine reads it otherwise (regex_java.py).
     def regex_match(self, value, pattern):
-        return exp.RegexpLike(this=value, expression=pattern)
+        return exp.RegexpLike(this=value, expression=_java(pattern))
+
+    def regex_extract(self, value, pattern, group):
+        return super().regex_extract(value, _java(pattern), group)
 
     def regex_extract_all(self, value, pattern, group):
-        return fn("regexp_extract_all", value, pattern, n(group))
+        return fn("regexp_extract_all", value, _java(pattern), n(group))
 
     def regex_replace(self, value, pattern, repl):
-        return fn("regexp_replace", value, pattern, repl)
+        return fn("regexp_replace", value, _java(pattern), repl)
 
     def starts_with(self, a, b):
         return fn("startswith", a, b)
@@ -972,6 +977,10 @@ class DuckDB(Dialect):
 
 
 DIALECTS = {"spark": Spark(), "duckdb": DuckDB()}
+
+
+def _java(pattern: exp.Expression) -> exp.Expression:
+    return s(java_regex(pattern.this)) if isinstance(pattern, exp.Literal) and pattern.is_string else pattern
 
 
 def _capture_groups(pattern: str) -> int:

@@ -19,6 +19,7 @@ from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.catalog import lookup_aggregate, lookup_operator, lookup_scalar
 from kqlmagic_plus.language.compiler.dialects import Dialect, ns_holds
 from kqlmagic_plus.language.compiler.functions.common import may_carry_ticks
+from kqlmagic_plus.language.compiler.prune import is_extend, scan_columns
 from kqlmagic_plus.language.compiler.sqlexpr import alias, cast_, dtype, fn, ident, n, paren, s, table, try_cast_
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
@@ -36,6 +37,8 @@ class Emitter:
         #: Datetime columns that can hold 100 ns ticks (functions.common.may_carry_ticks), by name: arithmetic on
         #: them keeps the ticks. A name is never removed; a column that does not hold ticks only costs speed.
         self.tick_cols: set[str] = set()
+        #: id(scan) -> the columns the query reads of it (prune.scan_columns); a scan not here writes them all.
+        self.scan_cols: dict[int, frozenset[str]] = {}
 
     # -- statement --------------------------------------------------------------------------------
 
@@ -110,7 +113,10 @@ class Emitter:
 
     def n_Scan(self, node: ir.Scan) -> exp.Expression:
         items = []
+        read = self.scan_cols.get(id(node))
         for c in node.schema:
+            if read is not None and c.name not in read:
+                continue  # nothing reads it: no conversion for Spark to analyse (see prune.py)
             col = exp.column(ident(c.name))
             if c.type == T.TIMESPAN:
                 e = self.d.interval_to_span(col)
@@ -125,8 +131,9 @@ class Emitter:
             items.append(alias(e, c.name))
         self._check_names([c.name for c in node.schema])
         if self.d.name == "spark" and all(isinstance(i.this, exp.Column) for i in items):
-            # Every column as it is: the table itself. Spark parses and resolves each alias of a wide table
-            # again in every query (~0.4 s of a 1 M-row count over the 150 columns of CommonSecurityLog).
+            # Every column read is as it is (or none is read: a count): the table itself. Spark parses and
+            # resolves each alias of a wide table again in every query (~0.4 s of a 1 M-row count over the 150
+            # columns of CommonSecurityLog).
             return exp.Select(expressions=[exp.Star()]).from_(table(node.table))
         return exp.Select(expressions=items).from_(table(node.table))
 
@@ -248,13 +255,10 @@ class Emitter:
         self.order = node.input.order
         self.qual = None
         self._check_names([name for name, _ in node.items])
-        cols = [c.name for c in node.input.schema]
-        keep = len(cols)
-        if self.d.name == "spark" and keep and len(node.items) > keep and all(
-                isinstance(e, ir.Col) and e.name == name == c for (name, e), c in zip(node.items, cols, strict=False)):
+        if self.d.name == "spark" and is_extend(node):
             # extend: every input column as it is, then the new ones. Written as *, not the wide list of
             # aliases Spark would parse and resolve again (see n_Scan).
-            items = [exp.Star(), *(alias(self.e(e), name) for name, e in node.items[keep:])]
+            items = [exp.Star(), *(alias(self.e(e), name) for name, e in node.items[len(node.input.schema):])]
         else:
             items = [alias(self.e(e), name) for name, e in node.items]
         self.order = None
@@ -302,6 +306,13 @@ class Emitter:
             k = self.e(e)
             if e.type in (T.STRING,):
                 k = exp.Coalesce(this=k, expressions=[s("")])
+            if e.type == T.DYNAMIC and self.d.name == "spark":
+                # Spark cannot group a VARIANT (GROUP_EXPRESSION_TYPE_IS_NOT_ORDERABLE); DuckDB groups JSON by its
+                # text, so Spark groups by the value's JSON text too and reads the value back from it.
+                k = self.d.dyn_to_json_text(k)
+                groups.append(k)
+                items.append(alias(self.d.dyn_from_json_text(k), name))
+                continue
             groups.append(k)
             items.append(alias(k, name))
         picks: list[tuple[str, ir.ArgPick]] = []
@@ -638,6 +649,8 @@ def _in_range_order(node: ir.Node) -> bool:
 
 def emit_sql(node: ir.Node, dialect: Dialect) -> str:
     em = Emitter(dialect)
+    if dialect.name == "spark":
+        em.scan_cols = scan_columns(node)
     tree = em.statement(node)
     parenthesize(tree)
     if dialect.name == "spark":

@@ -228,3 +228,69 @@ def parse_command_line_windows(line: str) -> str:
             cur.append(ch)
             i += 1
         args.append("".join(cur))
+
+
+_XML_MAX = 1 << 20  # Kusto: longer text is null
+
+
+@udf("parse_xml", ("string",), "dynamic")
+def parse_xml(text: str) -> str | None:
+    """Kusto's parse_xml as JSON text, by its documented conversion: an element with only text is the text (a
+    string: the documented table, not the example's bare numbers), ``<e/>`` is null, attributes are "@name",
+    text beside attributes or child elements is "#text", repeated child names become an array. Only elements,
+    attributes and text count (declarations, comments, processing instructions are skipped); names keep their
+    prefixes and ``xmlns`` attributes stay attributes, as written. Not XML, or over 1 MB: None (null)."""
+    import xml.parsers.expat
+
+    raw = text.encode("utf-8")
+    if len(raw) > _XML_MAX:
+        return None
+    parser = xml.parsers.expat.ParserCreate()  # no namespace processing: names stay as written
+    # Each open element: [name, attributes, children as (name, value) pairs, text pieces, written as <e/>]
+    stack: list[list[Any]] = [["", {}, [], [], False]]
+
+    def self_closing(at: int) -> bool:
+        """Whether the start tag at byte *at* ends with "/>" (Kusto: null for `<e/>`, "" for `<e></e>`)."""
+        quote = 0
+        for i in range(at + 1, len(raw)):
+            ch = raw[i]
+            if quote:
+                quote = 0 if ch == quote else quote
+            elif ch in b"\"'":
+                quote = ch
+            elif ch == 0x3E:  # ">"
+                return raw[i - 1] == 0x2F  # "/"
+        return False
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        stack.append([name, attrs, [], [], self_closing(parser.CurrentByteIndex)])
+
+    def end(name: str) -> None:
+        _, attrs, children, texts, self_closed = stack.pop()
+        pieces = [t.strip() for t in texts if t.strip()]  # whitespace-only nodes are layout, not text
+        if not attrs and not children and len(pieces) < 2:
+            value: Any = pieces[0] if pieces else (None if self_closed else "")
+        else:
+            value = {f"@{k}": v for k, v in attrs.items()}
+            if pieces:
+                value["#text"] = pieces[0] if len(pieces) == 1 else pieces
+            for child, child_value in children:
+                if child not in value:
+                    value[child] = child_value
+                elif isinstance(value[child], list):  # an element's own value is never a list
+                    value[child].append(child_value)
+                else:
+                    value[child] = [value[child], child_value]
+        stack[-1][2].append((name, value))
+
+    def chars(data: str) -> None:
+        stack[-1][3].append(data)  # one text node per call (buffer_text joins a node's pieces)
+
+    parser.buffer_text = True
+    parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = start, end, chars
+    try:
+        parser.Parse(text, True)
+    except xml.parsers.expat.ExpatError:
+        return None
+    (root_name, root_value), = stack[0][2]
+    return json.dumps({root_name: root_value}, ensure_ascii=False)

@@ -481,11 +481,26 @@ def _series_fit_poly(g, c, pred):
     return _udf_dyn(g, "series_fit_poly", _json_arg(g, c.args[0]), x, _typed(g, c, 2, T.LONG, n(1)))
 
 
-_UNREPRODUCED = ("Kusto's own algorithm for period scores, decomposition, outlier scores and the two-line split is "
-                 "not reproduced here digit for digit; run the query on Azure Data Explorer")
-for _name in ("series_periods_detect", "series_periods_validate", "series_decompose", "series_decompose_anomalies",
-              "series_decompose_forecast", "series_outliers", "series_fit_2lines", "series_fit_2lines_dynamic"):
-    TABLE.refused_everywhere(_name, _UNREPRODUCED)
+# What the KQL reference leaves undefined for each function, so that its answer cannot be reproduced (never
+# guessed): the decompositions detect their period (Seasonality -1, the default) with series_periods_detect.
+_PERIODS = "series_periods_detect()'s period scores, which the KQL reference does not define"
+_OUTLIER_SCORE = "series_outliers()'s score, whose formula and percentiles the KQL reference does not give"
+_TWO_LINES = "how the two lines' r-square combine and how short a segment may be, which the KQL reference does not say"
+_UNDEFINED = {
+    "series_periods_detect": _PERIODS,
+    "series_periods_validate": _PERIODS,
+    "series_decompose": f"the default period (Seasonality -1) comes from {_PERIODS} (an explicit period is not "
+                        "translated yet)",
+    "series_decompose_forecast": f"the default period (Seasonality -1) comes from {_PERIODS} (an explicit period is "
+                                 "not translated yet)",
+    "series_decompose_anomalies": f"the default period (Seasonality -1) comes from {_PERIODS}; ad_score is "
+                                  f"{_OUTLIER_SCORE}",
+    "series_outliers": _OUTLIER_SCORE,
+    "series_fit_2lines": f"the best split depends on {_TWO_LINES}",
+    "series_fit_2lines_dynamic": f"the best split depends on {_TWO_LINES}",
+}
+for _name, _why in _UNDEFINED.items():
+    TABLE.refused_everywhere(_name, f"{_why}; run the query on Azure Data Explorer")
 
 
 def _fourier(name: str) -> None:

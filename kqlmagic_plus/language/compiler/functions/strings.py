@@ -270,9 +270,6 @@ def _strcmp(g, c, pred):
     return cast_(case([(exp.LT(this=x, expression=y), n(-1)), (exp.GT(this=x, expression=y), n(1))], n(0)), "INT")
 
 
-TABLE.refused_everywhere("parse_xml", "not translated yet")
-
-
 _URL = (
     r"^(?:([A-Za-z][A-Za-z0-9+.\-]*)://)?(?:([^:@/?#]*)(?::([^@/?#]*))?@)?([^:/?#]*)(?::(\d+))?"
     r"([^?#]*)(?:\?([^#]*))?(?:#(.*))?$"

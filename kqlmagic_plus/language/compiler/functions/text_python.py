@@ -1,7 +1,7 @@
 """String functions neither SQL dialect can express, run as Python (``kqlmagic_plus.language.udfs.text``):
 ``replace_strings``, ``punycode_*``, ``gzip_decompress_from_base64_string``,
 ``zlib_decompress_from_base64_string``, ``url_encode_component``, ``url_encode``, ``dynamic_to_json``,
-``parse_csv``, ``parse_command_line``.
+``parse_csv``, ``parse_xml``, ``parse_command_line``.
 
 A call whose arguments are all constants is evaluated here, at compile time; any other becomes a UDF call the
 engine registers. ``gzip_compress_to_base64_string`` and ``zlib_compress_to_base64_string`` are refused:
@@ -100,6 +100,15 @@ def _parse_csv(g, c, pred):
     if known:
         return g.e(ir.Lit(T.DYNAMIC, json.loads(py.parse_csv(value))))
     return g.d.dyn_from_json_text(udfs.call("parse_csv", empty_if_null(g.e(c.args[0]))))
+
+
+@TABLE.scalar("parse_xml", 1, T.DYNAMIC, coerce="string")
+def _parse_xml(g, c, pred):
+    known, value = _const(c.args[0])
+    if known:
+        got = py.parse_xml(value)
+        return g.e(ir.Lit(T.DYNAMIC, None if got is None else json.loads(got)))
+    return g.d.dyn_from_json_text(udfs.call("parse_xml", empty_if_null(g.e(c.args[0]))))
 
 
 @TABLE.scalar("parse_command_line", 2, T.DYNAMIC, coerce="string")

@@ -175,6 +175,12 @@ def _in_subquery(op: str, left: ir.Expr, node: ir.Node, where: Pos) -> ir.Expr:
     vis = node.schema.visible
     if not vis:
         raise SemanticError("the subquery has no columns", where)
+    if vis[0].type == T.DYNAMIC and left.type != T.DYNAMIC:
+        # `x in (T | summarize make_list(y))`: the reference does not say whether the arrays of a tabular
+        # expression's dynamic column are expanded into their values or compared whole; never guess which.
+        raise Refusal(f"{op} (a tabular expression whose first column is dynamic)", where,
+                      reason="the KQL reference does not say whether its arrays are expanded; mv-expand the "
+                             "column first, or use toscalar() for one array")
     if left.type == T.DYNAMIC:
         left = coerce_to(left, scalar_kind(vis[0].type), where)
     return ir.InSubquery(T.BOOL, left, node, negated=op.startswith("!"), ci=op.endswith("~"))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
+from kqlmagic_plus.language.compiler.catalog import lookup_scalar
 from kqlmagic_plus.language.compiler.functions.series import expand_multi
 from kqlmagic_plus.language.compiler.lower import restart
 from kqlmagic_plus.language.compiler.lower.coerce import coerce_to
@@ -54,6 +55,14 @@ def where(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     return ir.Filter(node.schema, node, pred, order=node.order)
 
 
+def _refused_call(e: ir.Expr) -> tuple[str, str] | None:
+    """A call of a function refused on every engine, as (its name, the reason)."""
+    f = lookup_scalar(e.fn) if isinstance(e, ir.Call) else None
+    if f is None or not f.refused:
+        return None
+    return f"{f.name}()", next(iter(f.refused.values()))
+
+
 def extend(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
     from kqlmagic_plus.language.compiler.lower.parse_kv import lower_extend as parse_kv
 
@@ -70,6 +79,9 @@ def extend(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
         node, e = restart.lift(lw, node, e, pos(ne))  # row_rank_min, row_number(1, restart) ...: in stages
         multi = expand_multi(lw, ne, e, namer)
         if names is not None and multi is None:
+            refused = _refused_call(e)
+            if refused is not None:  # (flag, score, baseline) = series_decompose_anomalies(...): say which and why
+                raise Refusal(refused[0], pos(ne), reason=refused[1])
             raise Refusal("extend (a, b) = ...", pos(ne))
         for name, x in multi or [(lw.name_for(ne, namer, extend=True), e)]:
             if name in index:
