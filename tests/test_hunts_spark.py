@@ -93,7 +93,8 @@ def test_c2_jitter_days_identical(spark):
         s = score(remote.table.to_pylist(), labels)
         assert s["target_found"] >= 0.9 * s["target"] and s["false_positives"] == 0
         assert all(m["period_s"] >= 1800 and m["jitter_pct"] >= 20 for m in s["missed"]), s["missed"]
-        assert {"timing", "mode+timing"} & {x["FlaggedBy"] for x in remote.table.to_pylist()}
+        # The relative tests (timing score, evidence) flag some of them: their Spark rows equal DuckDB's.
+        assert any({"timing", "evidence"} & set(x["FlaggedBy"].split("+")) for x in remote.table.to_pylist())
     _same("beacon", spark, dataframe=table, compat="notebook", percent=0)
     _same("beacon", spark, dataframe=table, method="score", min_timing=0, min_coverage=0,
           allow_destinations="23.0.0.0/8", allow_ports="53")
