@@ -4,12 +4,11 @@ first, as KQL does): the local engine groups the JSON values, and Spark used to 
 
 from __future__ import annotations
 
-import duckdb
 import pytest
+from compiled_rows import duckdb_rows, spark_rows
 
 from kqlmagic_plus.errors import QueryError
 from kqlmagic_plus.language.compiler import compile as kcompile
-from kqlmagic_plus.language.compiler.execute import run_duckdb, run_spark
 
 CASES = [
     ('datatable(D:dynamic)[dynamic([1]), dynamic({"a":2}), dynamic([1])] | top-nested 2 of D by n=count() '
@@ -20,19 +19,14 @@ CASES = [
 ]
 
 
-def _rows(table) -> list[tuple]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return list(zip(*cols, strict=True))
-
-
 @pytest.mark.parametrize(("query", "want"), CASES)
 def test_duckdb(query: str, want: list[tuple]) -> None:
-    assert _rows(run_duckdb(duckdb.connect(), kcompile(query, {}, "duckdb"))) == want
+    assert duckdb_rows(query) == want
 
 
 @pytest.mark.spark
 def test_spark(spark_local) -> None:
-    got = {q: _rows(run_spark(spark_local, kcompile(q, {}, "spark"))) for q, _ in CASES}
+    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
     assert got == {q: w for q, w in CASES}
 
 

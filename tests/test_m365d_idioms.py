@@ -5,12 +5,11 @@ gives, on DuckDB and on Spark: ``make_string()`` (the deprecated name of ``unico
 
 from __future__ import annotations
 
-import duckdb
 import pytest
+from compiled_rows import duckdb_rows, spark_rows
 
 from kqlmagic_plus.errors import QueryError, UnsupportedQueryError
 from kqlmagic_plus.language.compiler import compile as kcompile
-from kqlmagic_plus.language.compiler.execute import run_duckdb, run_spark
 
 PARTITION_DATA = ('datatable(K:string, X:long, V:string)["a",1,"a1", "a",3,"a3", "b",2,"b2", "a",2,"a2", "b",5,"b5", '
                   '"",7,"e7", "",1,"e1"]')
@@ -32,21 +31,14 @@ CASES = [
 ]
 
 
-def _rows(table) -> list[tuple]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return list(zip(*cols, strict=True))
-
-
 @pytest.mark.parametrize(("query", "want"), CASES)
 def test_duckdb(query: str, want: list[tuple]) -> None:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    assert _rows(run_duckdb(con, kcompile(query, {}, "duckdb"))) == want
+    assert duckdb_rows(query) == want
 
 
 @pytest.mark.spark
 def test_spark(spark_local) -> None:
-    got = {q: _rows(run_spark(spark_local, kcompile(q, {}, "spark"))) for q, _ in CASES}
+    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
     assert got == {q: w for q, w in CASES}
 
 

@@ -6,11 +6,9 @@ INVALID_PARAMETER_VALUE.PATTERN / "Illegal repetition", and to read ``&&`` as a 
 
 from __future__ import annotations
 
-import duckdb
 import pytest
+from compiled_rows import duckdb_rows, spark_rows
 
-from kqlmagic_plus.language.compiler import compile as kcompile
-from kqlmagic_plus.language.compiler.execute import run_duckdb, run_spark
 from kqlmagic_plus.language.compiler.regex_java import java_regex
 
 #: (query, expected rows): RE2's reading of each pattern.
@@ -26,20 +24,14 @@ CASES = [
 ]
 
 
-def _rows(table) -> list[tuple]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return list(zip(*cols, strict=True))
-
-
 @pytest.mark.parametrize(("query", "want"), CASES)
 def test_duckdb(query: str, want: list[tuple]) -> None:
-    con = duckdb.connect()
-    assert _rows(run_duckdb(con, kcompile(query, {}, "duckdb"))) == want
+    assert duckdb_rows(query) == want
 
 
 @pytest.mark.spark
 def test_spark(spark_local) -> None:
-    got = {q: _rows(run_spark(spark_local, kcompile(q, {}, "spark"))) for q, _ in CASES}
+    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
     assert got == {q: w for q, w in CASES}
 
 

@@ -5,11 +5,8 @@ table of the KQL reference.
 
 from __future__ import annotations
 
-import duckdb
 import pytest
-
-from kqlmagic_plus.language.compiler import compile as kcompile
-from kqlmagic_plus.language.compiler.execute import run_duckdb, run_spark
+from compiled_rows import duckdb_rows, spark_rows
 
 # Two events whose XML is in a column (so parse_xml runs in the engine, not at compile time): named Data items
 # with text, one written <Data Name="C"/> (an attribute and no text), one event that is not XML.
@@ -41,19 +38,12 @@ CASES = [
 ]
 
 
-def _rows(table) -> list[tuple]:
-    cols = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    return list(zip(*cols, strict=True))
-
-
 @pytest.mark.parametrize(("query", "want"), CASES)
 def test_duckdb(query: str, want: list[tuple]) -> None:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    assert _rows(run_duckdb(con, kcompile(query, {}, "duckdb"))) == want
+    assert duckdb_rows(query) == want
 
 
 @pytest.mark.spark
 def test_spark(spark_local) -> None:
-    got = {q: _rows(run_spark(spark_local, kcompile(q, {}, "spark"))) for q, _ in CASES}
+    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
     assert got == {q: w for q, w in CASES}
