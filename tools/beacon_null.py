@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 PATH = Path(__file__).resolve().parent.parent / "kqlmagic_plus" / "data" / "beacon_null.json"
 US = 1_000_000
@@ -50,28 +50,51 @@ def _idiv(a: Any, b: Any) -> Any:
     return np.where((a < 0) ^ (b < 0), -q, q)
 
 
+class Gaps(NamedTuple):
+    """One row per pair: its events sorted (``t``), all gaps (``g``), the scored ones (over min-delta) sorted
+    to the left of ``gs`` (the rest int64 max), how many (``total``), and which cells of ``gs`` they are."""
+
+    t: Any
+    g: Any
+    gs: Any
+    total: Any
+    valid: Any
+
+    def nearest_rank(self, values: Any, k: int) -> Any:
+        """The k-th quartile (1-3) of each row of *values* (sorted, scored cells first), nearest-rank."""
+        import numpy as np
+
+        rank = np.maximum(_idiv(k * self.total + 3, 4), 1) - 1
+        return np.take_along_axis(values, rank[:, None], 1)[:, 0]
+
+
+def scored_gaps(times: Any, min_delta_us: int = 15 * US) -> Gaps:
+    """Per row of *times* (int64 microseconds, events of one pair): its gaps, as the hunt's SQL keeps them."""
+    import numpy as np
+
+    t = np.sort(times, axis=1)
+    g = np.diff(t, axis=1)
+    keep = g > min_delta_us
+    total = keep.sum(1)
+    gs = np.sort(np.where(keep, g, np.iinfo(np.int64).max), axis=1)
+    return Gaps(t, g, gs, total, np.arange(gs.shape[1])[None, :] < total[:, None])
+
+
 def timing_scores(times: Any, min_delta_us: int = 15 * US, missed: int = 3, window_hours: int = 24) -> Any:
     """Per row of *times* (int64 microseconds, events of one pair): (timing_bp, scored gaps, cov_bp),
     computed as kqlmagic_plus.hunts.periodicity computes them in SQL."""
+    return _timing(scored_gaps(times, min_delta_us), missed, window_hours)
+
+
+def _timing(p: Gaps, missed: int = 3, window_hours: int = 24) -> Any:
     import numpy as np
 
-    big = np.iinfo(np.int64).max
-    t = np.sort(times, axis=1)
-    g = np.diff(t, axis=1)
-    hours = 1 + (np.diff(t // HOUR, axis=1) != 0).sum(1)
-    all_gaps = g.shape[1]
-    keep = g > min_delta_us
-    total = keep.sum(1)
-    gs = np.sort(np.where(keep, g, big), axis=1)
-
-    def nearest_rank(values: Any, k: int) -> Any:
-        rank = np.maximum(_idiv(k * total + 3, 4), 1) - 1
-        return np.take_along_axis(values, rank[:, None], 1)[:, 0]
-
-    q1, q2, q3 = (nearest_rank(gs, k) for k in (1, 2, 3))
-    valid = np.arange(gs.shape[1])[None, :] < total[:, None]
-    dev = np.sort(np.where(valid, np.abs(gs - q2[:, None]), big), axis=1)
-    mad = nearest_rank(dev, 2)
+    hours = 1 + (np.diff(p.t // HOUR, axis=1) != 0).sum(1)
+    all_gaps = p.g.shape[1]
+    gs, total, valid = p.gs, p.total, p.valid
+    q1, q2, q3 = (p.nearest_rank(gs, k) for k in (1, 2, 3))
+    dev = np.sort(np.where(valid, np.abs(gs - q2[:, None]), np.iinfo(np.int64).max), axis=1)
+    mad = p.nearest_rank(dev, 2)
     misfit = (((20 * gs < 9 * q2[:, None]) | (2 * gs > (2 * missed + 1) * q2[:, None])) & valid).sum(1)
     spread = _idiv(mad * BP, q2)
     skew = np.where(q3 > q1, _idiv((q3 + q1 - 2 * q2) * BP, np.maximum(q3 - q1, 1)), 0)
@@ -90,19 +113,16 @@ def _round_half_away(x: Any) -> Any:
 def evidence_scores(times: Any, min_delta_us: int = 15 * US) -> tuple[Any, Any]:
     """Per row of *times*: (lr_mn, scored gaps), computed as kqlmagic_plus.hunts.periodicity.likelihood
     computes them in SQL: the same doubles in the same order, each gap's term rounded to a milli-nat."""
+    return _evidence(scored_gaps(times, min_delta_us), min_delta_us)
+
+
+def _evidence(p: Gaps, min_delta_us: int = 15 * US) -> tuple[Any, Any]:
     import numpy as np
 
     from kqlmagic_plus.hunts.periodicity import EPS, JITTER_SHAPES, X_CAP, shape_constants
 
-    t = np.sort(times, axis=1)
-    g = np.diff(t, axis=1)
-    keep = g > min_delta_us
-    total = keep.sum(1)
-    big = np.iinfo(np.int64).max
-    gs = np.sort(np.where(keep, g, big), axis=1)
-    rank = np.maximum(_idiv(2 * total + 3, 4), 1) - 1
-    q2 = np.take_along_axis(gs, rank[:, None], 1)[:, 0]
-    valid = np.arange(gs.shape[1])[None, :] < total[:, None]
+    gs, total, valid = p.gs, p.total, p.valid
+    q2 = p.nearest_rank(gs, 2)
     x = np.minimum(np.where(valid, gs, q2[:, None]).astype(np.float64) / q2[:, None].astype(np.float64), X_CAP)
     best = None
     for a in JITTER_SHAPES:
@@ -133,9 +153,10 @@ def random_pairs(gaps: int, samples: int, seed: int) -> tuple[Any, Any, int, Any
     left = samples
     while left > 0:
         m = min(left, 100_000)
-        times = rng.integers(0, DAY, (m, events), dtype=np.int64)
-        timing, total, cov = timing_scores(times)
-        lr, _ = evidence_scores(times)
+        # Both scores of the same draws, from one sort of their events and gaps.
+        p = scored_gaps(rng.integers(0, DAY, (m, events), dtype=np.int64))
+        timing, total, cov = _timing(p)
+        lr, _ = _evidence(p)
         timings.append(timing[total == gaps])
         covs.append(cov[total == gaps])
         lrs.append(lr[total == gaps])

@@ -14,10 +14,10 @@ median gap:
 * timing  = 1 - spread - skew_weight x |skew| - 2 x misfits - bursts, in 0..1;
 * coverage = the UTC hours the pair is active over the hours of the window;
 * evidence = the log-likelihood ratio of the gaps under a jittered beacon (see :data:`JITTER_SHAPES`)
-  against random timing (exponential gaps with the pair's mean), in milli-nats: the Neyman-Pearson
-  optimal test of "periodic" against "random", which the heuristic timing score approximates. On 20-50
-  gaps with 30-50 % jitter it is the only sub-score that keeps a 1e-7 false-alarm rate and still sees
-  the beacon.
+  against random timing (exponential gaps shifted by min-delta, as only longer gaps are scored), in
+  milli-nats: the Neyman-Pearson optimal test of "periodic" against "random", which the heuristic
+  timing score approximates. On 20-50 gaps with 30-50 % jitter it is the only sub-score that keeps a
+  1e-7 false-alarm rate and still sees the beacon.
 
 The median and MAD are robust to missed check-ins (up to half the gaps may be doubled), which is why
 they, and not a mean and standard deviation, carry the score. Quantiles are nearest-rank (the
@@ -210,7 +210,7 @@ def evidence_verdict(v: Mapping[str, Any], alias: str = "r") -> str:
         return "FALSE"
     cov = round(v["min_coverage"] * 100)
     a = alias
-    return (f"({a}.lr_mn IS NOT NULL AND {a}.total >= {MIN_EVIDENCE_GAPS} AND {a}.cov_bp >= {cov} AND "
+    return (f"({a}.lr_mn IS NOT NULL AND {a}.cov_bp >= {cov} AND "
             f"{a}.burst_bp <= {MAX_EVIDENCE_BURSTS_BP} AND "
             f"{a}.lr_mn > {_null_threshold_sql(f'{a}.total', 'lr_mn_by_gaps')})")
 
