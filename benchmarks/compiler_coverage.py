@@ -13,7 +13,13 @@ duckdb-kql refuses or DuckDB rejects its SQL). Also the compile time per query.
 
 The Defender tables' ``Timestamp`` column is added to the Defender advanced-hunting tables (``DEFENDER_TABLES``)
 whose schema has ``TimeGenerated`` but no ``Timestamp`` (Sentinel's copies of them carry both; the corpus queries
-use ``Timestamp``); no other table gets it.
+use ``Timestamp``); no other table gets it. ``_ItemId`` (string), a standard column of every Log Analytics table
+as ``_ResourceId`` and ``_BilledSize`` are, is added to each table whose schema lacks it (``TenantId`` is not
+universal and is not added).
+
+A query that calls an ASIM parser (``imDns(...)``, ``_Im_Dns(...)``, ``ASimDns(...)``, ``vimDnsAzureFirewall``...:
+functions deployed in a workspace, which no schema file describes) counts as "schema unknown", as a query reading
+an unknown table or function by its bare name does.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ def load(shared: str) -> tuple[list[dict], dict[str, list[tuple[str, str]]]]:
         names = {c.lower() for c, _ in cols}
         if name in DEFENDER_TABLES and "timegenerated" in names and "timestamp" not in names:
             cols.append(("Timestamp", "datetime"))
+        if "_itemid" not in names:
+            cols.append(("_ItemId", "string"))  # every Log Analytics table has it; the file lists it on some
         schema[name] = cols
     with open(os.path.join(shared, "corpus", "m365d_hunting_queries.jsonl"), encoding="utf-8") as f:
         queries = [json.loads(line) for line in f if line.strip()]
@@ -108,7 +116,10 @@ def split_queries(text: str) -> list[str]:
             lines = text.splitlines(keepends=True)
             at = e.pos.line - 1
             head = "".join(lines[:at])
-            if _NEXT_QUERY.search(e.message) and e.pos.column in (0, 1) and head.strip() and _parses(head):
+            rest = "".join(lines[at:]).lstrip()
+            # a line going on with `|` or `)` continues the query: the parse error is the query's own, no split
+            if _NEXT_QUERY.search(e.message) and e.pos.column in (0, 1) and head.strip() and _parses(head) \
+                    and rest[:1] not in ("|", ")", ",", "]", "}"):
                 pieces.append(head)
                 text = "".join(lines[at:])
                 continue
@@ -138,16 +149,32 @@ SCHEMA_GAP_COLUMNS = {
 }
 
 
+#: The ASIM parser functions (``imDns``, ``_Im_Dns``, ``ASimDns``, ``_ASim_Dns``, ``vimDnsAzureFirewall``): deployed
+#: in a workspace, described by no schema file.
+ASIM_PARSER = re.compile(r"(?:_?im|_Im_|_?ASim|_ASim_|vim)[A-Z]\w*\(\)")
+
+
+def asim_parser(exc: Exception) -> str | None:
+    """The ASIM parser a compile error is about (the compiler refuses a call of a function it does not know)."""
+    construct = getattr(exc, "construct", None)
+    return construct if isinstance(construct, str) and ASIM_PARSER.fullmatch(construct) else None
+
+
 def schema_unknown(text: str, schema: dict[str, list[tuple[str, str]]]) -> str | None:
-    """What the query reads that the schema file lacks (a table, or one of ``SCHEMA_GAP_COLUMNS``), or None. Such
-    a query is counted apart ("schema unknown"), never hidden: the rates are given with and without it."""
-    from kqlmagic_plus.errors import QueryError, TableNotFoundError
+    """What the query reads that the schema file lacks (a table, an ASIM parser, or one of
+    ``SCHEMA_GAP_COLUMNS``), or None. Such a query is counted apart ("schema unknown"), never hidden: the rates are
+    given with and without it."""
+    from kqlmagic_plus.errors import QueryError, TableNotFoundError, UnsupportedQueryError
     from kqlmagic_plus.language.compiler import compile as kcompile
 
     try:
         kcompile(text, schema, "duckdb")
     except TableNotFoundError as exc:
         return str(exc).split(" does not exist")[0]
+    except UnsupportedQueryError as exc:
+        parser = asim_parser(exc)
+        if parser:
+            return f"ASIM parser {parser}"
     except QueryError as exc:
         m = re.match(r"no column named '([^']+)'", str(exc))
         if m and m.group(1) in SCHEMA_GAP_COLUMNS:
@@ -168,6 +195,10 @@ def duck_db(schema: dict[str, list[tuple[str, str]]]):
                          if not (c.lower() in seen or seen.add(c.lower())))
         con.execute(f'CREATE TABLE "{name}" ({body})')
     return con
+
+
+class _NeedsNetwork(Exception):
+    """A compiled query that reads externaldata: it runs only where its URLs are reachable."""
 
 
 def main() -> None:
@@ -205,6 +236,10 @@ def main() -> None:
             except TableNotFoundError:
                 unknown_tables += 1  # a table or a parser function (ASIM, watchlists) no schema describes
                 continue
+            except UnsupportedQueryError as exc:
+                if asim_parser(exc):  # an ASIM parser called with arguments: a workspace function too
+                    unknown_tables += 1
+                    continue
             except TimeoutError:
                 slow.append(q["id"])  # `union *` over every Log Analytics schema: counted as not compiled
             except Exception:  # counted below as what it is
@@ -243,7 +278,7 @@ def main() -> None:
     examples: dict[str, str] = {}
     dk_reasons: collections.Counter = collections.Counter()
     from kqlmagic_plus.language.compiler.probe import reading_rows
-    from kqlmagic_plus.language.udfs import register_duckdb
+    from kqlmagic_plus.language.udfs import register_duckdb, register_spark
 
     def duck_rows(sql: str) -> list:
         register_duckdb(con, sql)
@@ -259,6 +294,7 @@ def main() -> None:
 
                 for name in set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", sql)) & set(schema):
                     spark_view(name)
+                register_spark(spark, sql)  # as the Spark engine does before it runs SQL (remote.run_cell)
                 return [r[0] for r in spark.sql(sql).collect()]
             return read
         got: list[list] = []
@@ -276,6 +312,7 @@ def main() -> None:
 
     by_file: dict[str, list[bool]] = {}  # file -> [every query compiled for Spark, every query ran locally]
     outcome: dict[str, tuple[bool, bool, bool]] = {}  # query -> (compiled for Spark, ran on Spark, ran locally)
+    network: set[str] = set()  # queries that compiled and read externaldata: running them needs the internet
     why: dict[str, str] = {}  # query -> why it did not compile or run on Spark
     local_why: dict[str, str] = {}  # query -> why our DuckDB emission did not run (duckdb-kql may still have)
     for q in queries:
@@ -316,12 +353,18 @@ def main() -> None:
             reasons[key] += 1
             examples.setdefault(key, qid)
             why[qid] = key
+        elif compiled.external:
+            # externaldata: compiled (the plan lists its URLs); running it needs the internet, not reachable here
+            c["spark_needs_network"] += 1
+            network.add(qid)
+            why[qid] = "needs network: externaldata " + ", ".join(u for s in compiled.external for u in s.urls)[:90]
         elif spark is not None:
             try:
                 import re
 
                 for name in set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", compiled.sql)) & set(schema):
                     spark_view(name)
+                register_spark(spark, compiled.sql)  # the Python UDFs the SQL calls, as the Spark engine does
                 spark.sql(compiled.sql).collect()
                 c["spark_ran"] += 1
                 spark_ran = True
@@ -338,13 +381,17 @@ def main() -> None:
             with reading_rows(duck_rows):
                 dcomp = kcompile(text, schema, "duckdb")
             c["duck_compiled"] += 1
+            if dcomp.external:
+                c["duck_needs_network"] += 1
+                network.add(qid)
+                raise _NeedsNetwork("needs network: externaldata (compiled, not run)")
             register_duckdb(con, dcomp.sql)  # the Python UDFs the SQL calls, as the local engine registers them
             con.execute(dcomp.sql).fetchall()
             c["duck_ran"] += 1
             ours_duck = True
         except Exception as exc:
             local_why[qid] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:90]}"
-            if not isinstance(exc, KqlMagicPlusError) and spark_sql:
+            if not isinstance(exc, KqlMagicPlusError | _NeedsNetwork) and spark_sql:
                 key = f"duckdb rejected: {str(exc).splitlines()[0][:90]}"
                 reasons[key] += 1
                 examples.setdefault(key, qid)
@@ -364,6 +411,10 @@ def main() -> None:
     print(f"{'duckdb-kql: translated':42} {pct('dk_translated'):>16}")
     print(f"{'duckdb-kql: ran on DuckDB':42} {pct('dk_ran'):>16}")
     print(f"{'local engine with fallback: ran':42} {pct('local_with_fallback'):>16}")
+    if network:  # compiled, and their plans list the URLs; this machine has no internet to run them
+        print(f"{'needs network (externaldata URLs; in':42} {len(network):>4} queries")
+        print(f"{'  compiled, not in ran: not reachable here)':42} "
+              f"{'Spark ' + str(c['spark_needs_network']) + ', DuckDB ' + str(c['duck_needs_network']):>16}")
     files = len(by_file)
     if files != n:
         sp, lo = sum(v[0] for v in by_file.values()), sum(v[1] for v in by_file.values())

@@ -48,6 +48,9 @@ class KqlMagicPlus(Configurable):
                                   "--conf spark.driver.memory=... wins.").tag(config=True)
     spark_shuffle_partitions = Int(0, help="spark.sql.shuffle.partitions of a local Spark session: 0 (twice "
                                    "its cores, at least 2) or a number. A --conf wins.").tag(config=True)
+    externaldata_max_bytes = Int(256 * 2**20, help="Bytes a query's externaldata sources may take, downloaded "
+                                 "and decompressed (the query stops with an error past it).").tag(config=True)
+    externaldata_timeout = Float(60.0, help="Seconds an externaldata URL may take to answer.").tag(config=True)
     memory_limit = Unicode("50%", help="Memory the local engine may use: a share of RAM ('50%') or a size ('4GB', "
                            "'512MiB'). Past it DuckDB spills to disk; a query or result that still does not fit "
                            "stops with an error.").tag(config=True)

@@ -83,3 +83,18 @@ def test_a_refused_function_inside_isnull_is_still_refused():
     for dialect in ("duckdb", "spark"):
         with pytest.raises(UnsupportedQueryError, match="hash_many"):
             kcompile('print isnull(hash_many("a", "b")), isnotnull(hash_many("a", "b"))', {}, dialect)
+
+
+@pytest.mark.parametrize("dialect", ["spark", "duckdb"])
+def test_typeof_of_a_column_is_an_error_not_a_null_column(dialect):
+    # typeof() takes a type; `typeof(n)` used to compile to a column of nulls on both engines (a hunter
+    # meaning gettype(n) read "no type").
+    with pytest.raises(QueryError, match=r"typeof\(n\): 'n' is not a KQL type .*line 1, column 16"):
+        kql_compile("T | extend t = typeof(n)", S, dialect)
+
+
+def test_typeof_of_a_column_fails_on_the_local_engine():
+    from kqlmagic_plus import kql
+
+    with pytest.raises((QueryError, UnsupportedQueryError)):
+        kql("print n = 1 | extend t = typeof(n)")

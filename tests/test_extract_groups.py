@@ -20,7 +20,7 @@ def test_group_ten_and_eleven():
 def test_no_match_and_a_group_the_pattern_lacks_answer_as_groups_under_ten_do():
     rows = _rows(f'datatable(s:string)["abcdefghijk", "q"] | extend x = extract("{ELEVEN}", 10, s), '
                  'y = extract("(a)(b)", 12, s), z = extract("(a)(b)", 3, s)')
-    # Row 1 matches (group 10 is "j"); row 2 does not (null, as extract("(a)", 1, "q") is). A group the pattern
-    # lacks answers as group 3 of "(a)(b)" does on the same row.
-    assert [(r["x"], r["y"]) for r in rows] == [("j", rows[0]["z"]), (None, rows[1]["z"])]
+    # Row 1 matches (group 10 is "j"); row 2 does not ("", as extract("(a)", 1, "q") is: a KQL string is never
+    # null). A group the pattern lacks answers as group 3 of "(a)(b)" does on the same row.
+    assert [(r["x"], r["y"]) for r in rows] == [("j", rows[0]["z"]), ("", rows[1]["z"])]
 

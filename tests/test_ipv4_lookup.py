@@ -31,12 +31,13 @@ CASES = [
      ["addr", "zone", "net", "site"],
      [("10.1.2.3", "blue", "10.1.2.0/24", "bench"), ("10.1.9.9", "red", "10.1.0.0/16", "lab"),
       ("198.51.103.255", "blue", "198.51.100.0/22", "dmz")]),
-    # return_unmatched keeps the unmatched source rows, lookup columns null (named and by position)
+    # return_unmatched keeps the unmatched source rows, lookup columns empty (named and by position; they are
+    # strings here, and a KQL string is never null)
     (f"{NETS}{HOSTS} Hosts | where addr !startswith '10.' | evaluate ipv4_lookup(Nets, addr, net, "
      "return_unmatched = true) | order by addr asc",
      ["addr", "zone", "net", "site", "zone1"],
      [("192.0.2.7", "blue", "192.0.2.7", "probe", "red"), ("198.51.103.255", "blue", "198.51.100.0/22", "dmz", "blue"),
-      ("203.0.113.5", "red", None, None, None)]),
+      ("203.0.113.5", "red", "", "", "")]),
     (f"{NETS}{HOSTS} let NoNets = Nets | where site == 'nowhere'; "
      "Hosts | evaluate ipv4_lookup(NoNets, addr, net, true) | summarize n=count(), matched=countif(isnotempty(net))",
      ["n", "matched"], [(5, 0)]),

@@ -125,7 +125,8 @@ def test_custom_table_case_variants_first_spelling_keeps_its_name(tmp_path):
     blob(tmp_path, T0 + timedelta(minutes=5), [{**base, "username": "bob", "USERNAME": "carol"}],
          container="am-myapp_cl")
     r = kql("MyApp_CL | project UserName, username_1, USERNAME_2", tmp_path)
-    assert sorted(rows(r), key=str) == sorted([("alice", None, None), (None, "bob", "carol")], key=str)
+    # a record that lacks a string column reads it as "" (KQL strings are never null)
+    assert sorted(rows(r), key=str) == sorted([("alice", "", ""), ("", "bob", "carol")], key=str)
     assert warned(r, "columns UserName, username and USERNAME differ only in case; username is read as username_1, "
                      "USERNAME as USERNAME_2")
 
@@ -204,7 +205,7 @@ def test_parquet_blobs_with_both_spellings_are_not_merged(tmp_path):
         os.remove(path)
         pq.write_table(pa.table({"TimeGenerated": tg, "Type": ["Syslog"], **cols}), path[:-len("json")] + "parquet")
     r = kql("Syslog | project SyslogMessage, ProcessID, ProcessId_1 | order by SyslogMessage asc", tmp_path)
-    assert rows(r) == [(ise(0)["SyslogMessage"], 5200, None), ("both", 9, "99"), ("ise", 7, None), ("srx", None, "88")]
+    assert rows(r) == [(ise(0)["SyslogMessage"], 5200, ""), ("both", 9, "99"), ("ise", 7, ""), ("srx", None, "88")]
 
 
 def test_lake_api_names_the_json_key_of_a_renamed_column(tmp_path):
@@ -242,12 +243,13 @@ def test_spark_reads_case_variant_columns_as_duckdb_does(tmp_path, spark_local):
                                                   "max(strlen(SyslogMessage))", tmp_path)) == [(3, 1, 21_000_000)]
     query = ("SELECT SyslogMessage, ProcessID, ProcessId_1, DvcHostname FROM Syslog "
              "WHERE ProcessId_1 IS NOT NULL OR ProcessID < 5202 ORDER BY SyslogMessage, ProcessID")
-    spark_rows = [tuple(r) for r in spark_local.sql(query).collect()]
-    # KQL strings are never null (isnotnull is true for every string): a value is present when not empty
+    # KQL strings are never null (isnotnull is true for every string): a value is present when not empty, and a
+    # missing string reads "" in a KQL result where the plain SQL reads NULL
+    spark_rows = [(m, pid, pid1 or "", host or "") for m, pid, pid1, host in spark_local.sql(query).collect()]
     local = kql("Syslog | where isnotempty(ProcessId_1) or ProcessID < 5202 "
                 "| project SyslogMessage, ProcessID, ProcessId_1, DvcHostname | order by SyslogMessage asc, "
                 "ProcessID asc nulls first", tmp_path)
     assert len(spark_rows) == 6 and spark_rows == rows(local)
-    assert ("000002 5400 NOTICE Failed-Attempt: Authentication failed, User-Name=user2", 5202, "777", None) in (
+    assert ("000002 5400 NOTICE Failed-Attempt: Authentication failed, User-Name=user2", 5202, "777", "") in (
         spark_rows)
     assert any(r[2] == "3005" and r[3] == "JuniperSRX_FW1" for r in spark_rows)

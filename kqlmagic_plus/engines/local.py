@@ -59,7 +59,7 @@ class LocalEngine(Engine):
         self._lake_spec = lake_spec
         self._read_only = read_only
         self._con: Any = None
-        self._our_refusal: UnsupportedQueryError | None = None
+        self._our_refusal: KqlMagicPlusError | None = None
         self._deferred = False
         self._lock = threading.RLock()
         self._mounts: dict[str, str] = {}
@@ -283,6 +283,10 @@ class LocalEngine(Engine):
                         if self._our_refusal is not None:
                             raise self._our_refusal from None
                         raise
+            if compiled is not None and compiled.external:  # what is (or, for a dry run, would be) fetched
+                from kqlmagic_plus.engines.externaldata import urls_shown
+
+                stats["externaldata"] = urls_shown(compiled.external)
             if request.dry_run:
                 if report is not None:
                     stats["lake"] = report.summary()
@@ -298,33 +302,17 @@ class LocalEngine(Engine):
 
             executed = compiled.sql if compiled is not None else optimize(str(sql))
             sql_params = {} if compiled is not None else dict(sql.parameters)
-            for _attempt in range(_LAKE_ATTEMPTS):
-                try:
-                    rel_types, table = self._execute(executed, sql_params)
-                    break
-                except QueryError as exc:
-                    # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
-                    # One deleted since it was listed (retention): list the window again and run on what is there.
-                    if self.lake is not None and (self.lake.recover(str(exc)) or _lake_file_gone(str(exc), self.lake)):
-                        if _attempt == _LAKE_ATTEMPTS - 1:
-                            raise QueryError(f"the lake's files kept changing while the query read them "
-                                             f"({_LAKE_ATTEMPTS} tries): {_first_line(exc)}") from None
-                        report = self._register_lake(window, names)
-                        continue
-                    # Where DuckDB rejects our SQL for a query duckdb-kql also translates, its SQL is the answer.
-                    if compiled is None or type(exc.__context__).__name__ != "BinderException":
-                        raise
-                    try:
-                        sql = self._translate(rewritten, request)
-                    except KqlMagicPlusError:
-                        raise exc from None
-                    compiled, executed = None, optimize(str(sql))
-                    sql_params = dict(sql.parameters)
-                    stats["translator"] = "duckdb-kql (DuckDB rejected the kqlmagic_plus compiler's SQL)"
-                finally:
-                    if rewritten.text.lstrip().startswith("."):
-                        self._catalog = None  # a control command may have created or changed tables
-                        self._writes += not rewritten.text.lstrip()[1:].startswith("show")
+            external = compiled.external if compiled is not None else ()
+            if external:  # fetched now, just before the SQL that reads them (never at compile time)
+                from kqlmagic_plus.engines import externaldata
+
+                warnings.extend(externaldata.register_duckdb(self.con, external))
+            try:
+                rel_types, table, compiled, executed, report = self._execute_retrying(
+                    executed, sql_params, compiled, rewritten, request, window, names, stats, report)
+            finally:
+                if external:
+                    externaldata.unregister_duckdb(self.con, external)
             if report is not None:
                 stats["lake"] = report.summary()
                 warnings.extend(report.warnings)
@@ -338,6 +326,42 @@ class LocalEngine(Engine):
                 table=kqltypes.canonical_table(table, kql_types), kql_types=kql_types, query=request.query,
                 connection=self.target, engine=self.name, elapsed=time.perf_counter() - started,
                 executed=shown, parameters=sent, render=spec, warnings=warnings, stats=stats)
+
+    def _execute_retrying(self, executed: str, sql_params: dict[str, Any], compiled: Any, rewritten: Rewritten,
+                          request: Request, window: Any, names: set[str], stats: dict[str, Any],
+                          report: Any) -> Any:
+        """Run the SQL: again over a lake whose files changed meanwhile, or as duckdb-kql's where DuckDB
+        rejects ours. (rel_types, table, compiled, executed, the lake's last registration report)."""
+        from kqlmagic_plus.engines.sqlopt import optimize
+
+        for _attempt in range(_LAKE_ATTEMPTS):
+            try:
+                rel_types, table = self._execute(executed, sql_params)
+                break
+            except QueryError as exc:
+                # A lake file damaged past the cheap checks: rescan it, report it, run again on the rest.
+                # One deleted since it was listed (retention): list the window again and run on what is there.
+                if self.lake is not None and (self.lake.recover(str(exc)) or _lake_file_gone(str(exc), self.lake)):
+                    if _attempt == _LAKE_ATTEMPTS - 1:
+                        raise QueryError(f"the lake's files kept changing while the query read them "
+                                         f"({_LAKE_ATTEMPTS} tries): {_first_line(exc)}") from None
+                    report = self._register_lake(window, names)
+                    continue
+                # Where DuckDB rejects our SQL for a query duckdb-kql also translates, its SQL is the answer.
+                if compiled is None or type(exc.__context__).__name__ != "BinderException":
+                    raise
+                try:
+                    sql = self._translate(rewritten, request)
+                except KqlMagicPlusError:
+                    raise exc from None
+                compiled, executed = None, optimize(str(sql))
+                sql_params = dict(sql.parameters)
+                stats["translator"] = "duckdb-kql (DuckDB rejected the kqlmagic_plus compiler's SQL)"
+            finally:
+                if rewritten.text.lstrip().startswith("."):
+                    self._catalog = None  # a control command may have created or changed tables
+                    self._writes += not rewritten.text.lstrip()[1:].startswith("show")
+        return rel_types, table, compiled, executed, report
 
     def _compile_ours(self, rewritten: Rewritten, request: Request, force: bool = False) -> Any:
         """The query through kqlmagic_plus's KQL -> DuckDB compiler, or None when it refuses it too."""
@@ -358,6 +382,10 @@ class LocalEngine(Engine):
                                    now=request.now)
         except UnsupportedQueryError as exc:  # raised if duckdb-kql refuses too: it names the construct
             self._our_refusal = exc
+            return None
+        except QueryError as exc:
+            if "externaldata" in exc.message:  # duckdb-kql has no externaldata: its refusal would hide what is wrong
+                self._our_refusal = exc
             return None
         except Exception:  # duckdb-kql decides (its error names what is wrong as well as ours would)
             return None

@@ -255,7 +255,7 @@ class Beacon(Hunt):
             SELECT {d.key_select('h')}, h.g, h.n FROM @hist h JOIN @tot x ON {d.key_join('h', 'x')}
             WHERE h.g > {min_delta}""", materialize=True)
         relative(plan, d, v, window)
-        likelihood(plan, d, min_delta)
+        likelihood(plan, d, v, min_delta)
 
         def tol(x: str) -> str:
             return f"greatest(CAST({jit} AS BIGINT), {d.idiv(f'{x} * {ppm}', '1000000')})"

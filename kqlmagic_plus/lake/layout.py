@@ -75,6 +75,8 @@ class Layout:
         self.listing_ttl = listing_ttl
         self._listing: dict[str, tuple[float, list[LakeFile], list[str]]] = {}
         self._tables: dict[str, str] | None = None
+        #: Folder -> its entries as last read, reused while the folder's stat says it is unchanged.
+        self._folders = FolderCache()
         #: What discovery found odd (stray folders, containers read twice), said with every report.
         self.warnings: list[str] = []
 
@@ -179,14 +181,15 @@ class Layout:
     def refresh(self) -> None:
         """Forget listings and table names."""
         self._listing.clear()
+        self._folders.clear()
         self._tables = None
 
     def files(self, container: str, lo: int | None, hi: int | None) -> tuple[list[LakeFile], list[str]]:
         """The blobs of *container* ending after *lo* and starting before *hi*, and the stray paths seen."""
         files: list[LakeFile] = []
         unexpected: list[str] = []
-        for tdir in _time_roots(container, unexpected):
-            _walk_times(tdir, lo, hi, files, unexpected)
+        for tdir in _time_roots(container, unexpected, folders=self._folders):
+            _walk_times(tdir, lo, hi, files, unexpected, folders=self._folders)
         files.sort(key=lambda f: (f.start_us, f.part, f.path))
         if lo is None and hi is None:
             self._listing[container] = (time.monotonic(), files, unexpected)
@@ -211,6 +214,83 @@ class Layout:
 # -- walking the layout ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a folder, as a listing saw it."""
+
+    name: str
+    path: str
+    is_dir: bool
+    is_file: bool
+
+
+#: A folder changed less than this many seconds before it was read is read again next time: a file added in
+#: the same clock tick as the listing would leave the folder's times unchanged (file systems stamp coarsely).
+_SETTLED_S = 5.0
+
+
+class FolderCache:
+    """Each folder's sorted entries, reused while the folder's stat (inode, mtime, ctime) is unchanged.
+
+    Listing a lake walks a folder per hour (and per 5 minutes) of the window before every query; a folder
+    gains or loses an entry only by a change that moves its mtime and ctime, so one ``stat`` tells whether
+    the entries read before still stand. A folder modified too recently to trust its times is not kept.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, int, int, int], list[Entry]]] = {}
+        #: Minute folder -> (the entries its blobs were made from, the blobs, the stray paths).
+        self._blobs: dict[str, tuple[list[Entry], list[LakeFile], list[str]]] = {}
+
+    def clear(self) -> None:
+        self._seen.clear()
+        self._blobs.clear()
+
+    def blobs(self, folder: str, entries: list[Entry], start: int) -> tuple[list[LakeFile], list[str]]:
+        """:func:`_blobs` of a minute folder, made again only when its *entries* are a new listing."""
+        got = self._blobs.get(folder)
+        if got is None or got[0] is not entries:
+            got = (entries, *_blobs(entries, start))
+            self._blobs[folder] = got
+        return got[1], got[2]
+
+    def entries(self, folder: str) -> list[Entry]:
+        """*folder*'s entries sorted by name (OSError when it cannot be read)."""
+        st = os.stat(folder)
+        stamp = (st.st_ino, st.st_dev, st.st_mtime_ns, st.st_ctime_ns)
+        got = self._seen.get(folder)
+        if got is not None and got[0] == stamp:
+            return got[1]
+        listed = [Entry(e.name, e.path, e.is_dir(), e.is_file())
+                  for e in sorted(os.scandir(folder), key=lambda e: e.name)]
+        if time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > _SETTLED_S:
+            self._seen[folder] = (stamp, listed)
+        else:
+            self._seen.pop(folder, None)
+        return listed
+
+
+def _blobs(entries: list[Entry], start: int) -> tuple[list[LakeFile], list[str]]:
+    """The export blobs among a minute folder's *entries* (its folder time *start*), and the stray paths."""
+    blobs: list[LakeFile] = []
+    strays: list[str] = []
+    for e in entries:
+        m = _BLOB.match(e.name)
+        if m is None or not e.is_file:
+            if not e.name.startswith("."):
+                strays.append(e.path)
+            continue
+        blobs.append(LakeFile(path=e.path, start_us=start, span_us=_SPANS[m.group(1).upper()],
+                              fmt=m.group(3).lower(), part=int(m.group(2) or 0)))
+    return blobs, strays
+
+
+def _entries(folder: str, folders: FolderCache | None) -> list[Entry]:
+    if folders is not None:
+        return folders.entries(folder)
+    return [Entry(e.name, e.path, e.is_dir(), e.is_file()) for e in sorted(os.scandir(folder), key=lambda e: e.name)]
+
+
 def _is_am(path: str) -> bool:
     return os.path.basename(path.rstrip(os.sep)).lower().startswith("am-")
 
@@ -226,23 +306,24 @@ def is_container(path: str) -> bool:
     return any(n == "WorkspaceResourceId=" or re.fullmatch(r"y=\d{4}", n) for n in names)
 
 
-def _time_roots(container: str, unexpected: list[str], depth: int = 0) -> Iterator[str]:
+def _time_roots(container: str, unexpected: list[str], depth: int = 0, *,
+                folders: FolderCache | None = None) -> Iterator[str]:
     """Folders holding ``y=YYYY`` folders, below a container (any workspace path in between)."""
     try:
-        entries = sorted(os.scandir(container), key=lambda e: e.name)
+        entries = _entries(container, folders)
     except OSError:
         return
-    if any(e.is_dir() and re.fullmatch(r"y=\d{4}", e.name) for e in entries):
+    if any(e.is_dir and re.fullmatch(r"y=\d{4}", e.name) for e in entries):
         yield container
         for e in entries:
-            if not (e.is_dir() and re.fullmatch(r"y=\d{4}", e.name)) and not e.name.startswith("."):
+            if not (e.is_dir and re.fullmatch(r"y=\d{4}", e.name)) and not e.name.startswith("."):
                 unexpected.append(e.path)
         return
     if depth > 12:
         return
     for e in entries:
-        if e.is_dir():
-            yield from _time_roots(e.path, unexpected, depth + 1)
+        if e.is_dir:
+            yield from _time_roots(e.path, unexpected, depth + 1, folders=folders)
         elif not e.name.startswith("."):
             unexpected.append(e.path)
 
@@ -276,31 +357,23 @@ def _level_range(values: list[int]) -> tuple[int, int]:
 
 
 def _walk_times(tdir: str, lo: int | None, hi: int | None, files: list[LakeFile], unexpected: list[str],
-                values: list[int] | None = None) -> None:
+                values: list[int] | None = None, *, folders: FolderCache | None = None) -> None:
     values = values or []
     level = len(values)
     try:
-        entries = sorted(os.scandir(tdir), key=lambda e: e.name)
+        entries = _entries(tdir, folders)
     except OSError:
         return
     if level == 5:
         start = _level_range(values)[0]
-        for e in entries:
-            m = _BLOB.match(e.name)
-            if m is None or not e.is_file():
-                if not e.name.startswith("."):
-                    unexpected.append(e.path)
-                continue
-            span = _SPANS[m.group(1).upper()]
-            f = LakeFile(path=e.path, start_us=start, span_us=span, fmt=m.group(3).lower(),
-                         part=int(m.group(2) or 0))
-            if (lo is None or start + span > lo) and (hi is None or start < hi):
-                files.append(f)
+        blobs, strays = folders.blobs(tdir, entries, start) if folders is not None else _blobs(entries, start)
+        unexpected.extend(strays)
+        files.extend(f for f in blobs if (lo is None or start + f.span_us > lo) and (hi is None or start < hi))
         return
     prefix = _LEVELS[level] + "="
     for e in entries:
         name = e.name
-        ok = e.is_dir() and name.startswith(prefix) and name[2:].isdigit()
+        ok = e.is_dir and name.startswith(prefix) and name[2:].isdigit()
         if ok:
             value = int(name[2:])
             try:
@@ -313,7 +386,7 @@ def _walk_times(tdir: str, lo: int | None, hi: int | None, files: list[LakeFile]
             continue
         # Blobs in this folder start in [a, b) and cover at most an hour.
         if (lo is None or b + HOUR > lo) and (hi is None or a < hi):
-            _walk_times(e.path, lo, hi, files, unexpected, [*values, value])
+            _walk_times(e.path, lo, hi, files, unexpected, [*values, value], folders=folders)
 
 
 def blob_from_path(path: str) -> LakeFile | None:

@@ -192,30 +192,75 @@ class SparkEngine(Engine):
 
             return Result(table=pa.table({}), kql_types=[], query=request.query, connection=self.target,
                           engine="spark", executed=compiled.sql, render=spec,
-                          stats={"dry_run": True, **({"lake": reg.stats} if reg else {})})
+                          stats={"dry_run": True, **({"lake": reg.stats} if reg else {}), **_external_stats(compiled)})
         started = time.perf_counter()
-        out = self.session.run_cell("sql", compiled.sql, namespace=None, limit=_limit(request),
-                                    to_lake=request.options.get("to_lake"),
-                                    overwrite=bool(request.options.get("overwrite")),
-                                    lake_spec=reg.spec if reg is not None else None, progress=self.progress,
-                                    what="the Spark SQL compiled from the KQL (--show-query shows it)",
-                                    tables=list(schemas))
+        external = self._register_external(compiled.external)
+        try:
+            out = self.session.run_cell("sql", compiled.sql, namespace=None, limit=_limit(request),
+                                        to_lake=request.options.get("to_lake"),
+                                        overwrite=bool(request.options.get("overwrite")),
+                                        lake_spec=reg.spec if reg is not None else None, progress=self.progress,
+                                        what="the Spark SQL compiled from the KQL (--show-query shows it)",
+                                        tables=list(schemas))
+        finally:
+            for source in compiled.external:  # the rows are collected: the views are done with
+                self._drop_view(source.table)
         extra = list(reg.warnings) if reg is not None else []
         extra.extend(self.session.lake_warnings)
         extra.extend(compiled.warnings)
+        extra.extend(external)
         return self._result(out, reg, time.perf_counter() - started, request, executed=compiled.sql,
-                            warnings=extra, kql_types=[t for _, t in compiled.columns], render=spec)
+                            warnings=extra, kql_types=[t for _, t in compiled.columns], render=spec,
+                            external=_external_stats(compiled))
+
+    def _register_external(self, sources: tuple[Any, ...]) -> list[str]:
+        """Fetch the query's externaldata sources here and register each as a temp view made from Arrow (the
+        executors never reach the URL); the warnings they gave. A session in another process (Synapse)
+        has no DataFrame of ours to build: refused by name."""
+        if not sources:
+            return []
+        spark = self.session.spark if self.session.target.kind != "synapse" else None
+        if spark is None:
+            from kqlmagic_plus.errors import UnsupportedQueryError
+
+            raise UnsupportedQueryError("externaldata", f"Spark ({self.session.target.kind})",
+                                        reason="its driver runs elsewhere; use a local or Spark Connect session",
+                                        runs_on=("the local engine", "Log Analytics / Sentinel",
+                                                 "Azure Data Explorer"))
+        from kqlmagic_plus.engines import externaldata
+        from kqlmagic_plus.engines.spark import quiet
+
+        with quiet.quiet_warnings():  # PySpark's own (pandas 3) warning from createDataFrame, not the user's
+            return externaldata.register_spark(spark, sources)
+
+    def _drop_view(self, name: str) -> None:
+        spark = self.session.spark
+        if spark is not None:
+            import contextlib
+
+            with contextlib.suppress(Exception):  # a session lost meanwhile holds no view to drop
+                spark.catalog.dropTempView(name)
 
     def _result(self, out: dict[str, Any], reg: Any, elapsed: float, request: Request, *, executed: str | None,
-                warnings: list[str], kql_types: list[str] | None = None, render: Any = None) -> Result:
+                warnings: list[str], kql_types: list[str] | None = None, render: Any = None,
+                external: dict[str, Any] | None = None) -> Result:
         from kqlmagic_plus.engines.spark.results import to_result
 
-        stats: dict[str, Any] = {"session": self.session.target.display}
+        stats: dict[str, Any] = {"session": self.session.target.display, **(external or {})}
         if reg is not None:
             stats["lake"] = reg.stats
         return to_result(out, limit=_limit(request), kql_types=kql_types, query=request.query,
                          connection=self.target, elapsed=elapsed, executed=executed, warnings=warnings,
                          stats=stats, render=render)
+
+
+def _external_stats(compiled: Any) -> dict[str, Any]:
+    """The externaldata URLs a plan reads (their query strings' values hidden), for the Result's stats."""
+    if not compiled.external:
+        return {}
+    from kqlmagic_plus.engines.externaldata import urls_shown
+
+    return {"externaldata": urls_shown(compiled.external)}
 
 
 def _limit(request: Request) -> int:

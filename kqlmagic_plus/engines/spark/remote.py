@@ -57,8 +57,18 @@ def register_lake(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"views": [], "reused": [], "warnings": []}
     sid = _session_key(spark)
+    build = []
+    for table in spec.get("tables", []):
+        name = table["name"]
+        digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+        if _VIEWS.get((sid, name)) == digest and _view_exists(spark, name):
+            out["reused"].append(name)
+        else:
+            build.append((table, digest))
+    if not build:
+        return out  # every view stands over the same files: no conf round trips either
     conf_key = "spark.sql.sources.parallelPartitionDiscovery.threshold"
-    listed = any(not t.get("glob") for t in spec.get("tables", []))
+    listed = any(not t.get("glob") for t, _ in build)
     previous = _conf_get(spark, conf_key) if listed else None
     if listed:
         # Explicit file lists are stat-ed on the driver; Spark's default (a listing job past 32 paths)
@@ -66,12 +76,8 @@ def register_lake(spark: Any, spec: dict[str, Any]) -> dict[str, Any]:
         # lists files when the view is created, not when the reader is built).
         _conf_set(spark, conf_key, "1000000")
     try:
-        for table in spec.get("tables", []):
+        for table, digest in build:
             name = table["name"]
-            digest = hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
-            if _VIEWS.get((sid, name)) == digest and _view_exists(spark, name):
-                out["reused"].append(name)
-                continue
             df = table_frame(spark, table, out["warnings"])
             df.createOrReplaceTempView(name)
             _VIEWS[(sid, name)] = digest

@@ -36,6 +36,9 @@ class Compiled:
     render_spec_text: str | None = None
     dialect: str = "spark"
     warnings: list[str] = field(default_factory=list)
+    #: The externaldata sources the SQL reads (``external.ExternalSource``): the engine fetches each and
+    #: registers it as its ``table`` before running the SQL.
+    external: tuple[Any, ...] = ()
 
 
 def compile(

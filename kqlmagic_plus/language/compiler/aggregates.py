@@ -28,6 +28,24 @@ def _sum_type(a: list[ir.Expr]) -> str:
     return t if t in (T.REAL, T.DECIMAL, T.TIMESPAN) else T.REAL
 
 
+def _value(g: Any, e: ir.Expr) -> exp.Expression:
+    """An aggregated value; a SQL NULL string (an outer join's missing side ...) is KQL's "", and is
+    counted, compared and collected as the "" it stands for."""
+    x = g.e(e)
+    return exp.Coalesce(this=x, expressions=[s("")]) if e.type == T.STRING else x
+
+
+def _any(g: Any, e: ir.Expr, cond: ir.Expr | None) -> exp.Expression:
+    """take_any: a non-null value where the group has one (Spark's any_value takes the first row's, null or
+    not, unless told to skip nulls); for a string a non-empty one, as the reference says Kusto attempts."""
+    x = g.e(e)
+    if e.type == T.STRING:
+        x = fn("NULLIF", x, s(""))
+    x = _only_if(g, x, cond)
+    picked = fn("any_value", x, exp.true()) if g.d.name == "spark" else fn("any_value", x)
+    return exp.Coalesce(this=picked, expressions=[s("")]) if e.type == T.STRING else picked
+
+
 def _only_if(g: Any, value: exp.Expression, cond: ir.Expr | None) -> exp.Expression:
     if cond is None:
         return value
@@ -50,17 +68,17 @@ def _countif(g, a):
     "dcount", (1, 2), T.LONG, note="exact distinct count (KQL's is an estimate that is exact at small cardinalities)"
 )
 def _dcount(g, a):
-    return exp.Count(this=exp.Distinct(expressions=[g.e(a.args[0])]))
+    return exp.Count(this=exp.Distinct(expressions=[_value(g, a.args[0])]))
 
 
 @aggregate("count_distinct", 1, T.LONG)
 def _count_distinct(g, a):
-    return exp.Count(this=exp.Distinct(expressions=[g.e(a.args[0])]))
+    return exp.Count(this=exp.Distinct(expressions=[_value(g, a.args[0])]))
 
 
 @aggregate("dcountif", (2, 3), T.LONG)
 def _dcountif(g, a):
-    return exp.Count(this=exp.Distinct(expressions=[_only_if(g, g.e(a.args[0]), a.args[1])]))
+    return exp.Count(this=exp.Distinct(expressions=[_only_if(g, _value(g, a.args[0]), a.args[1])]))
 
 
 def _sum(g: Any, a: ir.Agg, cond: ir.Expr | None) -> exp.Expression:
@@ -100,22 +118,22 @@ def _avgif(g, a):
 
 @aggregate("min", 1, lambda a: a[0].type)
 def _min(g, a):
-    return exp.Min(this=g.e(a.args[0]))
+    return exp.Min(this=_value(g, a.args[0]))
 
 
 @aggregate("max", 1, lambda a: a[0].type)
 def _max(g, a):
-    return exp.Max(this=g.e(a.args[0]))
+    return exp.Max(this=_value(g, a.args[0]))
 
 
 @aggregate("minif", 2, lambda a: a[0].type)
 def _minif(g, a):
-    return exp.Min(this=_only_if(g, g.e(a.args[0]), a.args[1]))
+    return exp.Min(this=_only_if(g, _value(g, a.args[0]), a.args[1]))
 
 
 @aggregate("maxif", 2, lambda a: a[0].type)
 def _maxif(g, a):
-    return exp.Max(this=_only_if(g, g.e(a.args[0]), a.args[1]))
+    return exp.Max(this=_only_if(g, _value(g, a.args[0]), a.args[1]))
 
 
 def _stat(sql: str, cond: bool):
@@ -138,18 +156,20 @@ aggregate("variancep", 1, T.REAL)(_stat("var_pop", False))
 def _take_any(g, a):
     if len(a.args) > 1:
         raise Refusal("take_any with several arguments")
-    return fn("any_value", g.e(a.args[0]))
+    return _any(g, a.args[0], None)
 
 
 @aggregate("take_anyif", 2, lambda a: a[0].type, aliases=("anyif",))
 def _take_anyif(g, a):
-    return fn("any_value", _only_if(g, g.e(a.args[0]), a.args[1]))
+    return _any(g, a.args[0], a.args[1])
 
 
 def _element(g: Any, e: ir.Expr) -> exp.Expression:
     """A value as an element of a collected list: plain SQL scalars stay, the rest become dynamic."""
+    if e.type == T.STRING:
+        return _value(g, e)
     x = g.e(e)
-    if e.type in (T.STRING, T.LONG, T.INT, T.BOOL, T.REAL, T.GUID):
+    if e.type in (T.LONG, T.INT, T.BOOL, T.REAL, T.GUID):
         return x
     return g.d.dyn_from_scalar(x, e.type)
 
@@ -406,7 +426,7 @@ def _percentilesw_array(g, a):
 
 @aggregate("count_distinctif", 2, T.LONG)
 def _count_distinctif(g, a):
-    return exp.Count(this=exp.Distinct(expressions=[_only_if(g, g.e(a.args[0]), a.args[1])]))
+    return exp.Count(this=exp.Distinct(expressions=[_only_if(g, _value(g, a.args[0]), a.args[1])]))
 
 
 @aggregate("percentiles_array", (2, 99), T.DYNAMIC)

@@ -59,12 +59,15 @@ def _compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], 
         from kqlmagic_plus.language.compiler import probe
 
         tree = parse(rw.text)
+        lw = Lowerer(rw.text, tables, dict(params or {}))
         with probe.dialect(d):
-            lowered = Lowerer(rw.text, tables, dict(params or {})).query(tree)
-        return lowered, emit_sql(lowered.node, d)
+            lowered = lw.query(tree)
+        sql = emit_sql(lowered.node, d)
+        # Only the sources the statement reads (a let bound and never used is not fetched).
+        return lowered, sql, tuple(s for name, s in lw.external.items() if name in sql)
 
     try:
-        lowered, sql = deep(translate, check_depth(rw.text))  # deeply nested: with room to recurse
+        lowered, sql, external = deep(translate, check_depth(rw.text))  # deeply nested: with room to recurse
     except TooDeep:
         raise QueryError(too_deep_message(query)) from None
     except ParseFailure as exc:
@@ -93,7 +96,7 @@ def _compile_query(query: str, schema: Mapping[str, Sequence[tuple[str, str]]], 
             where = f" at line {p.line}, column {p.column + 1}\n" + caret_excerpt(query, p.line, p.column)
         raise QueryError(exc.message + where) from None
     columns = [(c.name, c.type) for c in lowered.node.schema.visible]
-    return Compiled(sql=sql, columns=columns, render_spec_text=lowered.render, dialect=dialect)
+    return Compiled(sql=sql, columns=columns, render_spec_text=lowered.render, dialect=dialect, external=external)
 
 
 def _runs_on(

@@ -66,6 +66,10 @@ class Emitter:
             return self.d.dyn_to_json_text(col)
         if c.type in (T.INT, T.LONG, T.REAL, T.BOOL):
             return self.d.cast(col, c.type)
+        if c.type == T.STRING:
+            # A KQL string is never null; inside the query a SQL NULL string stands for "" (an outer join's
+            # missing side, a union's missing column, a parse that did not match), and comes out as "".
+            return exp.Coalesce(this=col, expressions=[exp.Literal.string("")])
         # A decimal keeps its SQL precision: parse_version's 32 digits are DECIMAL(38, 0), which DECIMAL(38, 18)
         # (every other decimal) cannot hold.
         return col
@@ -84,6 +88,7 @@ class Emitter:
         key = id(node)
         if key in self.done:
             return self.done[key]
+        self._check_names(node.schema.names())
         if isinstance(node, ir.Sort):
             name = self.node(node.input)
         else:
@@ -100,16 +105,20 @@ class Emitter:
         return name
 
     def _check_names(self, names: list[str]) -> None:
-        if self.d.name == "spark":
-            seen: dict[str, str] = {}
-            for nm in names:
-                low = nm.lower()
-                if low in seen and seen[low] != nm:
-                    raise Refusal(
-                        f"columns {seen[low]!r} and {nm!r}",
-                        reason="Spark SQL does not tell apart names that differ only in case",
-                    )
-                seen[low] = nm
+        # KQL names are case-sensitive, SQL's are not (DuckDB's never, Spark's by default): two columns whose
+        # names differ only in case would be read as one, the wrong one for half the reads. Refused, on
+        # every node, never emitted.
+        seen: dict[str, str] = {}
+        for nm in names:
+            low = nm.lower()
+            if low in seen and seen[low] != nm:
+                engine = "Spark SQL" if self.d.name == "spark" else "DuckDB"
+                raise Refusal(
+                    f"columns {seen[low]!r} and {nm!r}",
+                    reason=f"{engine} does not tell apart names that differ only in case; rename one with "
+                    "project-rename",
+                )
+            seen[low] = nm
 
     def n_Scan(self, node: ir.Scan) -> exp.Expression:
         items = []
@@ -136,6 +145,9 @@ class Emitter:
             # columns of CommonSecurityLog).
             return exp.Select(expressions=[exp.Star()]).from_(table(node.table))
         return exp.Select(expressions=items).from_(table(node.table))
+
+    #: externaldata reads the table the engine registers from its source, as a table is read.
+    n_External = n_Scan
 
     def n_Values(self, node: ir.Values) -> exp.Expression:
         cols = list(node.schema)
@@ -323,7 +335,10 @@ class Emitter:
                 st = self.d.struct(fields)
                 # Rows whose value is null are ignored; a group where it is null everywhere still
                 # returns one of its rows (KQL's documented null handling for arg_max/arg_min).
-                picked = exp.Coalesce(this=self.d.arg_pick(a.kind, st, self.e(a.by)), expressions=[fn("any_value", st)])
+                by = self.e(a.by)
+                if a.by.type == T.STRING:  # a SQL NULL string is KQL's "", a value like any other
+                    by = exp.Coalesce(this=by, expressions=[exp.Literal.string("")])
+                picked = exp.Coalesce(this=self.d.arg_pick(a.kind, st, by), expressions=[fn("any_value", st)])
                 items.append(alias(picked, h))
                 picks.append((h, a))
             else:

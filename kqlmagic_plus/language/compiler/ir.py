@@ -120,6 +120,13 @@ class Scan(Node):
 
 
 @dataclass(eq=False)
+class External(Scan):
+    """``externaldata``: a scan of the table the engine registers from :attr:`source` before the SQL runs."""
+
+    source: Any = None
+
+
+@dataclass(eq=False)
 class Values(Node):
     """``datatable`` and ``print``: literal rows (``print`` has one row of expressions)."""
 
@@ -248,8 +255,9 @@ class MakeSeries(Node):
     input: Node
     aggs: list[tuple[str, Agg, Expr]]  # (name, aggregate, default value)
     axis: tuple[str, Expr]  # (name, expression of the bin axis)
-    start: Expr
-    stop: Expr
+    #: None without from/to: each series then runs from its first bin with data to its last.
+    start: Expr | None
+    stop: Expr | None
     step: Expr
     keys: list[tuple[str, Expr]]
     #: kind=nonempty: an empty input still gives one row of defaults (without by keys).

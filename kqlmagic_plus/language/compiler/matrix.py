@@ -18,7 +18,10 @@ _SPELLING = {"Mvexpand": "mv-expand", "ProjectAway": "project-away", "ProjectKee
              "Sort": "sort / order", "Take": "take / limit", "Evaluate": "evaluate bag_unpack"}
 #: Operators recognised before lowering (statements and the trailing render), not Lowerer methods.
 _EXTRA = {"let (scalars, tabular expressions, functions)": "", "render": "kept as a chart spec, not SQL",
-          "datatable": "", "print": "", "range": "", "materialize": ""}
+          "datatable": "", "print": "", "range": "", "materialize": "",
+          "table()": "a constant name: a literal, or a let or function parameter bound to one",
+          "externaldata": "http(s) URLs, fetched by the engine when the query runs: csv tsv scsv psv sohsv txt raw "
+                          "json multijson parquet, gzip, zip; Synapse sessions: no"}
 
 
 def _operators() -> list[str]:

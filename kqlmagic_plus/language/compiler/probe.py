@@ -71,7 +71,7 @@ def dynamic_values(node: Any, column: str) -> list[Any] | None:
 
     Raises :class:`TooManyRows` past :data:`MAX_ROWS`."""
     reader, d = _READER.get(), _DIALECT.get()
-    if reader is None or d is None:
+    if reader is None or d is None or _reads_external(node):  # its table is registered only when the SQL runs
         return None
     from sqlglot import exp
 
@@ -128,6 +128,12 @@ def _reads_a_table(node: Any) -> bool:
     return any(_reads_a_table(x) for x in node.inputs())
 
 
+def _reads_external(node: Any) -> bool:
+    from kqlmagic_plus.language.compiler import ir
+
+    return isinstance(node, ir.External) or any(_reads_external(x) for x in node.inputs())
+
+
 #: At most this many distinct values become columns (``evaluate pivot``); more is refused.
 MAX_VALUES = 1_000
 
@@ -137,7 +143,7 @@ def distinct_values(node: Any, column: str) -> list[Any] | None:
 
     Raises :class:`TooManyRows` past :data:`MAX_VALUES` values."""
     reader, d = _READER.get(), _DIALECT.get()
-    if reader is None or d is None:
+    if reader is None or d is None or _reads_external(node):  # its table is registered only when the SQL runs
         return None
     from sqlglot import exp
 

@@ -30,16 +30,31 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
         x = em.e(e)
         return d.ts_to_us(x) if e.type == T.DATETIME else x
 
-    start, stop, step = num(node.start), num(node.stop), num(node.step)
+    step = num(node.step)
     a = num(axis)
     integral = axis.type in (T.DATETIME, T.LONG, T.INT, T.TIMESPAN) and node.step.type in (T.TIMESPAN, T.LONG, T.INT)
-    if integral:
+    from_data = node.start is None
+    if from_data:
+        # No from/to: each series spans its own bins with data (the reference: from the first bin that has
+        # data in the series to the upper bound of its last). Bins are bin(axis, step), numbered from zero;
+        # per series lo..hi are the first and last numbers, and the grid is lo..hi.
+        if axis.type == T.TIMESPAN:
+            raise Refusal("make-series without from/to on a timespan axis")
+        start = n(0)
+        if integral:
+            idx = exp.IntDiv(this=exp.Sub(this=a, expression=d.pmod(a, step)), expression=step)
+        else:
+            idx = cast_(fn("floor", exp.Div(this=a, expression=step)), "BIGINT")
+        count = n(0)  # per series, below
+    elif integral:
+        start, stop = num(node.start), num(node.stop)
         idx = exp.IntDiv(this=exp.Sub(this=a, expression=start), expression=step)
         count = exp.IntDiv(
             this=exp.Add(this=exp.Sub(this=stop, expression=start), expression=exp.Sub(this=step, expression=n(1))),
             expression=step,
         )
     else:
+        start, stop = num(node.start), num(node.stop)
         idx = cast_(fn("floor", exp.Div(this=exp.Sub(this=a, expression=start), expression=step)), "BIGINT")
         count = cast_(fn("ceil", exp.Div(this=exp.Sub(this=stop, expression=start), expression=step)), "BIGINT")
 
@@ -55,7 +70,8 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
     items.append(exp.Alias(this=idx, alias=exp.to_identifier("__kqlc_i", quoted=True)))
     for i, (_, agg, _) in enumerate(node.aggs):
         items.append(exp.Alias(this=em.e(agg), alias=exp.to_identifier(f"__kqlc_v{i}", quoted=True)))
-    in_range = exp.and_(exp.GTE(this=a, expression=start), exp.LT(this=a, expression=stop))
+    in_range = exp.Not(this=exp.Is(this=a, expression=exp.Null())) if from_data else \
+        exp.and_(exp.GTE(this=a, expression=start), exp.LT(this=a, expression=stop))
     q1 = exp.Select(expressions=items).from_(exp.Table(this=exp.to_identifier(src, quoted=True))).where(in_range)
     q1 = q1.group_by(*key_exprs, idx)
     step1 = em.add(q1)
@@ -80,19 +96,26 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
                 ),
             )
         items2.append(exp.Alias(this=m, alias=exp.to_identifier(f"__kqlc_m{i}", quoted=True)))
+    if from_data:
+        for bound, agg_fn in (("__kqlc_lo", exp.Min), ("__kqlc_hi", exp.Max)):
+            items2.append(exp.Alias(this=agg_fn(this=c("__kqlc_i")), alias=exp.to_identifier(bound, quoted=True)))
     q2 = exp.Select(expressions=items2).from_(exp.Table(this=exp.to_identifier(step1, quoted=True)))
     if node.keys:
         q2 = q2.group_by(*[c(name) for name, _ in node.keys])
     step2 = em.add(q2)
 
+    if from_data:
+        count = exp.Add(this=exp.Sub(this=c("__kqlc_hi"), expression=c("__kqlc_lo")), expression=n(1))
     grid = em.sequence(count)
     x = exp.column("x")
+    # the map key of grid position x: the bin number (from_data) or the position itself
+    key = exp.Add(this=c("__kqlc_lo"), expression=x) if from_data else x
     items3: list[exp.Expression] = [
         exp.Alias(this=c(name), alias=exp.to_identifier(name, quoted=True)) for name, _ in node.keys
     ]
     for i, (name, agg, default) in enumerate(node.aggs):
         m = c(f"__kqlc_m{i}")
-        got = fn("try_element_at", m, x) if d.name == "spark" else fn("map_extract_value", m, x)
+        got = fn("try_element_at", m, key) if d.name == "spark" else fn("map_extract_value", m, key)
         dflt = em.e(default)
         body = exp.Coalesce(this=got, expressions=[d.cast(dflt, agg.type)])
         arr = fn(
@@ -108,7 +131,8 @@ def emit_make_series(em: Any, node: ir.MakeSeries) -> exp.Expression:
                 exp.Lambda(this=elem, expressions=[exp.to_identifier("y")]),
             )
         items3.append(exp.Alias(this=d.dyn_array_from_sql_array(arr), alias=exp.to_identifier(name, quoted=True)))
-    point = exp.Add(this=start, expression=exp.Mul(this=x, expression=step))
+    point = exp.Mul(this=key, expression=step) if from_data else \
+        exp.Add(this=start, expression=exp.Mul(this=x, expression=step))
     if dt:
         point = d.dyn_from_scalar(d.us_to_ts(point), T.DATETIME)
     axis_arr = fn(

@@ -298,6 +298,9 @@ class Rewrite:
         return Pos(line, col)
 
 
+#: What the ``table()`` function is read as: a call of this name, as long as ``table``.
+TABLE_CALL = "__ktb"
+
 #: What ``project-by-names`` is read as: ``invoke`` of a name the lowering knows, as long as the operator's name.
 _PROJECT_BY_NAMES = "invoke __kqlpbn("
 PROJECT_BY_NAMES_CALL = "__kqlpbn"
@@ -335,6 +338,12 @@ def preprocess(text: str) -> Rewrite:
     edits: list[tuple[int, str]] = []  # (offset in the original, text to insert)
     replaces: list[tuple[int, str]] = []  # (offset in the original, same-length text written over it)
     for i, tok in enumerate(toks):
+        if tok.text == "table" and i + 1 < len(toks) and toks[i + 1].text == "(" \
+                and (i == 0 or toks[i - 1].text != "."):
+            # The grammar reads `table` only as a keyword of other statements, so the table() function is
+            # the same-length name of a call the lowering knows (TABLE_CALL).
+            replaces.append((tok.start, TABLE_CALL))
+            continue
         if tok.kind != "ident" or i == 0 or toks[i - 1].text != "|":
             continue
         word = tok.text.lower()

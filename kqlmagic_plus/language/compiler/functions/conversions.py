@@ -47,6 +47,14 @@ def real_text(g: Any, x: exp.Expression) -> exp.Expression:
 
 
 def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
+    """KQL's ``tostring``: never null, the text of a null value (a null dynamic, a missing bag key) is ""."""
+    text = _to_string(g, arg)
+    if arg.type == T.STRING or isinstance(text, exp.Literal):
+        return text  # a string stays as it is: its consumers read a SQL NULL string as ""
+    return exp.Coalesce(this=text, expressions=[s("")])
+
+
+def _to_string(g: Any, arg: ir.Expr) -> exp.Expression:
     if g.d.name == "spark" and arg.type == T.DYNAMIC:
         # Spark's variant keeps an object's keys sorted, Kusto's dynamic keeps them as written: a constant's
         # text is written here (compact JSON, the form Kusto prints), where its keys are still in order.
@@ -62,7 +70,7 @@ def to_string(g: Any, arg: ir.Expr) -> exp.Expression:
     if t in (T.STRING, T.GUID):
         return x
     if t == T.NULL:
-        return exp.null()
+        return s("")
     if t == T.DYNAMIC:
         return g.d.dyn_as_string(x)
     if t == T.REAL:
@@ -267,9 +275,20 @@ def _parse_json(g, c, pred):
     return parse_json_expr(g, c.args[0])
 
 
+def dynamic_of(g: Any, a: ir.Expr) -> exp.Expression:
+    """A scalar as a dynamic value (an element of pack_array, a bag_pack value); a SQL NULL string is KQL's ""
+    and becomes the dynamic "", not a JSON null."""
+    x = g.e(a)
+    if a.type == T.DYNAMIC:
+        return x
+    if a.type == T.STRING:
+        x = exp.Coalesce(this=x, expressions=[s("")])
+    return g.d.dyn_from_scalar(x, a.type)
+
+
 @scalar("__to_dynamic", 1, T.DYNAMIC, category="internal")
 def _to_dynamic(g, c, pred):
-    return g.d.dyn_from_scalar(g.e(c.args[0]), c.args[0].type)
+    return dynamic_of(g, c.args[0])
 
 
 @scalar("__dyn_as", 1, lambda a: a[0].type, category="internal")

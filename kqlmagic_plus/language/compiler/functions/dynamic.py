@@ -12,7 +12,7 @@ from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler import types as T
 from kqlmagic_plus.language.compiler.entries import Table
 from kqlmagic_plus.language.compiler.functions.common import big, elements_as, lit_str
-from kqlmagic_plus.language.compiler.functions.conversions import parse_json_expr, to_string
+from kqlmagic_plus.language.compiler.functions.conversions import dynamic_of, parse_json_expr, to_string
 from kqlmagic_plus.language.compiler.sqlexpr import case, cast_, fn, n, s
 from kqlmagic_plus.language.compiler.syntax import Refusal
 
@@ -26,7 +26,7 @@ def _array_length(g, c, pred):
 
 
 def _to_dyn(g: Any, a: ir.Expr) -> exp.Expression:
-    return g.d.dyn_from_scalar(g.e(a), a.type) if a.type != T.DYNAMIC else g.e(a)
+    return dynamic_of(g, a)
 
 
 @scalar("pack_array", (0, 999), T.DYNAMIC)

@@ -60,9 +60,11 @@ def _string_pred(kind: str, *, negated: bool = False, cs: bool = False):
     def emit(g, c, pred):
         a, b = c.args
         hay = g.e(a)
-        if negated:
-            hay = empty_if_null(hay)
         needle = lit_str(b)
+        if negated or needle is None or needle == "" or kind == "matches":
+            # A SQL NULL string is KQL's "", which starts with and contains "" and may match the pattern. Left
+            # bare only where the answer is the same (a written non-empty needle), so a scan can push it down.
+            hay = empty_if_null(hay)
         if kind in ("has", "hasprefix", "hassuffix"):
             if needle is not None:
                 r = exp.true() if needle == "" else g.d.regex_match(hay, s(term_regex([needle], kind, not cs, g)))

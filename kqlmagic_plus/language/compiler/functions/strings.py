@@ -189,10 +189,11 @@ def _extract(g, c, pred):
         raise Refusal("extract with a computed capture group")
     text = g.e(c.args[2])
     pattern = g.e(c.args[0])
-    got = case([(g.d.regex_match(text, pattern), g.d.regex_extract(text, pattern, group.value))])
+    found = g.d.regex_match(text, pattern)
+    got = g.d.regex_extract(text, pattern, group.value)
     if c.type == T.STRING:
-        return got
-    return convert_text(g, got, c.type)
+        return case([(found, got)], s(""))  # no match: a KQL string is never null, so ""
+    return convert_text(g, case([(found, got)]), c.type)
 
 
 @scalar("extract_all", (2, 3), T.DYNAMIC, coerce=("string", None, "string"), aliases=("extractall",))

@@ -44,7 +44,12 @@ def literal(ctx: Any) -> ir.Lit:
         if r == "DynamicLiteralExpression":
             return ir.Lit(T.DYNAMIC, L.json_value(c.Value))
         if r == "TypeLiteralExpression":
-            t = T.type_from_word(L.type_value(text))
+            word = L.type_value(text)
+            t = T.type_from_word(word)
+            if t is None and word.replace("_", "").isalnum():
+                # typeof(port) names no type; a hunter meaning a value's type wants gettype(port).
+                raise SemanticError(f"typeof({word}): '{word}' is not a KQL type (gettype() gives the type of "
+                                    "a value)", pos(c))
             return ir.Lit(t or T.DYNAMIC, None)
         if r == "SignedLongLiteralExpression":
             v = L.long_value(c.LiteralToken.text)

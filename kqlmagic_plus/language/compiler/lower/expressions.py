@@ -29,7 +29,7 @@ from kqlmagic_plus.language.compiler.lower.coerce import (
 from kqlmagic_plus.language.compiler.lower.messages import construct_name, no_column
 from kqlmagic_plus.language.compiler.lower.scope import FunctionDef, Scope
 from kqlmagic_plus.language.compiler.parsetree import collapse, is_token, rule
-from kqlmagic_plus.language.compiler.syntax import Pos, Refusal, SemanticError, name_of, pos
+from kqlmagic_plus.language.compiler.syntax import TABLE_CALL, Pos, Refusal, SemanticError, name_of, pos
 
 if TYPE_CHECKING:
     from kqlmagic_plus.language.compiler.lower.lowerer import Lowerer
@@ -336,6 +336,8 @@ def function_call(lw: Lowerer, c: Any, sc: Scope) -> ir.Expr:
         return ir.Agg(agg.result_type(ir_args), agg.name, tuple(ir_args))
     if fname in ("arg_max", "arg_min", "percentiles", "percentilesw"):
         raise Refusal(f"{fname} inside an expression", where)
+    if fname == TABLE_CALL:  # the table() function, as preprocess() renames it
+        raise SemanticError("table() returns a table where a scalar is expected", where)
     special = SPECIAL_FORMS.get(fname)
     if special is not None:
         return special(lw, args, sc, where)

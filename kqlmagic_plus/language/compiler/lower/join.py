@@ -280,7 +280,9 @@ def _let_tables(lw: Lowerer, env: Env, pattern: str) -> set[str]:
 def label_of(node: ir.Node) -> str | None:
     """The name ``as`` gave this exact node (union's withsource reads it), or None."""
     label = getattr(node, "as_label", None)
-    return node.table if label is None and isinstance(node, ir.Scan) else label
+    # externaldata's table name is ours, not the user's: it is an unnamed leg, as a datatable is
+    named = isinstance(node, ir.Scan) and not isinstance(node, ir.External)
+    return node.table if label is None and named else label
 
 
 def unique_name(name: str, taken: set[str]) -> str:

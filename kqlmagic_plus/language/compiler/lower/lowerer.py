@@ -18,7 +18,15 @@ from kqlmagic_plus.language.compiler.lower.operators import OPERATORS, SOURCES
 from kqlmagic_plus.language.compiler.lower.scope import Env, FunctionDef, Lowered, Scope, shape
 from kqlmagic_plus.language.compiler.naming import Namer, syntax_name
 from kqlmagic_plus.language.compiler.parsetree import collapse, is_token, rule, rule_children, source
-from kqlmagic_plus.language.compiler.syntax import Pos, Refusal, SemanticError, UnknownTable, name_of, pos
+from kqlmagic_plus.language.compiler.syntax import (
+    TABLE_CALL,
+    Pos,
+    Refusal,
+    SemanticError,
+    UnknownTable,
+    name_of,
+    pos,
+)
 from kqlmagic_plus.language.compiler.types import Schema
 
 _IGNORED_PARAMS = ("hint.", "bin_legacy", "isfuzzy", "decodeblocks")
@@ -32,6 +40,8 @@ class Lowerer:
         self.params = dict(params or {})
         self.render: str | None = None
         self._hidden = 0
+        #: The externaldata sources lowered, by table name (the engine reads those the SQL names).
+        self.external: dict[str, Any] = {}
 
     # -- entry ------------------------------------------------------------------------------------
 
@@ -148,7 +158,7 @@ class Lowerer:
             return self.is_tabular(c.Expression, env)
         if r == "NamedFunctionCallExpression":
             fname = name_of(c.Name)
-            if fname in ("materialize", "table", "view", "database", "cluster"):
+            if fname in ("materialize", "table", TABLE_CALL, "view", "database", "cluster"):
                 return True
             b = env.lookup(fname)
             return isinstance(b, FunctionDef) and self.fn_is_tabular(b)
@@ -161,15 +171,29 @@ class Lowerer:
         env = f.env.child()
         for pname, t, _ in f.scalar_params:
             env.vars[pname] = ir.Lit(t, None)
-        self.body_statements(body, env)
+        self.body_statements(body, env, classify=True)
         return body.Expression is not None and self.is_tabular(body.Expression, env)
 
-    def body_statements(self, body: Any, env: Env) -> None:
+    def body_statements(self, body: Any, env: Env, classify: bool = False) -> None:
         for st in rule_children(body):
             if rule(st) == "LetFunctionBodyStatement":
                 inner = collapse(st)
-                if rule(inner).startswith("Let"):
+                if not rule(inner).startswith("Let"):
+                    continue
+                if not classify:
                     self.let(inner, env)
+                    continue
+                try:
+                    self.let(inner, env)
+                except (Refusal, SemanticError):
+                    # Only telling a table from a scalar here, with null parameters: a let those cannot lower
+                    # (`let x = table(tableName) | ...`) is bound by its form; the call lowers it for real.
+                    value = inner.Expression if rule(inner) not in ("LetFunctionDeclaration",
+                                                                   "LetViewDeclaration") else None
+                    tabular = value is None or rule(inner) == "LetMaterializeDeclaration" or \
+                        self.is_tabular(value, env)
+                    env.vars[name_of(inner.Name)] = ir.Scan(Schema([]), name_of(inner.Name)) if tabular else \
+                        ir.Lit(T.DYNAMIC, None)
 
     # -- tabular expressions ----------------------------------------------------------------------
 
@@ -211,7 +235,9 @@ class Lowerer:
         args = [a for a in c.Arguments]
         if fname == "materialize" and len(args) == 1:
             return self.tabular(args[0], env)
-        if fname in ("table", "view") and len(args) >= 1:
+        if fname == TABLE_CALL:
+            return self.table_function(c, args, env)
+        if fname == "view" and len(args) >= 1:
             target = literal(collapse(args[0]))
             if not isinstance(target.value, str):
                 raise Refusal(f"{fname}() with a computed name", pos(c))
@@ -220,6 +246,27 @@ class Lowerer:
         if isinstance(b, FunctionDef):
             return self.expand_tabular_function(b, args, piped, env, pos(c))
         raise Refusal(f"{fname}()", pos(c), "not a tabular function this compiler knows")
+
+    def table_function(self, c: Any, args: list[Any], env: Env) -> ir.Node:
+        """``table(Name [, DataScope])``: the name must be a constant where the call is, a literal or a let /
+        function parameter bound to one (a name read from the data is no table Kusto can resolve either)."""
+        if not 1 <= len(args) <= 2:
+            raise SemanticError(f"table() takes a name and an optional data scope, not {len(args)} arguments",
+                                pos(c))
+        consts = []
+        for a in args:
+            try:
+                value = self.expr(a, Scope(None, env))
+            except (SemanticError, Refusal):
+                value = None
+            if not isinstance(value, ir.Lit) or not isinstance(value.value, str):
+                raise Refusal("table() with a name not known at compile time", pos(a),
+                              "the name must be a constant string (a literal, or a let or parameter bound to one)")
+            consts.append(value.value)
+        if len(consts) == 2 and consts[1] not in ("all", "default"):
+            # Only the whole table is here: no engine of this package keeps a hot cache to restrict to.
+            raise Refusal(f"table() with data scope {consts[1]!r}", pos(args[1]))
+        return self.table_ref(consts[0], env, pos(c))
 
     def expand_tabular_function(
         self, f: FunctionDef, args: list[Any], piped: ir.Node | None, env: Env, where: Pos
@@ -269,7 +316,7 @@ class Lowerer:
                 fenv.vars[pname] = self.tabular(ctx, env)
                 continue
             t = next(t for n, t, _ in f.scalar_params if n == pname)
-            fenv.vars[pname] = self._bind_scalar(self.expr(ctx, scope or Scope(None, env)), t, pos(ctx))
+            fenv.vars[pname] = self._bind_scalar(self.expr(ctx, scope or Scope(None, env)), t, pos(ctx), f, pname)
         for kind, pname in f.order:
             if pname in named:
                 continue
@@ -285,7 +332,8 @@ class Lowerer:
                 t, default = next((t, d) for n, t, d in f.scalar_params if n == pname)
                 if queue:
                     a = queue.pop(0)
-                    fenv.vars[pname] = self._bind_scalar(self.expr(a, scope or Scope(None, env)), t, pos(a))
+                    fenv.vars[pname] = self._bind_scalar(self.expr(a, scope or Scope(None, env)), t, pos(a), f,
+                                                         pname)
                 elif default is not None:
                     fenv.vars[pname] = convert_literal(literal(default), t, where)
                 else:
@@ -295,9 +343,14 @@ class Lowerer:
         return fenv
 
     @staticmethod
-    def _bind_scalar(value: ir.Expr, t: str, where: Pos) -> ir.Expr:
-        return coerce_to(value, t, where) if t != T.DYNAMIC or value.type == T.DYNAMIC else \
-            coerce_to(value, T.DYNAMIC, where)
+    def _bind_scalar(value: ir.Expr, t: str, where: Pos, f: FunctionDef, pname: str) -> ir.Expr:
+        try:
+            return coerce_to(value, t, where) if t != T.DYNAMIC or value.type == T.DYNAMIC else \
+                coerce_to(value, T.DYNAMIC, where)
+        except SemanticError as err:
+            # A function's parameters are typed: say which one the argument does not fit (Kusto rejects it too).
+            raise SemanticError(f"function {f.name!r}: parameter {pname!r} is {t}, the argument is {value.type}",
+                                where) from err
 
     # -- operators --------------------------------------------------------------------------------
 

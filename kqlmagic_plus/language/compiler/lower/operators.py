@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from kqlmagic_plus.language.compiler import ir
 from kqlmagic_plus.language.compiler.lower.expand import evaluate, mv_expand, parse, parse_where
+from kqlmagic_plus.language.compiler.lower.externaldata import externaldata
 from kqlmagic_plus.language.compiler.lower.find import find_source
 from kqlmagic_plus.language.compiler.lower.graph import graph_to_table, make_graph
 from kqlmagic_plus.language.compiler.lower.graph_components import graph_mark_components
@@ -90,4 +91,5 @@ SOURCES: dict[str, SourceRule] = {
     "RangeExpression": range_,
     "UnionOperator": union_source,
     "FindOperator": find_source,
+    "ExternalDataExpression": externaldata,
 }

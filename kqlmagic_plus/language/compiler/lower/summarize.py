@@ -178,10 +178,13 @@ def make_series(lw: Lowerer, c: Any, node: ir.Node, env: Env) -> ir.Node:
         )
     else:
         fc = c.FromToStepClause
-        if fc.FromExpression is None or fc.ToExpression is None:
-            raise Refusal("make-series without from/to", pos(c))
+        if (fc.FromExpression is None) != (fc.ToExpression is None):
+            raise Refusal("make-series with only one of from/to", pos(c))
+        if fc.FromExpression is None and "kind" in params:
+            # Over no rows there is no range to fill with defaults: what Kusto returns then is not known here.
+            raise Refusal("make-series kind=nonempty without from/to", pos(c))
         start, stop, step = (
-            lw.expr(x.Expression, Scope(None, env))
+            lw.expr(x.Expression, Scope(None, env)) if x is not None else None
             for x in (fc.FromExpression, fc.ToExpression, fc.StepExpression)
         )
     keys = []
