@@ -27,3 +27,20 @@ def spark_rows(spark: Any, query: str) -> list[tuple]:
     from kqlmagic_plus.language.compiler.execute import run_spark
 
     return rows(run_spark(spark, kcompile(query, {}, "spark")))
+
+
+def expected_rows_tests(cases: list[tuple[str, list[tuple]]]) -> tuple[Any, Any]:
+    """(test_duckdb, test_spark) for a module's (query, expected rows) *cases*: each case on DuckDB, all of
+    them on one local Spark session. Assign both at module level for pytest to collect."""
+    import pytest
+
+    @pytest.mark.parametrize(("query", "want"), cases)
+    def test_duckdb(query: str, want: list[tuple]) -> None:
+        assert duckdb_rows(query) == want
+
+    @pytest.mark.spark
+    def test_spark(spark_local: Any) -> None:
+        got = {q: spark_rows(spark_local, q) for q, _ in cases}
+        assert got == {q: w for q, w in cases}
+
+    return test_duckdb, test_spark

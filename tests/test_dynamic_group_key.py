@@ -5,7 +5,7 @@ first, as KQL does): the local engine groups the JSON values, and Spark used to 
 from __future__ import annotations
 
 import pytest
-from compiled_rows import duckdb_rows, spark_rows
+from compiled_rows import expected_rows_tests
 
 from kqlmagic_plus.errors import QueryError
 from kqlmagic_plus.language.compiler import compile as kcompile
@@ -19,15 +19,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("query", "want"), CASES)
-def test_duckdb(query: str, want: list[tuple]) -> None:
-    assert duckdb_rows(query) == want
-
-
-@pytest.mark.spark
-def test_spark(spark_local) -> None:
-    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
-    assert got == {q: w for q, w in CASES}
+test_duckdb, test_spark = expected_rows_tests(CASES)
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "spark"])

@@ -6,8 +6,7 @@ INVALID_PARAMETER_VALUE.PATTERN / "Illegal repetition", and to read ``&&`` as a 
 
 from __future__ import annotations
 
-import pytest
-from compiled_rows import duckdb_rows, spark_rows
+from compiled_rows import expected_rows_tests
 
 from kqlmagic_plus.language.compiler.regex_java import java_regex
 
@@ -24,15 +23,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("query", "want"), CASES)
-def test_duckdb(query: str, want: list[tuple]) -> None:
-    assert duckdb_rows(query) == want
-
-
-@pytest.mark.spark
-def test_spark(spark_local) -> None:
-    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
-    assert got == {q: w for q, w in CASES}
+test_duckdb, test_spark = expected_rows_tests(CASES)
 
 
 def test_patterns_both_engines_agree_on_pass_through() -> None:

@@ -5,8 +5,7 @@ table of the KQL reference.
 
 from __future__ import annotations
 
-import pytest
-from compiled_rows import duckdb_rows, spark_rows
+from compiled_rows import expected_rows_tests
 
 # Two events whose XML is in a column (so parse_xml runs in the engine, not at compile time): named Data items
 # with text, one written <Data Name="C"/> (an attribute and no text), one event that is not XML.
@@ -39,12 +38,4 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("query", "want"), CASES)
-def test_duckdb(query: str, want: list[tuple]) -> None:
-    assert duckdb_rows(query) == want
-
-
-@pytest.mark.spark
-def test_spark(spark_local) -> None:
-    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
-    assert got == {q: w for q, w in CASES}
+test_duckdb, test_spark = expected_rows_tests(CASES)

@@ -8,7 +8,7 @@ names differ only in case, which SQL reads as one column and so are refused on b
 from __future__ import annotations
 
 import pytest
-from compiled_rows import duckdb_rows, spark_rows
+from compiled_rows import expected_rows_tests
 
 from kqlmagic_plus.errors import UnsupportedQueryError
 from kqlmagic_plus.language.compiler import compile as kcompile
@@ -66,15 +66,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("query", "want"), CASES)
-def test_duckdb(query: str, want: list[tuple]) -> None:
-    assert duckdb_rows(query) == want
-
-
-@pytest.mark.spark
-def test_spark(spark_local) -> None:
-    got = {q: spark_rows(spark_local, q) for q, _ in CASES}
-    assert got == {q: w for q, w in CASES}
+test_duckdb, test_spark = expected_rows_tests(CASES)
 
 
 #: Columns whose names differ only in case: KQL keeps them apart, SQL reads one for the other (DuckDB always,
