@@ -285,12 +285,6 @@ def _blobs(entries: list[Entry], start: int) -> tuple[list[LakeFile], list[str]]
     return blobs, strays
 
 
-def _entries(folder: str, folders: FolderCache | None) -> list[Entry]:
-    if folders is not None:
-        return folders.entries(folder)
-    return [Entry(e.name, e.path, e.is_dir(), e.is_file()) for e in sorted(os.scandir(folder), key=lambda e: e.name)]
-
-
 def _is_am(path: str) -> bool:
     return os.path.basename(path.rstrip(os.sep)).lower().startswith("am-")
 
@@ -307,10 +301,10 @@ def is_container(path: str) -> bool:
 
 
 def _time_roots(container: str, unexpected: list[str], depth: int = 0, *,
-                folders: FolderCache | None = None) -> Iterator[str]:
+                folders: FolderCache) -> Iterator[str]:
     """Folders holding ``y=YYYY`` folders, below a container (any workspace path in between)."""
     try:
-        entries = _entries(container, folders)
+        entries = folders.entries(container)
     except OSError:
         return
     if any(e.is_dir and re.fullmatch(r"y=\d{4}", e.name) for e in entries):
@@ -357,16 +351,16 @@ def _level_range(values: list[int]) -> tuple[int, int]:
 
 
 def _walk_times(tdir: str, lo: int | None, hi: int | None, files: list[LakeFile], unexpected: list[str],
-                values: list[int] | None = None, *, folders: FolderCache | None = None) -> None:
+                values: list[int] | None = None, *, folders: FolderCache) -> None:
     values = values or []
     level = len(values)
     try:
-        entries = _entries(tdir, folders)
+        entries = folders.entries(tdir)
     except OSError:
         return
     if level == 5:
         start = _level_range(values)[0]
-        blobs, strays = folders.blobs(tdir, entries, start) if folders is not None else _blobs(entries, start)
+        blobs, strays = folders.blobs(tdir, entries, start)
         unexpected.extend(strays)
         files.extend(f for f in blobs if (lo is None or start + f.span_us > lo) and (hi is None or start < hi))
         return
