@@ -148,8 +148,8 @@ def likelihood(plan: Plan, d: Dialect, v: Mapping[str, Any], min_delta_us: int) 
         SELECT {d.key_select('h')}, h.g, h.n, z.a, z.c1, z.s2, z.c2, z.s3, z.c3,
                least(CAST(h.g AS DOUBLE) / q.q2, {_dbl(X_CAP)}) AS x
         FROM @h2 h JOIN @rel q ON {d.key_join('h', 'q')} CROSS JOIN ({shapes}) z
-        WHERE q.total >= {MIN_EVIDENCE_GAPS} AND q.burst_bp <= {MAX_EVIDENCE_BURSTS_BP}
-          AND q.cov_bp >= {round(v["min_coverage"] * 100)} AND q.mad * {_BP} <= {MAX_EVIDENCE_SPREAD_BP} * q.q2""")
+        WHERE q.total >= {MIN_EVIDENCE_GAPS} AND {_evidence_takes(v, 'q')}
+          AND q.mad * {_BP} <= {MAX_EVIDENCE_SPREAD_BP} * q.q2""")
     one, two, three, half = _dbl(1.0), _dbl(2.0), _dbl(3.0), _dbl(0.5)
     plan.add("lru", f"""
         SELECT {K}, g, n, a, x, c1, s2, c2, s3, c3, ((x - {one}) / a) * ((x - {one}) / a) AS u2 FROM @lrx""")
@@ -215,11 +215,14 @@ def evidence_verdict(v: Mapping[str, Any], alias: str = "r") -> str:
     (FALSE when the method is ``mode``)."""
     if v["method"] == "mode":
         return "FALSE"
-    cov = round(v["min_coverage"] * 100)
     a = alias
-    return (f"({a}.lr_mn IS NOT NULL AND {a}.cov_bp >= {cov} AND "
-            f"{a}.burst_bp <= {MAX_EVIDENCE_BURSTS_BP} AND "
+    return (f"({a}.lr_mn IS NOT NULL AND {_evidence_takes(v, a)} AND "
             f"{a}.lr_mn > {_null_threshold_sql(f'{a}.total', 'lr_mn_by_gaps')})")
+
+
+def _evidence_takes(v: Mapping[str, Any], a: str) -> str:
+    """SQL: the pair (a ``rel`` row) is one the evidence judges: min-coverage, and few enough bursts."""
+    return f"{a}.cov_bp >= {round(v['min_coverage'] * 100)} AND {a}.burst_bp <= {MAX_EVIDENCE_BURSTS_BP}"
 
 
 def size_score(n: int | None, s1: Any, s2: Any) -> float | None:
